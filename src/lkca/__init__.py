@@ -1,0 +1,11 @@
+"""lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
+
+from lkca.analysis.profile import profile
+from lkca.errors import UserError
+from lkca.layers.lkca import LKCA
+from lkca.models.registry import create_model, list_models
+from lkca.models.vit import VisionTransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["LKCA", "VisionTransformer", "create_model", "list_models", "profile", "UserError"]

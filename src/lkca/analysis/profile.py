@@ -1,0 +1,69 @@
+"""Parameters and multiply-accumulates (the paper's "Flops") of one 1-image forward pass."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
+
+
+from lkca.layers.lkca import LKCA
+
+
+@contextlib.contextmanager
+def _lkca_as_matmul(model: nn.Module) -> Iterator[None]:
+    """Count LKCA as its attention view (heads x N x N matrix times V), as attention is counted.
+
+    The FFT path has no flop formula in torch and the conv path counts the zero-padded border, so
+    MACs would depend on the implementation the cost model picks; the matmul view is the
+    operation's own count (C * N^2 per image and block), like the SDPA count of attention.
+    """
+    mixers = [m for m in model.modules() if isinstance(m, LKCA)]
+    saved = [m.impl for m in mixers]
+    for m in mixers:
+        m.impl = "toeplitz"
+    try:
+        yield
+    finally:
+        for m, impl in zip(mixers, saved):
+            m.impl = impl
+
+
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    return sdpa_flop(query_shape, key_shape, value_shape)
+
+
+# torch's counter knows the CUDA attention kernels but not the CPU flash kernel that
+# F.scaled_dot_product_attention dispatches to here; without this, attention would count zero.
+_EXTRA_FORMULAS = {}
+if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+    _EXTRA_FORMULAS[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = (
+        _cpu_attention_flops
+    )
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def profile(
+    model: nn.Module, img_size: int | tuple[int, int], in_chans: int = 3
+) -> dict[str, int]:
+    """``{"params": int, "macs": int}`` for one image of ``img_size`` (torch's flop counter / 2)."""
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.zeros(1, in_chans, *size, device=device)
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
+    try:
+        with torch.no_grad(), _lkca_as_matmul(model), counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return {"params": count_params(model), "macs": counter.get_total_flops() // 2}

@@ -1,0 +1,247 @@
+"""The paper's training augmentation as batched on-device tensor ops (DESIGN.md section 6).
+
+Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py)::
+
+    uint8 (B, C, H, W) -> RandomHorizontalFlip(0.5) -> RandomCrop(H, padding=4, zero fill)
+    -> float [0, 1] -> AutoAugment(policy) -> normalise -> RandomErasing(0.25, fill 0)
+
+Flip and crop are a few batched tensor ops on the uint8 batch (kornia's crop slices per image in
+Python); AutoAugment and random erasing are kornia's. All randomness is drawn from torch's global
+generator of the batch's device (kornia's samplers are moved to that device on the first call), so
+``torch.manual_seed`` makes the pipeline deterministic and saving the RNG state gives exact resume.
+
+Known differences from SPT's torchvision/PIL pipeline, all kornia's: a magnitude bin is sampled
+within its interval rather than taken at its end point, geometric AutoAugment ops fill with black
+rather than grey, and the erasing aspect ratio is drawn half below and half above 1 (box clipped to
+the image) rather than uniformly on [0.3, 3.33] with retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import kornia.augmentation as K
+import torch
+import torch.nn.functional as F
+from kornia.augmentation.auto import AutoAugment
+from torch import nn
+
+from lkca.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lkca.data.base import DatasetInfo
+
+POLICIES = ("cifar10", "svhn", "imagenet")
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # SPT utils/dataloader.py
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Values of the training augmentation; the defaults are the CIFAR-10 recipe."""
+
+    hflip: bool = True  # SPT: RandomHorizontalFlip() (p=0.5), all data sets
+    crop_padding: int = 4  # SPT: RandomCrop(img_size, padding=4), zero padding
+    autoaugment: str | None = "cifar10"  # paper 4.1: CIFAR10 / SVHN / ImageNet policy
+    per_image_policy: bool = True  # torchvision/SPT: one sub-policy per image, not per batch
+    erasing_p: float = 0.25  # SPT --re
+    erasing_scale: tuple[float, float] = (0.02, 0.4)  # SPT RandomErasing sl, --re_sh
+    erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)  # SPT --re_r1 and 1/r1
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+
+    def __post_init__(self) -> None:
+        if self.autoaugment is not None and self.autoaugment not in POLICIES:
+            raise ConfigError(
+                f"autoaugment={self.autoaugment!r} is not a known policy; use one of "
+                f"{', '.join(POLICIES)} or null"
+            )
+        if self.crop_padding < 0:
+            raise ConfigError(f"crop_padding={self.crop_padding} must be >= 0")
+        if not 0.0 <= self.erasing_p <= 1.0:
+            raise ConfigError(f"erasing_p={self.erasing_p} must be in [0, 1]")
+        lo, hi = self.erasing_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"erasing_scale={self.erasing_scale} must satisfy 0 < lo <= hi <= 1")
+        lo, hi = self.erasing_ratio
+        if not 0.0 < lo <= hi:
+            raise ConfigError(f"erasing_ratio={self.erasing_ratio} must satisfy 0 < lo <= hi")
+        _check_stats(self.mean, self.std)
+
+    @classmethod
+    def from_dataset(cls, info: DatasetInfo, **overrides: Any) -> AugmentConfig:
+        """The recipe for a data set described by :class:`lkca.data.base.DatasetInfo`."""
+        values: dict[str, Any] = {
+            "hflip": info.hflip, "crop_padding": info.crop_padding,
+            "autoaugment": info.autoaugment_policy, "mean": tuple(info.mean), "std": tuple(info.std),
+        }
+        return cls(**{**values, **overrides})
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
+    if len(mean) != len(std) or len(mean) == 0:
+        raise ConfigError(f"mean {tuple(mean)} and std {tuple(std)} need one value per channel")
+    if any(s <= 0 for s in std):
+        raise ConfigError(f"std {tuple(std)} must be positive")
+
+
+def _check_batch(x: torch.Tensor) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}")
+
+
+class RandomHorizontalFlip(nn.Module):
+    """Mirror each image left-right with probability ``p`` (any dtype)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p  # (B, 1, 1, 1)
+        return torch.where(flip, x.flip(-1), x)
+
+
+class RandomPadCrop(nn.Module):
+    """torchvision's ``RandomCrop(size=(H, W), padding=p)``: zero-pad by ``p`` on every side, then
+    take an H x W window at a uniform offset, per image; content moves by at most ``p`` pixels."""
+
+    def __init__(self, padding: int = 4) -> None:
+        super().__init__()
+        self.padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.padding
+        if p == 0:
+            return x
+        B, C, H, W = x.shape
+        padded = F.pad(x, (p, p, p, p)).flatten(2)  # (B, C, (H+2p)*(W+2p))
+        dy = torch.randint(0, 2 * p + 1, (B, 1, 1), device=x.device)
+        dx = torch.randint(0, 2 * p + 1, (B, 1, 1), device=x.device)
+        rows = dy + torch.arange(H, device=x.device).view(1, H, 1)  # (B, H, 1)
+        cols = dx + torch.arange(W, device=x.device).view(1, 1, W)  # (B, 1, W)
+        index = (rows * (W + 2 * p) + cols).view(B, 1, H * W).expand(B, C, H * W)
+        return padded.gather(2, index).view(B, C, H, W)
+
+
+class ToFloat(nn.Module):
+    """uint8 [0, 255] -> float32 [0, 1]; a float batch passes through as float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            return x.float().div_(255.0)
+        return x.float()
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, on a float batch in [0, 1]."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        _check_stats(mean, std)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"batch has {x.shape[1]} channels but mean/std have {self.mean.shape[1]}"
+            )
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+
+class PolicyAutoAugment(nn.Module):
+    """kornia's AutoAugment policies with the sub-policy drawn per image (``per_image=True``, as
+    torchvision and SPT do) or once per batch (kornia's own behaviour, fewer kernel launches).
+
+    Per image, the batch is grouped by drawn sub-policy and each group goes through kornia's
+    sub-policy module: at most one kornia call per sub-policy, no per-image Python.
+    ``policy`` is a preset name or a kornia policy list. Input and output are float in [0, 1].
+    """
+
+    def __init__(self, policy: str | list = "cifar10", per_image: bool = True) -> None:
+        super().__init__()
+        self.policy = AutoAugment(policy)
+        self.per_image = per_image
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        subpolicies = list(self.policy.children())
+        if not self.per_image:
+            choice = int(torch.randint(len(subpolicies), (1,), device=x.device).item())
+            return subpolicies[choice](x)
+        choice = torch.randint(len(subpolicies), (x.shape[0],), device=x.device)  # (B,)
+        order = torch.argsort(choice, stable=True)
+        counts = torch.bincount(choice, minlength=len(subpolicies)).tolist()  # one host sync
+        groups = torch.split(x[order], counts)
+        out = torch.cat([sub(g) for sub, g in zip(subpolicies, groups) if g.shape[0] > 0])
+        result = torch.empty_like(out)
+        result[order] = out
+        return result
+
+
+class TrainAugment(nn.Module):
+    """The training augmentation of DESIGN.md section 6, as a sequence of named stages.
+
+    ``forward(x)``: x is a uint8 batch (B, C, H, W) (or float in [0, 1]) on any device; returns the
+    normalised float32 batch, same shape. Stages are children in order (``named_children()``), so
+    each can be timed alone: ``flip, crop, to_float, autoaugment, normalize, erase``.
+    """
+
+    def __init__(self, config: AugmentConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or AugmentConfig()
+        self.config = cfg
+        self.flip = RandomHorizontalFlip(0.5) if cfg.hflip else nn.Identity()
+        self.crop = RandomPadCrop(cfg.crop_padding)
+        self.to_float = ToFloat()
+        self.autoaugment = (
+            PolicyAutoAugment(cfg.autoaugment, cfg.per_image_policy)
+            if cfg.autoaugment else nn.Identity()
+        )
+        self.normalize = Normalize(cfg.mean, cfg.std)
+        # value 0 after normalisation is the data set mean (DESIGN.md section 6)
+        self.erase = (
+            K.RandomErasing(p=cfg.erasing_p, scale=cfg.erasing_scale,
+                            ratio=cfg.erasing_ratio, value=0.0)
+            if cfg.erasing_p > 0 else nn.Identity()
+        )
+        self._rng_device: torch.device | None = None
+
+    def _use_device_rng(self, device: torch.device) -> None:
+        """Make kornia's samplers draw from ``device``'s global generator (default: CPU)."""
+        if self._rng_device == device:
+            return
+        for m in self.modules():
+            if m is not self and hasattr(m, "set_rng_device_and_dtype"):
+                m.set_rng_device_and_dtype(device, torch.float32)
+        self._rng_device = device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x)
+        self._use_device_rng(x.device)
+        x = self.crop(self.flip(x))
+        x = self.autoaugment(self.to_float(x))
+        return self.erase(self.normalize(x))
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> TrainAugment:
+        # kornia re-places its samplers on .to(); re-pin them to the batch's device next call
+        out = super()._apply(fn, *args, **kwargs)
+        self._rng_device = None
+        return out
+
+
+class EvalTransform(nn.Module):
+    """The test transform: uint8 (B, C, H, W) -> normalised float32, nothing random (SPT)."""
+
+    def __init__(self, mean: Sequence[float] = CIFAR10_MEAN,
+                 std: Sequence[float] = CIFAR10_STD) -> None:
+        super().__init__()
+        self.to_float = ToFloat()
+        self.normalize = Normalize(mean, std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_batch(x)
+        return self.normalize(self.to_float(x))

@@ -1,0 +1,22 @@
+"""Error types for user mistakes.
+
+Every user-facing failure raises a subclass of :class:`UserError` (itself a ``ValueError``) whose
+message is one line naming the problem and the fix. The command line prints that line and exits
+non-zero without a traceback.
+"""
+
+
+class UserError(ValueError):
+    """A mistake the user can fix; the message says what is wrong and how to fix it."""
+
+
+class DataFormatError(UserError):
+    """A data file is missing, truncated or not in the expected on-disk layout."""
+
+
+class ConfigError(UserError):
+    """A configuration key or value is invalid."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, corrupt, or belongs to another model."""

@@ -1,0 +1,14 @@
+"""Building blocks: one per file (token mixers, MLP, stochastic depth, patch/position embedding)."""
+
+from lkca.layers.attention import Attention
+from lkca.layers.drop_path import DropPath
+from lkca.layers.lka import LKA
+from lkca.layers.lkca import LKCA, global_kernel_size, toeplitz_matrix
+from lkca.layers.mlp import Mlp
+from lkca.layers.patch_embed import PatchEmbed
+from lkca.layers.pos_embed import PosEmbed
+
+__all__ = [
+    "LKCA", "Attention", "LKA", "Mlp", "DropPath", "PatchEmbed", "PosEmbed",
+    "global_kernel_size", "toeplitz_matrix",
+]

@@ -1,0 +1,267 @@
+"""Large Kernel Convolutional Attention (LKCA), paper section 3.2.
+
+One learned kernel per head replaces the input-dependent attention matrix. Three equivalent ways
+to apply it sit side by side below, each a short function over the same arguments:
+
+- :func:`lkca_conv`: depthwise ``F.conv2d`` with zero padding ``k // 2`` (section 3.2.2, the
+  convolution view).
+- :func:`lkca_toeplitz`: gather the kernel into the N x N "shared weight" attention matrix, then
+  one batched matmul with the values (section 3.2.1, the attention view).
+- :func:`lkca_fft`: the same convolution computed with zero-padded real FFTs.
+
+All three compute, for the token at (y, x) of head h,
+``out[y, x] = sum_{a, b} K_h[a, b] * v[y + a - kh // 2, x + b - kw // 2]`` (zero outside the
+grid), i.e. ``F.conv2d``'s cross-correlation. :func:`choose_impl` picks the fastest for a shape.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lkca.layers.lkca_cost import choose_impl
+
+IMPLS = ("conv", "toeplitz", "fft", "auto")
+
+Pair = tuple[int, int]
+
+
+def _pair(value: int | tuple[int, int], what: str) -> Pair:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) != 2:
+        raise ValueError(f"{what} must be an int or a pair (H, W), got {value!r}")
+    return (int(value[0]), int(value[1]))
+
+
+def global_kernel_size(grid_size: Pair) -> Pair:
+    """The kernel that links every token to every other on an H x W grid: (2H - 1, 2W - 1)."""
+    return (2 * grid_size[0] - 1, 2 * grid_size[1] - 1)
+
+
+def crop_kernel(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """Centre-crop a (heads, kh, kw) kernel to the part a grid can reach, (2H - 1, 2W - 1) at most.
+
+    Offsets beyond +-(H - 1) never pair two tokens of an H-row grid, so the result is unchanged;
+    only the work shrinks.
+    """
+    kh, kw = weight.shape[-2:]
+    gh, gw = global_kernel_size(grid_size)
+    ch, cw = max(0, (kh - gh) // 2), max(0, (kw - gw) // 2)
+    return weight[:, ch : kh - ch, cw : kw - cw] if ch or cw else weight
+
+
+# --- the three implementations -------------------------------------------------------------------
+# Each takes v (B, heads, N, d) with N = H * W in row-major order and weight (heads, kh, kw) with
+# odd kh, kw, and returns (B, heads, N, d).
+
+
+def lkca_conv(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """Depthwise convolution of the value map with each head's kernel (zero padding k // 2)."""
+    B, heads, N, d = v.shape
+    H, W = grid_size
+    kh, kw = weight.shape[-2:]
+    x = v.transpose(-1, -2).reshape(B, heads * d, H, W)  # (B, C, H, W), channel = head * d + i
+    w = weight.repeat_interleave(d, dim=0).unsqueeze(1)  # (C, 1, kh, kw)
+    out = F.conv2d(x, w.to(x.dtype), padding=(kh // 2, kw // 2), groups=heads * d)  # (B, C, H, W)
+    return out.reshape(B, heads, d, N).transpose(-1, -2)
+
+
+@lru_cache(maxsize=64)
+def _toeplitz_index(grid_size: Pair, kernel_size: Pair, device: torch.device) -> torch.Tensor:
+    """(N, N) index into a flattened (kh * kw + 1) kernel; the last slot holds the zero."""
+    H, W = grid_size
+    kh, kw = kernel_size
+    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)  # (N,)
+    dy = ys[None, :] - ys[:, None] + kh // 2  # (N, N): kernel row for query i, key j
+    dx = xs[None, :] - xs[:, None] + kw // 2
+    inside = (dy >= 0) & (dy < kh) & (dx >= 0) & (dx < kw)
+    index = torch.where(inside, dy * kw + dx, torch.full_like(dy, kh * kw))
+    return index.to(device)
+
+
+def toeplitz_matrix(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """The paper's shared-weight attention matrix: (heads, kh, kw) -> (heads, N, N).
+
+    Row i holds the kernel values at the offset from token i to every token j (a window sliding
+    over the kernel); offsets outside the kernel are zero.
+    """
+    heads, kh, kw = weight.shape
+    index = _toeplitz_index(tuple(grid_size), (kh, kw), weight.device)  # (N, N)
+    flat = F.pad(weight.reshape(heads, kh * kw), (0, 1))  # (heads, kh * kw + 1), last = 0
+    return flat[:, index]  # (heads, N, N)
+
+
+def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """Attention view: (heads, N, N) shared-weight matrix times the values, no softmax."""
+    attn = toeplitz_matrix(weight, grid_size).to(v.dtype)  # (heads, N, N)
+    return torch.matmul(attn, v)  # (B, heads, N, d)
+
+
+def _fft_size(n: int) -> int:
+    """Smallest 2-3-5-smooth length >= n (fast FFT sizes)."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def lkca_fft(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """The same convolution as a product of zero-padded real 2-D FFTs (computed in fp32 or wider).
+
+    Output (y, x) is the full linear convolution with the flipped kernel at (y + kh//2, x + kw//2).
+    A circular length L >= H + kh//2 keeps those positions free of wrap-around, so the FFT can be
+    smaller than the full H + kh - 1.
+    """
+    B, heads, N, d = v.shape
+    H, W = grid_size
+    kh, kw = weight.shape[-2:]
+    ph, pw = kh // 2, kw // 2
+    Lh, Lw = _fft_size(H + ph), _fft_size(W + pw)
+    ftype = torch.promote_types(v.dtype, torch.float32)
+    x = v.transpose(-1, -2).reshape(B, heads, d, H, W).to(ftype)  # (B, heads, d, H, W)
+    k = weight.flip(-2, -1).to(ftype)  # (heads, kh, kw)
+    fx = torch.fft.rfft2(x, s=(Lh, Lw))  # (B, heads, d, Lh, Lw // 2 + 1)
+    fk = torch.fft.rfft2(k, s=(Lh, Lw)).unsqueeze(1)  # (heads, 1, Lh, Lw // 2 + 1)
+    full = torch.fft.irfft2(fx * fk, s=(Lh, Lw))  # (B, heads, d, Lh, Lw)
+    out = full[..., ph : ph + H, pw : pw + W]  # (B, heads, d, H, W)
+    return out.reshape(B, heads, d, N).transpose(-1, -2).to(v.dtype)
+
+
+IMPLEMENTATIONS = {"conv": lkca_conv, "toeplitz": lkca_toeplitz, "fft": lkca_fft}
+
+
+def lkca_apply(
+    v: torch.Tensor, weight: torch.Tensor, grid_size: Pair, impl: str = "auto"
+) -> torch.Tensor:
+    """Apply per-head kernels ``weight`` (heads, kh, kw) to values v (B, heads, N, d)."""
+    weight = crop_kernel(weight, grid_size)
+    if impl == "auto":
+        B, heads, N, d = v.shape
+        impl = choose_impl(
+            batch=B,
+            channels=heads * d,
+            heads=heads,
+            grid_size=grid_size,
+            kernel_size=tuple(weight.shape[-2:]),
+            dtype=v.dtype,
+            device=v.device,
+            training=torch.is_grad_enabled() and (v.requires_grad or weight.requires_grad),
+        )
+    return IMPLEMENTATIONS[impl](v, weight, grid_size)
+
+
+class LKCA(nn.Module):
+    """Large Kernel Convolutional Attention token mixer (paper section 3.2).
+
+    Args:
+        dim: token channels C.
+        num_heads: heads; each head owns one kernel shared by its C / num_heads channels.
+        grid_size: the (H, W) patch grid the module is built for (an int means square).
+        kernel_size: odd kernel size (int or pair); default the global kernel (2H - 1, 2W - 1).
+        impl: "conv", "toeplitz", "fft" or "auto" (pick the fastest for the shape); reassignable.
+        projections: add Linear C -> C value and output projections (the paper's counts imply
+            none, so off by default).
+        proj_drop: dropout after the output projection.
+
+    Shapes: ``forward(x)`` with x (B, N, C), N = H * W, returns (B, N, C);
+    ``forward(x, grid_size=(H2, W2))`` runs the same kernel on another grid.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        grid_size: int | tuple[int, int],
+        kernel_size: int | tuple[int, int] | None = None,
+        impl: str = "auto",
+        projections: bool = False,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if dim <= 0 or num_heads <= 0 or dim % num_heads:
+            raise ValueError(
+                f"LKCA: dim ({dim}) must be a positive multiple of num_heads ({num_heads})"
+            )
+        self.grid_size = _pair(grid_size, "grid_size")
+        if min(self.grid_size) <= 0:
+            raise ValueError(f"LKCA: grid_size must be positive, got {self.grid_size}")
+        limit = global_kernel_size(self.grid_size)
+        ksize = limit if kernel_size is None else _pair(kernel_size, "kernel_size")
+        if any(k <= 0 or k % 2 == 0 for k in ksize):
+            raise ValueError(
+                f"LKCA: kernel_size must be odd and positive, got {ksize}; use an odd size such as "
+                f"{tuple(k + 1 if k % 2 == 0 else k for k in ksize)}"
+            )
+        if ksize[0] > limit[0] or ksize[1] > limit[1]:
+            raise ValueError(
+                f"LKCA: kernel_size {ksize} is larger than 2 * grid - 1 = {limit} for grid "
+                f"{self.grid_size}; use at most {limit} (the global kernel, the default)"
+            )
+        self.dim, self.num_heads, self.kernel_size = dim, num_heads, ksize
+        self.impl = impl
+        self.weight = nn.Parameter(torch.empty(num_heads, *ksize))
+        self.v_proj = nn.Linear(dim, dim) if projections else None
+        self.proj = nn.Linear(dim, dim) if projections else None
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.reset_parameters()
+
+    @property
+    def impl(self) -> str:
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        if value not in IMPLS:
+            raise ValueError(f"LKCA: unknown impl {value!r}; choose one of {', '.join(IMPLS)}")
+        self._impl = value
+
+    def reset_parameters(self) -> None:
+        # Like attention logits at init: small, so each block starts near the identity residual.
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, grid_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        grid = self.grid_size if grid_size is None else _pair(grid_size, "grid_size")
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"LKCA: expected x of shape (B, N, {self.dim}), got {tuple(x.shape)}")
+        B, N, C = x.shape
+        if N != grid[0] * grid[1]:
+            raise ValueError(
+                f"LKCA: {N} tokens do not fill the {grid[0]}x{grid[1]} grid ({grid[0] * grid[1]} "
+                "tokens); pass forward(x, grid_size=(H, W)) with H * W == N"
+            )
+        v = self.v_proj(x) if self.v_proj is not None else x
+        v = v.reshape(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, h, N, d)
+        out = lkca_apply(v, self.weight, grid, self._impl)  # (B, heads, N, d)
+        out = out.transpose(1, 2).reshape(B, N, C)
+        if self.proj is not None:
+            out = self.proj_drop(self.proj(out))
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, num_heads={self.num_heads}, grid_size={self.grid_size}, "
+            f"kernel_size={self.kernel_size}, impl={self._impl!r}, "
+            f"projections={self.proj is not None}"
+        )
+
+
+__all__ = [
+    "LKCA",
+    "IMPLS",
+    "global_kernel_size",
+    "toeplitz_matrix",
+    "lkca_conv",
+    "lkca_toeplitz",
+    "lkca_fft",
+    "lkca_apply",
+    "choose_impl",
+]

@@ -1,0 +1,2 @@
+def choose_impl(**kw):
+    return "toeplitz"

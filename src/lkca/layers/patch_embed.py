@@ -1,0 +1,45 @@
+"""Split an image into non-overlapping patches and project each to the embedding dimension."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class PatchEmbed(nn.Module):
+    """Image (B, C, H, W) -> tokens (B, N, dim) with N = (H / p) * (W / p), and the grid (H/p, W/p).
+
+    Any image whose sides are multiples of the patch size is accepted at run time.
+    """
+
+    def __init__(self, img_size: int | tuple[int, int], patch_size: int, in_chans: int, dim: int):
+        super().__init__()
+        self.img_size, self.patch_size = _pair(img_size), patch_size
+        check_divisible(self.img_size, patch_size)
+        self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.proj = nn.Conv2d(in_chans, dim, patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        if x.dim() != 4 or x.shape[1] != self.proj.in_channels:
+            raise ValueError(
+                f"PatchEmbed: expected images (B, {self.proj.in_channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        check_divisible(tuple(x.shape[-2:]), self.patch_size)
+        x = self.proj(x)  # (B, dim, H/p, W/p)
+        grid = (x.shape[-2], x.shape[-1])
+        return x.flatten(2).transpose(1, 2), grid
+
+
+def check_divisible(img_size: tuple[int, int], patch_size: int) -> None:
+    """Raise a clear ValueError unless both image sides are positive multiples of the patch."""
+    if patch_size <= 0 or any(s <= 0 or s % patch_size for s in img_size):
+        raise ValueError(
+            f"image size {img_size[0]}x{img_size[1]} is not divisible by the patch size "
+            f"{patch_size}; resize or crop the images to a multiple of {patch_size}, or choose "
+            "another patch_size"
+        )

@@ -1,0 +1,30 @@
+"""Learnable absolute position embedding, interpolated when the patch grid changes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resize_pos_embed(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]):
+    """Bicubically resample a (1, H*W, C) position table from ``old_grid`` to ``new_grid``."""
+    if tuple(old_grid) == tuple(new_grid):
+        return pos
+    C = pos.shape[-1]
+    grid = pos.reshape(1, old_grid[0], old_grid[1], C).permute(0, 3, 1, 2)  # (1, C, H, W)
+    grid = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], C)
+
+
+class PosEmbed(nn.Module):
+    """Adds a learnable (1, H*W, C) table to tokens; another grid gets an interpolated table."""
+
+    def __init__(self, grid_size: tuple[int, int], dim: int) -> None:
+        super().__init__()
+        self.grid_size = tuple(grid_size)
+        self.pos = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        return x + resize_pos_embed(self.pos, self.grid_size, grid_size).to(x.dtype)

@@ -1,0 +1,9 @@
+"""Models: the ViT / ViT-LKCA family and the registry."""
+
+from lkca.models.registry import create_model, list_models, paper_figures, register_model
+from lkca.models.vit import VisionTransformer, ViTConfig
+
+__all__ = [
+    "VisionTransformer", "ViTConfig", "create_model", "list_models", "paper_figures",
+    "register_model",
+]

@@ -1,0 +1,174 @@
+"""The training augmentation: each stage on a known input, the whole pipeline, determinism."""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import pytest
+import torch
+
+from lkca.data.augment import (
+    POLICIES,
+    AugmentConfig,
+    EvalTransform,
+    Normalize,
+    PolicyAutoAugment,
+    RandomHorizontalFlip,
+    RandomPadCrop,
+    TrainAugment,
+)
+from lkca.errors import ConfigError
+
+
+def _uint8(b: int = 8, c: int = 3, h: int = 32, w: int | None = None, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, c, h, w or h), generator=g, dtype=torch.uint8)
+
+
+def test_flip_flips_exactly_when_applied() -> None:
+    x = _uint8()
+    assert torch.equal(RandomHorizontalFlip(p=1.0)(x), x.flip(-1))
+    assert torch.equal(RandomHorizontalFlip(p=0.0)(x), x)
+    torch.manual_seed(0)
+    y = RandomHorizontalFlip(p=0.5)(_uint8(b=200, h=4))
+    x = _uint8(b=200, h=4)
+    flipped = (y == x.flip(-1)).flatten(1).all(1)
+    assert torch.all(flipped | (y == x).flatten(1).all(1))  # each image is one or the other
+    assert 0.35 < flipped.float().mean() < 0.65
+
+
+def test_crop_shifts_by_at_most_padding_with_zero_fill() -> None:
+    pad, h = 4, 12
+    # distinct non-zero values, so the shift of each output image can be recovered
+    x = (torch.arange(h * h).view(1, 1, h, h) + 1).repeat(64, 3, 1, 1)
+    torch.manual_seed(0)
+    y = RandomPadCrop(pad)(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    padded = torch.nn.functional.pad(x[0], (pad, pad, pad, pad))
+    shifts = set()
+    for img in y:
+        matches = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
+                   if torch.equal(padded[:, dy:dy + h, dx:dx + h], img)]
+        assert len(matches) == 1
+        shifts.add(matches[0])
+    assert len(shifts) > 10  # offsets vary per image
+    assert torch.equal(RandomPadCrop(0)(x), x)
+
+
+def test_erasing_box_area_aspect_and_fill() -> None:
+    cfg = AugmentConfig()
+    erase = K.RandomErasing(p=1.0, scale=cfg.erasing_scale, ratio=cfg.erasing_ratio, value=0.0)
+    torch.manual_seed(0)
+    size = 64
+    y = erase(torch.ones(200, 3, size, size))
+    zero = y[:, 0] == 0  # (B, H, W)
+    assert torch.equal(zero.unsqueeze(1).expand_as(y), y == 0)  # all channels, nothing else
+    assert torch.all(y[~zero.unsqueeze(1).expand_as(y)] == 1)
+    for mask in zero:
+        rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+        h, w = len(rows), len(cols)
+        assert mask.sum() == h * w  # a filled rectangle
+        # rounding the sides to whole pixels allows a little slack at the bounds
+        assert 0.02 - 0.005 <= h * w / size**2 <= 0.4 + 0.005
+        assert 0.3 * 0.8 <= h / w <= (1 / 0.3) * 1.25
+
+
+def test_erasing_probability_in_the_pipeline() -> None:
+    aug = TrainAugment(AugmentConfig(hflip=False, crop_padding=0, autoaugment=None,
+                                     mean=(0.0,) * 3, std=(1.0,) * 3))
+    torch.manual_seed(0)
+    y = aug(torch.full((800, 3, 8, 8), 255, dtype=torch.uint8))
+    erased = (y == 0).flatten(1).any(1).float().mean()
+    assert 0.2 < erased < 0.3
+
+
+def test_normalisation_matches_formula() -> None:
+    x = _uint8()
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(EvalTransform(mean, std)(x), expected)
+    torch.testing.assert_close(Normalize(mean, std)(x.float() / 255), expected)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("per_image", [True, False])
+def test_autoaugment_policies_keep_shape_dtype_range(policy: str, per_image: bool) -> None:
+    torch.manual_seed(0)
+    x = _uint8(b=32).float() / 255
+    y = PolicyAutoAugment(policy, per_image=per_image)(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+def test_sub_policy_is_drawn_per_image() -> None:
+    # one sub-policy always inverts, the other never does: per image, both occur in a batch
+    policy = [[("invert", 1.0, None)], [("invert", 0.0, None)]]
+    x = torch.rand(64, 3, 8, 8)
+    torch.manual_seed(0)
+    y = PolicyAutoAugment(policy, per_image=True)(x)
+    inverted = torch.isclose(y, 1 - x).flatten(1).all(1)
+    kept = torch.isclose(y, x).flatten(1).all(1)
+    assert torch.all(inverted | kept) and inverted.any() and kept.any()
+    y = PolicyAutoAugment(policy, per_image=False)(x)
+    inverted = torch.isclose(y, 1 - x).flatten(1).all(1)
+    assert inverted.all() or not inverted.any()
+
+
+def test_pipeline_output_shape_and_identity_stages() -> None:
+    x = _uint8()
+    aug = TrainAugment(AugmentConfig(hflip=False, crop_padding=0, autoaugment=None,
+                                     erasing_p=0.0))
+    torch.testing.assert_close(aug(x), EvalTransform()(x))
+    y = TrainAugment()(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert [n for n, _ in TrainAugment().named_children()] == [
+        "flip", "crop", "to_float", "autoaugment", "normalize", "erase"]
+
+
+def test_digits_sized_images() -> None:
+    aug = TrainAugment(AugmentConfig(hflip=False, crop_padding=1, autoaugment=None,
+                                     mean=(0.3,) * 3, std=(0.4,) * 3))
+    x = _uint8(b=16, h=8)[:, :1].expand(16, 3, 8, 8)  # equal channels, like digits
+    assert aug(x).shape == (16, 3, 8, 8)
+
+
+def test_pipeline_is_deterministic_under_seed_and_resumable() -> None:
+    x = _uint8(b=32)
+    aug = TrainAugment(AugmentConfig(autoaugment="cifar10"))
+    torch.manual_seed(123)
+    a = aug(x)
+    torch.manual_seed(123)
+    b = aug(x)
+    torch.manual_seed(124)
+    c = aug(x)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    state = torch.get_rng_state()  # exact resume: restoring the state replays the next batch
+    d = aug(x)
+    torch.set_rng_state(state)
+    assert torch.equal(aug(x), d)
+
+
+def test_config_validation_and_from_dataset() -> None:
+    with pytest.raises(ConfigError, match="known policy"):
+        AugmentConfig(autoaugment="cifar")
+    with pytest.raises(ConfigError, match="one value per channel"):
+        AugmentConfig(mean=(0.5,), std=(0.2, 0.2))
+    with pytest.raises(ConfigError, match="erasing_p"):
+        AugmentConfig(erasing_p=2.0)
+
+    class Info:  # the fields of lkca.data.base.DatasetInfo the recipe reads
+        hflip, crop_padding, autoaugment_policy = False, 1, None
+        mean, std = (0.3, 0.3, 0.3), (0.4, 0.4, 0.4)
+
+    cfg = AugmentConfig.from_dataset(Info(), erasing_p=0.0)  # type: ignore[arg-type]
+    assert (cfg.hflip, cfg.crop_padding, cfg.autoaugment, cfg.erasing_p) == (False, 1, None, 0.0)
+    assert cfg.mean == (0.3, 0.3, 0.3)
+
+
+def test_recipe_for_every_registered_dataset() -> None:
+    from lkca.data.registry import DATASETS
+
+    for info in DATASETS.values():
+        aug = TrainAugment(AugmentConfig.from_dataset(info))
+        x = _uint8(b=4, h=info.img_size)
+        assert aug(x).shape == x.shape
+        assert aug.config.autoaugment == info.autoaugment_policy

@@ -1,0 +1,56 @@
+"""Run outputs: config.yaml, metrics.jsonl (one object per epoch), summary.json, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lkca.train.checkpoint import atomic_write
+
+
+class RunLog:
+    """Appends metrics to ``metrics.jsonl`` and mirrors them to TensorBoard when it is installed."""
+
+    def __init__(self, out_dir: Path, enabled: bool = True) -> None:
+        self.out_dir, self.enabled = out_dir, enabled
+        self.metrics_path = out_dir / "metrics.jsonl"
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def truncate_after(self, epoch: int) -> None:
+        """On resume, drop records past the checkpoint so the file matches an unbroken run."""
+        if not self.enabled or not self.metrics_path.exists():
+            return
+        rows = [r for r in read_metrics(self.metrics_path) if r["epoch"] <= epoch]
+        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        rows = read_metrics(self.metrics_path) if self.metrics_path.exists() else []
+        rows.append(record)
+        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        if self.tb is not None:
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, record["epoch"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())

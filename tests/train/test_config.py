@@ -1,0 +1,68 @@
+"""Config: YAML with a base recipe, unknown keys and bad values rejected, defaults documented."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lkca.errors import ConfigError
+from lkca.models.registry import resolve_name
+from lkca.train.config import DIGITS_DEFAULTS, TrainConfig, build_config, load_yaml
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cls"
+
+
+def test_base_recipe_file_equals_the_dataclass_defaults():
+    base = yaml.safe_load((CONFIGS / "base.yaml").read_text())
+    defaults = TrainConfig().to_dict()
+    for key, value in base.items():
+        assert defaults[key] == value, key
+
+
+def test_digits_config_file_equals_the_embedded_default():
+    assert build_config(CONFIGS / "digits" / "default.yaml") == build_config()
+    assert build_config().model == DIGITS_DEFAULTS["model"]
+
+
+def test_every_config_builds_and_names_a_registered_model():
+    files = sorted(CONFIGS.glob("*/*.yaml"))
+    assert len(files) >= 4 * 4 + 3 * 8
+    for f in files:
+        cfg = build_config(f)
+        resolve_name(cfg.model)
+        assert cfg.dataset == f.parent.name or f.parent.name == "digits"
+    paper_rows = {p.stem for p in (CONFIGS / "cifar10").glob("*.yaml")}
+    assert len(paper_rows) == 12  # every row of Table 1
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("base: " + str(CONFIGS / "base.yaml") + "\nwieght_decay: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown config key 'wieght_decay'.*'weight_decay'"):
+        build_config(f)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [({"epochs": "ten"}, "epochs must be int"), ({"lr": -1.0}, "lr must be > 0"),
+     ({"mix_prob": 1.5}, "mix_prob must be in"), ({"batch_size": 0}, "batch_size must be positive")],
+)
+def test_bad_values(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(None, overrides)
+
+
+def test_overrides_win_and_ints_become_floats(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"base: {CONFIGS / 'base.yaml'}\ndataset: cifar10\nmodel: lkca_t\nlr: 1\n")
+    cfg = build_config(f, {"epochs": 3, "model": None})
+    assert (cfg.epochs, cfg.model, cfg.lr, cfg.weight_decay) == (3, "lkca_t", 1.0, 0.05)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("epochs: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_yaml(tmp_path / "nope.yaml")

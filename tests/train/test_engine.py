@@ -1,0 +1,137 @@
+"""The training engine: outputs, exact resume (epoch boundary, signal mid-epoch), eval, learning."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lkca.cli import main
+from lkca.train import engine
+from lkca.train.config import build_config
+from lkca.train.engine import train
+
+
+def _weights(run):
+    return load_file(str(run / "checkpoints" / "last.safetensors"))
+
+
+def _metrics(run):
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_writes_the_contract_files(tiny_cfg, tmp_path):
+    summary = train(tiny_cfg())
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt",
+                 "checkpoints/last.safetensors", "checkpoints/best.safetensors"):
+        assert (run / name).is_file(), name
+    rows = _metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert set(rows[0]) == {"epoch", "train_loss", "test_loss", "test_top1", "lr"}
+    assert set(summary) == {"model", "dataset", "params", "macs", "epochs", "top1", "best_top1",
+                            "train_images_per_s", "wall_s"}
+    assert json.loads((run / "summary.json").read_text())["top1"] == rows[-1]["test_top1"]
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 3 and state["step"] == 0
+
+
+def test_resume_after_an_epoch_is_exact(tiny_cfg, tmp_path):
+    full = tiny_cfg(out=str(tmp_path / "full"))
+    train(full)
+    part = tiny_cfg(out=str(tmp_path / "part"), stop_after_epochs=1)
+    train(part)
+    assert len(_metrics(tmp_path / "part")) == 1
+    train(tiny_cfg(out=str(tmp_path / "part")), resume=True)
+    _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "part")
+
+
+class _StopAtStep(engine.StopRequest):
+    """Acts as if SIGTERM arrived during the given (global) step."""
+
+    steps = 0
+    at = 6
+
+    @property
+    def signum(self):
+        type(self).steps += 1
+        return signal.SIGTERM if type(self).steps > self.at else None
+
+    @signum.setter
+    def signum(self, value):
+        pass
+
+
+def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypatch):
+    train(tiny_cfg(out=str(tmp_path / "full")))
+    monkeypatch.setattr(engine, "StopRequest", _StopAtStep)
+    with pytest.raises(engine.Interrupted, match="SIGTERM at epoch 2 step 3.*--resume"):
+        train(tiny_cfg(out=str(tmp_path / "cut")))
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (1, 3)
+    train(tiny_cfg(out=str(tmp_path / "cut")), resume=True)
+    _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
+
+
+def test_sigterm_to_the_process_then_resume_is_exact(tmp_path):
+    """A real `lkca train` process gets SIGTERM mid-run, exits cleanly, and resumes exactly."""
+    args = ["--model", "vit_lkca_500k", "--epochs", "3", "--batch-size", "32", "--device", "cpu",
+            "--no-progress"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    def run(out, *extra):
+        return subprocess.Popen([sys.executable, "-m", "lkca", "train", *args, "--out", str(out),
+                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+
+    full = run(tmp_path / "full")
+    cut = run(tmp_path / "cut")
+    deadline = time.time() + 120
+    while not (tmp_path / "cut" / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    cut.send_signal(signal.SIGTERM)
+    _, err = cut.communicate(timeout=120)
+    assert full.wait(timeout=300) == 0
+    if cut.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert cut.returncode == 2 and "stopped by SIGTERM" in err and "Traceback" not in err
+    resumed = run(tmp_path / "cut", "--resume")
+    assert resumed.wait(timeout=300) == 0
+    _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
+
+
+def test_eval_reproduces_the_final_accuracy(tiny_cfg, tmp_path, capsys):
+    summary = train(tiny_cfg(epochs=1))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    assert main(["eval", "--checkpoint", str(ckpt), "--device", "cpu"]) == 0
+    assert f"top-1 {summary['top1']:.2f}%" in capsys.readouterr().out
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_cfg):
+    with pytest.raises(ValueError, match="no checkpoint at .*start without --resume"):
+        train(tiny_cfg(), resume=True)
+
+
+@pytest.mark.slow
+def test_default_recipe_learns_digits(tmp_path):
+    """The embedded default job with a smaller budget (8 of 20 epochs) already passes 90%."""
+    cfg = build_config(None, {"epochs": 8, "out": str(tmp_path / "d"), "progress": False})
+    summary = train(cfg)
+    assert summary["top1"] >= 90.0, summary

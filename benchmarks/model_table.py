@@ -1,0 +1,40 @@
+"""Regenerate the README's model table (params and MACs beside the paper's) and models.json.
+
+    python benchmarks/model_table.py            # rewrites README.md between the markers
+    python benchmarks/model_table.py --check    # exit 1 if README.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lkca.analysis.tables import model_rows, model_table_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- models:start -->", "<!-- models:end -->"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    rows = model_rows()
+    table = model_table_markdown(rows)
+    readme = (ROOT / "README.md").read_text()
+    head, rest = readme.split(START)
+    _, tail = rest.split(END)
+    updated = f"{head}{START}\n{table}\n{END}{tail}"
+    if args.check:
+        return 0 if updated == readme else 1
+    (ROOT / "README.md").write_text(updated)
+    out = ROOT / "benchmarks" / "results" / "models.json"
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -135,3 +135,43 @@ def test_default_recipe_learns_digits(tmp_path):
     cfg = build_config(None, {"epochs": 8, "out": str(tmp_path / "d"), "progress": False})
     summary = train(cfg)
     assert summary["top1"] >= 90.0, summary
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    train(tiny_cfg(epochs=2, stop_after_epochs=1))
+    saved = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    real = engine.mixed_cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(engine, "mixed_cross_entropy", poisoned)
+    with pytest.raises(engine.NonFiniteLoss, match="non-finite loss at epoch 2 step 2"):
+        train(tiny_cfg(epochs=2), resume=True)
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == saved
+    calls["n"] = 0
+    train(tiny_cfg(epochs=2, skip_nonfinite=True), resume=True)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_nonfinite"] == 1
+
+
+def test_crafted_pickle_checkpoint_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir()
+    torch.save({"epoch": 1, "x": Payload()}, path)
+    from lkca.train.checkpoint import load_state
+
+    with pytest.raises(ValueError, match="refused"):
+        load_state(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the payload is real: an unsafe load runs it
+    assert marker.exists()

@@ -37,6 +37,7 @@ class TrainConfig:
     lr: float = 1e-3  # paper
     min_lr: float = 0.0  # cosine annealed to zero (paper gives no floor)
     weight_decay: float = 0.05  # paper
+    skip_nonfinite: bool = False  # skip steps whose loss is NaN/inf (counted) instead of stopping
     grad_clip: float | None = None  # max gradient norm; None = off (neither paper nor SPT clip)
     ema_decay: float | None = None  # None = off; e.g. 0.9999
     # regularisation

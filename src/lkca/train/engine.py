@@ -117,6 +117,18 @@ class StopRequest:
             signal.signal(sig, old)
 
 
+class NonFiniteLoss(UserError):
+    """The loss became NaN or inf; the last checkpoint is left as it was."""
+
+
+def _all_finite(loss: torch.Tensor, env: Dist) -> bool:
+    """One flag for all ranks, so every process skips or stops together (no DDP hang)."""
+    bad = (~torch.isfinite(loss.detach())).float()
+    if env.world_size > 1:
+        dist.all_reduce(bad)
+    return bad.item() == 0
+
+
 class Interrupted(UserError):
     """Training stopped by a signal after saving a resumable checkpoint."""
 
@@ -191,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             loader.set_epoch(epoch)
             first = start_step if epoch == start_epoch else 0
             bar = _progress(cfg, env, epoch, steps_per_epoch, first)
-            loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+            loss_sum, seen, skipped, t0 = 0.0, 0, 0, time.perf_counter()
             if first:  # resumed mid-epoch: carry the epoch's running loss
                 loss_sum, seen = pos["loss_sum"], pos["seen"]
             for step, (x, y) in enumerate(loader.iter_from(first), start=first):
@@ -206,6 +218,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     logits = net(batch.images)
                 loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
+                if not _all_finite(loss, env):
+                    if not cfg.skip_nonfinite:
+                        raise NonFiniteLoss(
+                            f"non-finite loss at epoch {epoch + 1} step {step + 1}; the last good "
+                            f"checkpoint {ckpt_dir / 'last.pt'} is kept: lower --lr, set grad_clip, "
+                            "or set skip_nonfinite: true, then --resume")
+                    skipped += 1
+                    scheduler.step()
+                    continue
                 loss.backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -243,6 +264,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],
                       "images_per_s": seen * env.world_size / max(train_s, 1e-9)}
+            if skipped:
+                record["skipped_nonfinite"] = skipped
             if env.main:
                 log.write(record)
                 wall = wall_before + time.perf_counter() - t_run

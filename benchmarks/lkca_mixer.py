@@ -1,0 +1,310 @@
+"""Forward + backward time of the LKCA token mixer (conv / toeplitz / fft / auto) beside attention and LKA.
+
+    PYTHONPATH=src python benchmarks/lkca_mixer.py                        # CPU, fp32
+    PYTHONPATH=src python benchmarks/lkca_mixer.py --device cuda --dtype bf16
+
+Each case is a whole mixer module (``LKCA(dim, heads, grid)`` with the default global kernel, again
+with ``projections=True``, ``Attention``, ``LKA``) run forward and backward on x (B, N, C). Cases
+are timed round-robin (one sample of each in turn) after a warm-up, so drift in machine load hits
+all of them alike; each time is the median of its samples. On a shared CPU, a sample during which
+other processes used more than ``--max-foreign`` of the cores (read from /proc/stat) is retried
+later. Cases slower than ``--slow-s`` get fewer samples. Writes
+``benchmarks/results/lkca_mixer_<device>.json`` (``_<dtype>`` added for bf16) and prints the ratios
+and the targets (DESIGN.md section 1.1): auto within 1.15x of the best implementation on every row;
+LKCA(auto) at most 0.5x attention at 8x8; auto at least 10x faster than conv from 16x16 up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from lkca.layers.attention import Attention
+from lkca.layers.lka import LKA
+from lkca.layers.lkca import LKCA, choose_impl, global_kernel_size
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = [  # grid, dim C, heads, batch
+    ((8, 8), 192, 12, 128),
+    ((16, 16), 192, 12, 32),
+    ((32, 32), 384, 6, 8),
+    ((64, 64), 384, 6, 2),
+]
+IMPLS = ("conv", "toeplitz", "fft", "auto")
+AUTO_SLACK, ATTN_RATIO_8x8, CONV_SPEEDUP = 1.15, 0.5, 10.0
+
+
+# --- timing -------------------------------------------------------------------------------------
+
+
+def _cpu_ticks() -> tuple[int, int, int]:
+    """(busy ticks of the whole machine, all ticks, this process's ticks) from /proc."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # no /proc: no load check
+        return 0, 0, 0
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields), int(own[11]) + int(own[12])
+
+
+def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings."""
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, (busy - own) / total) if total > 0 else 0.0
+
+
+def measure(
+    cases: dict[str, Callable[[], None]],
+    repeats: int = 7,
+    sync: Callable[[], None] = lambda: None,
+    slow_s: float = 3.0,
+    max_foreign: float = 0.15,
+    retries: int = 2,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, dict]:
+    """Median seconds per call of each case, sampled round-robin after one warm-up call each.
+
+    A case whose warm-up took more than ``slow_s`` keeps that call as a sample and gets
+    ``max(1, repeats // 3)`` in all. A sample taken while other processes used more than
+    ``max_foreign`` of the machine is dropped and retaken (up to ``retries`` x repeats times);
+    if too few clean samples remain, the median of all samples is used and ``noisy`` is set.
+    """
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    want = {}
+    for name, fn in cases.items():
+        sync()
+        before, t = _cpu_ticks(), time.perf_counter()
+        fn()
+        sync()
+        dt = time.perf_counter() - t
+        if dt > slow_s:
+            samples[name].append((dt, foreign_load(before, _cpu_ticks())))
+            want[name] = max(1, repeats // 3)
+        else:
+            want[name] = repeats
+        log(f"  warm-up {name}: {dt * 1e3:.1f} ms")
+
+    def clean(name: str) -> list[float]:
+        return [t for t, load in samples[name] if load <= max_foreign]
+
+    budget = {name: (1 + retries) * n for name, n in want.items()}
+    while True:
+        todo = [n for n in cases if len(clean(n)) < want[n] and len(samples[n]) < budget[n]]
+        if not todo:
+            break
+        for name in todo:
+            sync()
+            before, t = _cpu_ticks(), time.perf_counter()
+            cases[name]()
+            sync()
+            samples[name].append((time.perf_counter() - t, foreign_load(before, _cpu_ticks())))
+    result = {}
+    for name in cases:
+        good = clean(name)
+        noisy = len(good) < want[name]
+        times = [t for t, _ in samples[name]] if noisy and len(good) < 2 else good
+        result[name] = {
+            "s": statistics.median(times),
+            "samples": len(times),
+            "dropped": len(samples[name]) - len(good),
+            "noisy": noisy,
+        }
+    return result
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    desc = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+    if device.type == "cuda":
+        desc["gpu"] = torch.cuda.get_device_name(device)
+        desc["cuda"] = torch.version.cuda
+    return desc
+
+
+def make_cases(grid, dim, heads, batch, device, dtype) -> tuple[dict, dict]:
+    """One forward + backward closure per mixer on a fixed input; and auto's choice per variant."""
+    torch.manual_seed(0)
+    N = grid[0] * grid[1]
+    x = torch.randn(batch, N, dim, device=device, requires_grad=True)
+    grad = torch.randn(batch, N, dim, device=device)
+    amp = dtype != torch.float32
+
+    def case(module: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            x.grad = None
+            module.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=dtype, enabled=amp):
+                out = module(x, grid)
+            out.backward(grad)
+
+        return run
+
+    cases, choice = {}, {}
+    for proj in (False, True):
+        tag = "lkca_proj" if proj else "lkca"
+        module = LKCA(dim, heads, grid, projections=proj).to(device)
+        for impl in IMPLS:
+            cases[f"{tag}_{impl}"] = case(_with_impl(module, impl))
+        choice[tag] = choose_impl(
+            batch=batch,
+            channels=dim,
+            heads=heads,
+            grid_size=grid,
+            kernel_size=global_kernel_size(grid),
+            dtype=dtype if proj and amp else torch.float32,  # autocast reaches v only via v_proj
+            device=device,
+            training=True,
+        )
+    cases["attention"] = case(Attention(dim, heads).to(device))
+    cases["lka"] = case(LKA(dim, grid).to(device))
+    return cases, choice
+
+
+class _with_impl(torch.nn.Module):
+    """The same LKCA module (shared weights) forced to one implementation."""
+
+    def __init__(self, module: LKCA, impl: str) -> None:
+        super().__init__()
+        self.module, self.impl = module, impl
+
+    def forward(self, x: torch.Tensor, grid) -> torch.Tensor:
+        self.module.impl = self.impl
+        return self.module(x, grid)
+
+
+def ratios(ms: dict[str, float]) -> dict:
+    out = {}
+    for tag in ("lkca", "lkca_proj"):
+        best = min(ms[f"{tag}_{i}"] for i in IMPLS[:3])
+        auto = ms[f"{tag}_auto"]
+        out[tag] = {
+            **{f"{i}_to_best": ms[f"{tag}_{i}"] / best for i in IMPLS},
+            "auto_to_attention": auto / ms["attention"],
+            "auto_to_lka": auto / ms["lka"],
+            "conv_to_auto": ms[f"{tag}_conv"] / auto,
+        }
+    return out
+
+
+def check_targets(rows: list[dict]) -> list[tuple[str, bool]]:
+    results = []
+    for row in rows:
+        g = "x".join(map(str, row["grid"]))
+        for tag in ("lkca", "lkca_proj"):
+            r = row["ratios"][tag]
+            results.append(
+                (f"{g} {tag}: auto {r['auto_to_best']:.2f}x best <= {AUTO_SLACK}",
+                 r["auto_to_best"] <= AUTO_SLACK)
+            )
+            if row["grid"][0] * row["grid"][1] >= 256:
+                results.append(
+                    (f"{g} {tag}: conv/auto {r['conv_to_auto']:.1f} >= {CONV_SPEEDUP:.0f}",
+                     r["conv_to_auto"] >= CONV_SPEEDUP)
+                )
+        if tuple(row["grid"]) == (8, 8):
+            r = row["ratios"]["lkca"]["auto_to_attention"]
+            results.append((f"8x8 lkca: auto/attention {r:.2f} <= {ATTN_RATIO_8x8}", r <= ATTN_RATIO_8x8))
+    return results
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["conv", "toeplitz", "fft", "auto"]
+    head = f"{'grid':>6} {'module':>10} {'choice':>9} " + " ".join(f"{c:>9}" for c in cols)
+    head += f" {'auto/attn':>9} {'auto/lka':>9} {'conv/auto':>9}"
+    print("time / best of conv, toeplitz, fft (forward + backward)")
+    print(head)
+    for row in rows:
+        g = "x".join(map(str, row["grid"]))
+        for tag in ("lkca", "lkca_proj"):
+            r = row["ratios"][tag]
+            line = f"{g:>6} {tag:>10} {row['auto_choice'][tag]:>9} "
+            line += " ".join(f"{r[f'{c}_to_best']:>9.2f}" for c in cols)
+            line += f" {r['auto_to_attention']:>9.2f} {r['auto_to_lka']:>9.2f} {r['conv_to_auto']:>9.1f}"
+            print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--rows", default=None, help="comma-separated grid sides to run, e.g. 8,16")
+    parser.add_argument("--slow-s", type=float, default=3.0, help="cases slower than this get fewer samples")
+    parser.add_argument("--max-foreign", type=float, default=0.15,
+                        help="retake samples during which other processes used more of the CPUs")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("lkca_mixer: --device cuda but CUDA is not available; use --device cpu", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    suffix = "" if args.dtype == "fp32" else f"_{args.dtype}"
+    out = args.out or ROOT / "benchmarks" / "results" / f"lkca_mixer_{device.type}{suffix}.json"
+    wanted = None if args.rows is None else {int(s) for s in args.rows.split(",")}
+
+    rows = []
+    for grid, dim, heads, batch in ROWS:
+        if wanted is not None and grid[0] not in wanted:
+            continue
+        print(f"grid {grid[0]}x{grid[1]}  C={dim} heads={heads} batch={batch}", flush=True)
+        cases, choice = make_cases(grid, dim, heads, batch, device, dtype)
+        timed = measure(cases, args.repeats, sync, args.slow_s, args.max_foreign,
+                        log=lambda s: print(s, flush=True))
+        ms = {name: t["s"] * 1e3 for name, t in timed.items()}
+        rows.append({
+            "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,
+            "kernel": list(global_kernel_size(grid)), "auto_choice": choice,
+            "ms": ms, "ratios": ratios(ms),
+            "samples": {n: t["samples"] for n, t in timed.items()},
+            "dropped_samples": {n: t["dropped"] for n, t in timed.items() if t["dropped"]},
+            "noisy": [n for n, t in timed.items() if t["noisy"]],
+        })
+        del cases
+    print_table(rows)
+    targets = check_targets(rows)
+    for text, ok in targets:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    result = {
+        "benchmark": "lkca_mixer forward+backward, median ms over round-robin samples",
+        "device": device.type, "dtype": args.dtype, "machine": machine(device),
+        "repeats": args.repeats, "rows": rows,
+        "targets": [{"target": t, "pass": ok} for t, ok in targets],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

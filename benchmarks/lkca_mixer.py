@@ -7,8 +7,8 @@ Each case is a whole mixer module (``LKCA(dim, heads, grid)`` with the default g
 with ``projections=True``, ``Attention``, ``LKA``) run forward and backward on x (B, N, C). Cases
 are timed round-robin (one sample of each in turn) after a warm-up, so drift in machine load hits
 all of them alike; each time is the median of its samples. On a shared CPU, a sample during which
-other processes used more than ``--max-foreign`` of the cores (read from /proc/stat) is retried
-later. Cases slower than ``--slow-s`` get fewer samples. Writes
+other processes used more than ``--max-foreign`` of the cores (read from /proc/stat) is retaken
+once the machine is quiet. Cases slower than ``--slow-s`` get fewer samples. Writes
 ``benchmarks/results/lkca_mixer_<device>.json`` (``_<dtype>`` added for bf16) and prints the ratios
 and the targets (DESIGN.md section 1.1): auto within 1.15x of the best implementation on every row;
 LKCA(auto) at most 0.5x attention at 8x8; auto at least 10x faster than conv from 16x16 up.
@@ -64,6 +64,17 @@ def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> f
     return max(0.0, (busy - own) / total) if total > 0 else 0.0
 
 
+def wait_quiet(max_foreign: float, max_wait_s: float, window_s: float = 0.25) -> float:
+    """Sleep until other processes use at most ``max_foreign`` of the CPUs (or ``max_wait_s``)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait_s:
+        before = _cpu_ticks()
+        time.sleep(window_s)
+        if foreign_load(before, _cpu_ticks()) <= max_foreign:
+            break
+    return time.perf_counter() - start
+
+
 def measure(
     cases: dict[str, Callable[[], None]],
     repeats: int = 7,
@@ -71,44 +82,52 @@ def measure(
     slow_s: float = 3.0,
     max_foreign: float = 0.15,
     retries: int = 2,
+    min_sample_s: float = 0.2,
+    max_wait_s: float = 60.0,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, dict]:
-    """Median seconds per call of each case, sampled round-robin after one warm-up call each.
+    """Median seconds per call of each case, sampled round-robin after warm-up.
 
-    A case whose warm-up took more than ``slow_s`` keeps that call as a sample and gets
-    ``max(1, repeats // 3)`` in all. A sample taken while other processes used more than
-    ``max_foreign`` of the machine is dropped and retaken (up to ``retries`` x repeats times);
-    if too few clean samples remain, the median of all samples is used and ``noisy`` is set.
+    A sample is the mean over enough back-to-back calls to last ``min_sample_s``. A case slower
+    than ``slow_s`` gets no second warm-up call (the first counts as a sample) and
+    ``max(1, repeats // 3)`` samples in all. A sample taken while other processes used more than
+    ``max_foreign`` of the CPUs is dropped and retaken after the machine is quiet again (waiting
+    at most ``max_wait_s``), up to ``retries`` x the samples wanted; if too few clean samples
+    remain, the median of all samples is used and ``noisy`` is set. At most 5 x ``max_wait_s`` is
+    spent waiting in all.
     """
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
-    want = {}
-    for name, fn in cases.items():
+    number, want = {}, {}
+
+    def sample(name: str, calls: int) -> tuple[float, float]:
         sync()
         before, t = _cpu_ticks(), time.perf_counter()
-        fn()
+        for _ in range(calls):
+            cases[name]()
         sync()
-        dt = time.perf_counter() - t
-        if dt > slow_s:
-            samples[name].append((dt, foreign_load(before, _cpu_ticks())))
-            want[name] = max(1, repeats // 3)
+        return (time.perf_counter() - t) / calls, foreign_load(before, _cpu_ticks())
+
+    for name in cases:
+        first = sample(name, 1)
+        if first[0] > slow_s:
+            samples[name].append(first)
+            number[name], want[name] = 1, max(1, repeats // 3)
         else:
-            want[name] = repeats
-        log(f"  warm-up {name}: {dt * 1e3:.1f} ms")
+            dt = sample(name, 1)[0]
+            number[name], want[name] = max(1, int(min_sample_s / max(dt, 1e-6))), repeats
+        log(f"  warm-up {name}: {first[0] * 1e3:.1f} ms")
 
     def clean(name: str) -> list[float]:
         return [t for t, load in samples[name] if load <= max_foreign]
 
     budget = {name: (1 + retries) * n for name, n in want.items()}
-    while True:
-        todo = [n for n in cases if len(clean(n)) < want[n] and len(samples[n]) < budget[n]]
-        if not todo:
-            break
+    quiet, waited = True, 0.0
+    while todo := [n for n in cases if len(clean(n)) < want[n] and len(samples[n]) < budget[n]]:
         for name in todo:
-            sync()
-            before, t = _cpu_ticks(), time.perf_counter()
-            cases[name]()
-            sync()
-            samples[name].append((time.perf_counter() - t, foreign_load(before, _cpu_ticks())))
+            if not quiet and waited < 5 * max_wait_s:
+                waited += wait_quiet(max_foreign, max_wait_s)
+            samples[name].append(sample(name, number[name]))
+            quiet = samples[name][-1][1] <= max_foreign
     result = {}
     for name in cases:
         good = clean(name)
@@ -176,7 +195,7 @@ def make_cases(grid, dim, heads, batch, device, dtype) -> tuple[dict, dict]:
             heads=heads,
             grid_size=grid,
             kernel_size=global_kernel_size(grid),
-            dtype=dtype if proj and amp else torch.float32,  # autocast reaches v only via v_proj
+            dtype=dtype,
             device=device,
             training=True,
         )

@@ -21,6 +21,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from lkca.layers.lkca_cost import choose_impl
 
@@ -97,9 +98,16 @@ def toeplitz_matrix(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
 
 
 def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
-    """Attention view: (heads, N, N) shared-weight matrix times the values, no softmax."""
+    """Attention view: (heads, N, N) shared-weight matrix times the values, no softmax.
+
+    The batch is folded into the columns, so this is one matmul per head with B * d columns
+    (large, efficient GEMMs) rather than B * heads small ones.
+    """
+    B, heads, N, d = v.shape
     attn = toeplitz_matrix(weight, grid_size).to(v.dtype)  # (heads, N, N)
-    return torch.matmul(attn, v)  # (B, heads, N, d)
+    x = v.permute(1, 2, 0, 3).reshape(heads, N, B * d)  # (heads, N, B * d)
+    out = torch.bmm(attn, x)  # (heads, N, B * d)
+    return out.reshape(heads, N, B, d).permute(2, 0, 1, 3)  # (B, heads, N, d)
 
 
 def _fft_size(n: int) -> int:
@@ -114,25 +122,67 @@ def _fft_size(n: int) -> int:
         n += 1
 
 
+def _spectrum(x: torch.Tensor, Lh: int, Lw: int) -> torch.Tensor:
+    """Real (..., H, W) zero-padded to (Lh, Lw) -> its 2-D spectrum (..., Lh, Lw // 2 + 1).
+
+    Row by row, then column by column: the first pass skips the Lh - H rows that are zero.
+    """
+    return torch.fft.fft(torch.fft.rfft(x, n=Lw), n=Lh, dim=-2)
+
+
+def _signal(s: torch.Tensor, H: int, W: int, Lw: int) -> torch.Tensor:
+    """Spectrum (..., Lh, Lw // 2 + 1) -> the top-left (H, W) of its real inverse (the rest unused)."""
+    return torch.fft.irfft(torch.fft.ifft(s, dim=-2)[..., :H, :], n=Lw)[..., :W]
+
+
+class _FFTConv(torch.autograd.Function):
+    """x (B, heads, d, H, W) with weight (heads, kh, kw) -> (B, heads, d, H, W), by circular FFT.
+
+    The flipped kernel is rolled so its centre sits at index (0, 0): the output is then the top-left
+    H x W of the circular convolution. The backward reuses the forward spectra: the input gradient
+    is a circular correlation with the same kernel spectrum, the kernel gradient the correlation of
+    the output gradient with the input (one small inverse FFT per head), 4 large FFTs in all.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, Lh: int, Lw: int) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        heads, kh, kw = weight.shape
+        k = F.pad(weight.flip(-2, -1), (0, Lw - kw, 0, Lh - kh)).roll((-(kh // 2), -(kw // 2)), (-2, -1))
+        fk = torch.fft.rfft2(k).unsqueeze(1)  # (heads, 1, Lh, Lw // 2 + 1)
+        fx = _spectrum(x, Lh, Lw)  # (B, heads, d, Lh, Lw // 2 + 1)
+        ctx.save_for_backward(fx, fk)
+        ctx.sizes = (H, W, kh, kw, Lw)
+        return _signal(fx * fk, H, W, Lw)  # (B, heads, d, H, W)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        fx, fk = ctx.saved_tensors
+        H, W, kh, kw, Lw = ctx.sizes
+        Lh = fx.shape[-2]
+        fg = _spectrum(grad, Lh, Lw)  # (B, heads, d, Lh, Lw // 2 + 1)
+        grad_x = _signal(fg * fk.conj(), H, W, Lw)  # (B, heads, d, H, W)
+        corr = torch.fft.irfft2((fg * fx.conj()).sum((0, 2)), s=(Lh, Lw))  # (heads, Lh, Lw)
+        rows = torch.arange(-(kh // 2), kh // 2 + 1, device=grad.device) % Lh  # offsets -> index
+        cols = torch.arange(-(kw // 2), kw // 2 + 1, device=grad.device) % Lw
+        grad_w = corr[:, rows][:, :, cols].flip(-2, -1)  # (heads, kh, kw)
+        return grad_x, grad_w, None, None
+
+
 def lkca_fft(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
     """The same convolution as a product of zero-padded real 2-D FFTs (computed in fp32 or wider).
 
-    Output (y, x) is the full linear convolution with the flipped kernel at (y + kh//2, x + kw//2).
-    A circular length L >= H + kh//2 keeps those positions free of wrap-around, so the FFT can be
-    smaller than the full H + kh - 1.
+    A circular length L >= H + kh // 2 keeps the H output rows free of wrap-around (the kernel
+    reaches kh // 2 rows each way), so the FFT can be smaller than the full H + kh - 1.
     """
     B, heads, N, d = v.shape
     H, W = grid_size
     kh, kw = weight.shape[-2:]
-    ph, pw = kh // 2, kw // 2
-    Lh, Lw = _fft_size(H + ph), _fft_size(W + pw)
+    Lh, Lw = _fft_size(H + kh // 2), _fft_size(W + kw // 2)
     ftype = torch.promote_types(v.dtype, torch.float32)
     x = v.transpose(-1, -2).reshape(B, heads, d, H, W).to(ftype)  # (B, heads, d, H, W)
-    k = weight.flip(-2, -1).to(ftype)  # (heads, kh, kw)
-    fx = torch.fft.rfft2(x, s=(Lh, Lw))  # (B, heads, d, Lh, Lw // 2 + 1)
-    fk = torch.fft.rfft2(k, s=(Lh, Lw)).unsqueeze(1)  # (heads, 1, Lh, Lw // 2 + 1)
-    full = torch.fft.irfft2(fx * fk, s=(Lh, Lw))  # (B, heads, d, Lh, Lw)
-    out = full[..., ph : ph + H, pw : pw + W]  # (B, heads, d, H, W)
+    out = _FFTConv.apply(x, weight.to(ftype), Lh, Lw)  # (B, heads, d, H, W)
     return out.reshape(B, heads, d, N).transpose(-1, -2).to(v.dtype)
 
 

@@ -135,6 +135,10 @@ class Interrupted(UserError):
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a classification training; returns the summary written to summary.json."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.batch_size % world:
+        raise UserError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes "
+                        "(WORLD_SIZE); choose a global batch that is a multiple of the world size")
     device = resolve_device(cfg.device)
     env = setup_distributed(device)
     resolve_name(cfg.model)  # fail fast on a bad model name, before loading data
@@ -150,9 +154,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     train_x, train_y, num_classes = device_tensors(cfg, "train", device)
     test_x, test_y, _ = device_tensors(cfg, "test", device)
     img_size = train_x.shape[-1]
-    if cfg.batch_size % env.world_size:
-        raise UserError(f"batch_size {cfg.batch_size} is not divisible by the {env.world_size} "
-                        "processes; choose a batch size that is a multiple of the world size")
     loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
                           seed=cfg.seed)  # the global batch; each rank slices it after mixing
     steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
@@ -303,7 +304,7 @@ def _check_writable(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"output directory {out} is not writable ({err.strerror}); "
+        raise UserError(f"output directory {out} is not writable ({err.strerror or err}); "
                         "choose another --out") from None
 
 

@@ -1,0 +1,437 @@
+"""Images/s of the training augmentation pipeline and of full training steps (issue 3 benchmark).
+
+    python benchmarks/train_throughput.py                                  # CPU, fp32
+    python benchmarks/train_throughput.py --epochs-projection --profile    # + 100-epoch projection
+    python benchmarks/train_throughput.py --device cuda --epochs-projection  # GPU, bf16 autocast
+
+What is timed, on synthetic CIFAR-shaped data (uint8 (N, 3, 32, 32), random labels) that lives on
+the device and is drawn by index with :class:`lkca.data.device_loader.DeviceLoader`, as in the
+engine:
+
+- ``pipeline``: the full CIFAR-10 recipe, ``TrainAugment(AugmentConfig.from_dataset(cifar10))``
+  (flip, pad-4 crop, AutoAugment cifar10 policy per image, normalise, random erasing p=0.25) then
+  ``mix_batch`` (Mixup/CutMix, SPT's probabilities), on a (128, 3, 32, 32) batch.
+- ``train <model>``: one training step as ``lkca.train.engine.train`` runs it: draw the batch,
+  augment, mix, forward (bf16 autocast on CUDA, fp32 on CPU), ``mixed_cross_entropy`` with label
+  smoothing 0.1, ``zero_grad``, backward, AdamW (lr 1e-3, wd 0.05, the engine's param groups),
+  the warm-up/cosine scheduler step and the ``loss.item()`` sync; the model built with
+  ``drop_path_rate=0.1`` and in train mode. Models: vit_2p7m and vit_lkca_2p7m.
+- with ``--epochs-projection`` also ``eval <model>``: the per-epoch test pass (``EvalTransform`` +
+  forward under ``no_grad``).
+
+The cases are measured round-robin (one sample of each in turn, ``--rounds`` rounds) after a
+warm-up, so drift in the load of a shared machine hits all of them alike; each figure is the
+median of its samples. Each sample also records the fraction of the machine's CPU time used by
+other processes while it ran (from /proc/stat), and the load average is recorded at start and end,
+so a reader can judge how disturbed the run was.
+
+Targets (issue 3): the pipeline >= 3x the images/s of the training step of each model (it must
+never be the bottleneck), and vit_lkca_2p7m >= 1.2x the training images/s of vit_2p7m.
+
+``--epochs-projection``: the wall time of the paper's CIFAR-10 run, 100 epochs of 50,000 images
+at batch 128 with drop_last (390 steps an epoch, 39,000 in all), projected from the measured
+median step time, plus 100 test passes over 10,000 images at the measured eval rate. It leaves
+out the start-up (data loading, model build), checkpoint writes and logging, which are small
+next to the steps. On CPU it is computed too and labelled as CPU (it is then only a curiosity);
+the figure that matters is the one with ``--device cuda``.
+
+``--profile``: after the timed rounds, one training step of each model under ``torch.profiler``;
+prints and stores the top operators by self time (CPU; on CUDA by self CUDA time).
+
+Writes ``benchmarks/results/train_throughput_<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from lkca.data import dataset_info
+from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
+from lkca.data.device_loader import DeviceLoader
+from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
+from lkca.layers.lkca import global_kernel_size
+from lkca.layers.lkca_cost import choose_impl, predict
+from lkca.models import create_model
+from lkca.train.optim import build_optimizer, build_scheduler
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("vit_2p7m", "vit_lkca_2p7m")
+PIPELINE_RATIO, LKCA_SPEEDUP = 3.0, 1.2
+# The paper's CIFAR-10 run (section 4.1): 100 epochs, 50,000 training and 10,000 test images.
+EPOCHS, TRAIN_IMAGES, TEST_IMAGES = 100, 50_000, 10_000
+DROP_PATH, LABEL_SMOOTHING, LR, WEIGHT_DECAY, WARMUP_EPOCHS = 0.1, 0.1, 1e-3, 0.05, 10
+
+
+# --- machine and load ---------------------------------------------------------------------------
+
+
+def _cpu_ticks() -> tuple[int, int, int]:
+    """(busy ticks of the whole machine, all ticks, this process's ticks) from /proc."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # no /proc: no load figures
+        return 0, 0, 0
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields), int(own[11]) + int(own[12])
+
+
+def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings."""
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, (busy - own) / total) if total > 0 else 0.0
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    desc = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    with contextlib.suppress(ImportError):
+        import kornia
+
+        desc["kornia"] = kornia.__version__
+    if device.type == "cuda":
+        desc["gpu"] = torch.cuda.get_device_name(device)
+        desc["cuda"] = torch.version.cuda
+    return desc
+
+
+# --- the cases ----------------------------------------------------------------------------------
+
+
+def batches(loader: DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (images, labels) batches, a new epoch order after each pass."""
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def make_cases(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
+    """name -> (closure running one sample, images per sample); and what was built (for the JSON)."""
+    torch.manual_seed(args.seed)
+    info = dataset_info("cifar10")
+    gen = torch.Generator().manual_seed(args.seed)
+    n = max(args.pool, args.batch)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen).to(device)
+    labels = torch.randint(0, info.num_classes, (n,), generator=gen).to(device)
+    loader = DeviceLoader(images, labels, args.batch, shuffle=True, drop_last=True, seed=args.seed)
+    stream = batches(loader)
+    augment = TrainAugment(AugmentConfig.from_dataset(info)).to(device)
+    eval_transform = EvalTransform(info.mean, info.std).to(device)
+    mix_cfg = MixConfig()  # SPT: mix half of the batches, CutMix or Mixup half each, alpha = beta = 1
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+           else contextlib.nullcontext())
+    steps_per_epoch = TRAIN_IMAGES // args.batch
+
+    def pipeline() -> None:
+        for _ in range(args.pipeline_reps):
+            x, y = next(stream)
+            batch = mix_batch(augment(x), y, mix_cfg)
+        float(batch.images[0, 0, 0, 0])  # wait for the device (one element, no full copy)
+
+    cases: dict[str, tuple[Callable[[], None], int]] = {
+        "pipeline": (pipeline, args.pipeline_reps * args.batch)
+    }
+    built: dict[str, dict] = {}
+    for name in args.models:
+        model = create_model(name, num_classes=info.num_classes, img_size=32,
+                             drop_path_rate=DROP_PATH).to(device)
+        net = torch.compile(model) if args.compile else model
+        optimizer = build_optimizer(model, LR, WEIGHT_DECAY)
+        scheduler = build_scheduler(optimizer, WARMUP_EPOCHS * steps_per_epoch,
+                                    EPOCHS * steps_per_epoch, LR, 0.0)
+        built[name] = {"params": sum(p.numel() for p in model.parameters()),
+                       "depth": model.cfg.depth, "dim": model.cfg.dim,
+                       "heads": model.cfg.num_heads, "mixers": model.cfg.mixers}
+
+        def step(model=model, net=net, optimizer=optimizer, scheduler=scheduler) -> None:
+            model.train()
+            for _ in range(args.steps):
+                x, y = next(stream)
+                batch = mix_batch(augment(x), y, mix_cfg)
+                with amp:
+                    logits = net(batch.images)
+                loss = mixed_cross_entropy(logits.float(), batch, LABEL_SMOOTHING)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss.item()  # the engine's per-step sync (finite check, running loss)
+
+        cases[f"train {name}"] = (step, args.steps * args.batch)
+        if args.epochs_projection:
+            eval_x = images[: args.eval_batch]
+
+            @torch.no_grad()
+            def evaluate(model=model, net=net, eval_x=eval_x) -> None:
+                model.eval()
+                with amp:
+                    logits = net(eval_transform(eval_x))
+                logits.float().argmax(1).sum().item()
+
+            cases[f"eval {name}"] = (evaluate, len(eval_x))
+    return cases, built
+
+
+def lkca_choice(device: torch.device, batch: int, dtype: torch.dtype) -> dict:
+    """What ``impl="auto"`` runs for vit_lkca_2p7m's mixers in training, and the predicted times."""
+    grid = (8, 8)
+    shape = dict(batch=batch, channels=192, heads=12, grid_size=grid,
+                 kernel_size=global_kernel_size(grid), dtype=dtype, device=device, training=True)
+    with (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+          else contextlib.nullcontext()):
+        choice = choose_impl(**shape)
+    times = predict(**shape)
+    return {"shape": {k: (str(v) if k in ("dtype", "device") else v) for k, v in shape.items()},
+            "auto_choice": choice, "predicted_ms": {k: v * 1e3 for k, v in times.items()}}
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def measure(cases: dict, rounds: int, warmup: int, sync: Callable[[], None],
+            log: Callable[[str], None]) -> dict[str, dict]:
+    """Median seconds per sample of each case, sampled round-robin after ``warmup`` calls each."""
+    for name, (fn, _) in cases.items():
+        for i in range(warmup):
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            log(f"  warm-up {i + 1}/{warmup} {name}: {time.perf_counter() - t:.2f} s")
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    loads: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(rounds):
+        for name, (fn, _) in cases.items():
+            sync()
+            before, t = _cpu_ticks(), time.perf_counter()
+            fn()
+            sync()
+            samples[name].append(time.perf_counter() - t)
+            loads[name].append(foreign_load(before, _cpu_ticks()))
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(
+            f"{name} {samples[name][-1]:.2f} s" for name in cases))
+    out = {}
+    for name, (_, images) in cases.items():
+        s = statistics.median(samples[name])
+        out[name] = {
+            "images_per_sample": images,
+            "median_s": s,
+            "images_per_s": images / s,
+            "samples_s": [round(v, 4) for v in samples[name]],
+            "foreign_load": [round(v, 3) for v in loads[name]],
+        }
+    return out
+
+
+def profile_steps(cases: dict, models: list[str], device: torch.device, top: int) -> dict:
+    """Top operators by self time of one training step of each model."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU]
+    sort = "self_cpu_time_total"
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort = "self_cuda_time_total"
+    result = {}
+    for name in models:
+        fn, _ = cases[f"train {name}"]
+        with torch_profile(activities=activities) as prof:
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        events = prof.key_averages()
+        table = events.table(sort_by=sort, row_limit=top)
+        print(f"\nprofile: train {name} (one sample, sorted by {sort})\n{table}", flush=True)
+        key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        total = sum(getattr(e, key, 0.0) for e in events) or 1.0
+        rows = sorted(events, key=lambda e: getattr(e, key, 0.0), reverse=True)[:top]
+        result[name] = {
+            "sorted_by": key,
+            "total_self_ms": total / 1e3,
+            "top": [{"op": e.key, "calls": e.count, "self_ms": getattr(e, key, 0.0) / 1e3,
+                     "share": getattr(e, key, 0.0) / total} for e in rows],
+        }
+    return result
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def projection(timed: dict, models: list[str], batch: int, device: torch.device) -> dict:
+    steps = EPOCHS * (TRAIN_IMAGES // batch)
+    out = {"label": device.type.upper(), "epochs": EPOCHS, "train_images_per_epoch": TRAIN_IMAGES,
+           "batch": batch, "steps": steps, "test_images_per_epoch": TEST_IMAGES}
+    for name in models:
+        train_s = steps * batch / timed[f"train {name}"]["images_per_s"]
+        eval_s = EPOCHS * TEST_IMAGES / timed[f"eval {name}"]["images_per_s"]
+        out[name] = {"train_s": train_s, "eval_s": eval_s, "total_s": train_s + eval_s,
+                     "total_h": (train_s + eval_s) / 3600}
+    return out
+
+
+def check_targets(timed: dict, models: list[str]) -> tuple[dict, list[tuple[str, bool]]]:
+    pipe = timed["pipeline"]["images_per_s"]
+    ratios = {f"pipeline_to_train {m}": pipe / timed[f"train {m}"]["images_per_s"] for m in models}
+    targets = [(f"pipeline / train {m}: {r:.2f}x >= {PIPELINE_RATIO:g}x", r >= PIPELINE_RATIO)
+               for m, r in ((m, ratios[f"pipeline_to_train {m}"]) for m in models)]
+    if "vit_2p7m" in models and "vit_lkca_2p7m" in models:
+        r = timed["train vit_lkca_2p7m"]["images_per_s"] / timed["train vit_2p7m"]["images_per_s"]
+        ratios["lkca_to_vit_train"] = r
+        targets.append((f"train vit_lkca_2p7m / vit_2p7m: {r:.2f}x >= {LKCA_SPEEDUP:g}x",
+                        r >= LKCA_SPEEDUP))
+    return ratios, targets
+
+
+def print_table(timed: dict, batch: int) -> None:
+    print(f"\n{'case':<22} {'ms/batch':>10} {'images/s':>10} {'samples':>8} {'foreign load':>13}")
+    for name, t in timed.items():
+        per_batch = t["median_s"] * 1e3 * batch / t["images_per_sample"]
+        load = statistics.median(t["foreign_load"]) if t["foreign_load"] else 0.0
+        print(f"{name:<22} {per_batch:>10.1f} {t['images_per_s']:>10.1f} "
+              f"{len(t['samples_s']):>8} {load:>12.0%}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=None, help="round-robin rounds (CPU 5, CUDA 7)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up samples per case (CPU 1, CUDA 2)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per sample (CPU 1, CUDA 20)")
+    parser.add_argument("--pipeline-reps", type=int, default=None,
+                        help="pipeline batches per sample (default max(3, steps))")
+    parser.add_argument("--pool", type=int, default=4096,
+                        help="synthetic images resident on the device (batches drawn from them)")
+    parser.add_argument("--eval-batch", type=int, default=None,
+                        help="batch of the eval timing (CPU 128, CUDA 500 = the engine's)")
+    parser.add_argument("--epochs-projection", action="store_true",
+                        help="also time the test pass and project 100 CIFAR-10 epochs")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one training sample of each model after the rounds")
+    parser.add_argument("--profile-top", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("train_throughput: --device cuda but CUDA is not available; use --device cpu",
+              file=sys.stderr)
+        return 2
+    unknown = set(args.models) - set(MODELS)
+    if unknown:
+        print(f"train_throughput: --models: unknown {sorted(unknown)}; choose from {MODELS}",
+              file=sys.stderr)
+        return 2
+    cuda = args.device == "cuda"
+    args.rounds = args.rounds or (7 if cuda else 5)
+    args.warmup = args.warmup if args.warmup is not None else (2 if cuda else 1)
+    args.steps = args.steps or (20 if cuda else 1)
+    args.pipeline_reps = args.pipeline_reps or max(3, args.steps)
+    args.eval_batch = args.eval_batch or (500 if cuda else args.batch)
+    args.eval_batch = min(args.eval_batch, args.pool)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    out = args.out or ROOT / "benchmarks" / "results" / f"train_throughput_{device.type}.json"
+
+    load_start = load_average()
+    t_start = time.perf_counter()
+    print(f"train_throughput on {device.type}: batch {args.batch}, {args.rounds} rounds, "
+          f"{args.steps} step(s) and {args.pipeline_reps} pipeline batches a sample; "
+          f"load average {load_start}", flush=True)
+    choice = lkca_choice(device, args.batch, torch.bfloat16 if cuda else torch.float32)
+    print(f"LKCA impl 'auto' for {choice['shape']}: {choice['auto_choice']} "
+          f"(predicted ms {', '.join(f'{k} {v:.1f}' for k, v in choice['predicted_ms'].items())})",
+          flush=True)
+    cases, built = make_cases(args, device)
+    timed = measure(cases, args.rounds, args.warmup, sync, lambda s: print(s, flush=True))
+    prof = profile_steps(cases, args.models, device, args.profile_top) if args.profile else None
+    load_end = load_average()
+
+    print_table(timed, args.batch)
+    ratios, targets = check_targets(timed, args.models)
+    proj = projection(timed, args.models, args.batch, device) if args.epochs_projection else None
+    if proj is not None:
+        label = proj["label"]
+        print(f"\nprojected wall time of {EPOCHS} CIFAR-10 epochs ({proj['steps']} steps of "
+              f"{args.batch} + {EPOCHS} test passes of {TEST_IMAGES}) on {label}:")
+        for m in args.models:
+            p = proj[m]
+            print(f"  {m:<16} {p['total_h']:8.2f} h  (train {p['train_s'] / 3600:.2f} h, "
+                  f"eval {p['eval_s'] / 3600:.2f} h)  [{label}]")
+    print()
+    for text, ok in targets:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    print(f"load average start {load_start}, end {load_end}; "
+          f"{time.perf_counter() - t_start:.0f} s in all")
+
+    result = {
+        "benchmark": "train_throughput: augmentation pipeline and full training steps, "
+                     "median over round-robin samples",
+        "device": device.type,
+        "precision": "bf16 autocast" if cuda else "fp32",
+        "machine": machine(device),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "settings": {"batch": args.batch, "rounds": args.rounds, "warmup": args.warmup,
+                     "steps_per_sample": args.steps, "pipeline_batches_per_sample": args.pipeline_reps,
+                     "pool_images": max(args.pool, args.batch), "drop_path": DROP_PATH,
+                     "label_smoothing": LABEL_SMOOTHING, "lr": LR, "weight_decay": WEIGHT_DECAY,
+                     "compile": args.compile, "augment": "cifar10 recipe (flip, crop 4, "
+                     "AutoAugment cifar10 per image, normalise, erasing 0.25) + mix_batch"},
+        "models": built,
+        "lkca_impl": choice,
+        "results": timed,
+        "ratios": ratios,
+        "targets": [{"target": t, "pass": ok} for t, ok in targets],
+        "wall_s": time.perf_counter() - t_start,
+    }
+    if proj is not None:
+        result["epochs_projection"] = proj
+    if prof is not None:
+        result["profile"] = prof
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0 if all(ok for _, ok in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

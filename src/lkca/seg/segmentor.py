@@ -1,0 +1,168 @@
+"""Encoder-decoder segmentor (MMSegmentation's ``EncoderDecoder``): backbone -> neck -> head, with an
+optional auxiliary head for training; whole-image and sliding-window inference.
+
+``create_segmentor("lkca_s_seg", "upernet")`` builds the paper's Table 7 models (section 4.2).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lkca.errors import ConfigError
+from lkca.seg.backbone import BACKBONES, create_backbone
+from lkca.seg.heads import FCNHead, SemanticFPN, UPerHead, resize
+from lkca.seg.neck import MultiLevelNeck
+
+HEADS = ("upernet", "fpn")
+# Paper Table 7 (ADE20K, 512x512): parameters of the whole segmentor.
+PAPER_PARAMS = {
+    ("vit_s_seg", "upernet"): 57.66e6, ("lkca_s_seg", "upernet"): 50.58e6,
+    ("vit_s_seg", "fpn"): 37.23e6, ("lkca_s_seg", "fpn"): 30.18e6,
+}
+
+
+class Segmentor(nn.Module):
+    """Backbone + neck + decode head (+ auxiliary head, used for the training loss only).
+
+    ``forward(images)`` (B, 3, H, W), H and W multiples of the backbone's patch, returns logits
+    (B, num_classes, H, W) (the head's stride-4 logits, bilinearly upsampled).
+    Loss (:meth:`forward_train`): cross-entropy with ``ignore_index`` (255), summed over labelled
+    pixels and divided by all pixels (MMSegmentation's default ``avg_non_ignore=False``); the
+    auxiliary loss is weighted by ``aux_head.loss_weight`` (0.4).
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module | None, head: nn.Module,
+                 aux_head: FCNHead | None = None, ignore_index: int = 255) -> None:
+        super().__init__()
+        self.backbone, self.neck, self.head, self.aux_head = backbone, neck, head, aux_head
+        self.ignore_index = ignore_index
+        self.size_divisor = int(getattr(backbone, "patch_size", 1))
+
+    def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Pyramid of maps (strides 4, 8, 16, 32 with the multi-level neck)."""
+        feats = self.backbone(images)
+        return self.neck(feats) if self.neck is not None else feats
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return resize(self.head(self.extract(images)), images.shape[-2:])
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CE of logits (B, K, h, w), upsampled to labels (B, H, W) int64 with ``ignore_index``."""
+        logits = resize(logits, labels.shape[-2:])
+        per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index,
+                                    reduction="none")  # (B, H, W), 0 at ignored pixels
+        return per_pixel.mean()
+
+    def forward_train(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Losses for images (B, 3, H, W) and labels (B, H, W) (int64, 255 = ignore).
+
+        Returns ``{"loss": total, "loss_seg": decode loss, "loss_aux": weighted aux loss}`` (the
+        last only with an auxiliary head).
+        """
+        if labels.shape[0] != images.shape[0] or labels.shape[-2:] != images.shape[-2:]:
+            raise ValueError(f"Segmentor: labels {tuple(labels.shape)} do not match images "
+                             f"{tuple(images.shape)}; expected (B, H, W)")
+        feats = self.extract(images)
+        losses = {"loss_seg": self.loss(self.head(feats), labels.long())}
+        if self.aux_head is not None:
+            losses["loss_aux"] = self.aux_head.loss_weight * self.loss(self.aux_head(feats), labels.long())
+        losses["loss"] = sum(losses.values())
+        return losses
+
+    def _padded_forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits at the input size for any size: zero-pad bottom/right to the patch multiple."""
+        H, W = images.shape[-2:]
+        d = self.size_divisor
+        ph, pw = (-H) % d, (-W) % d
+        x = F.pad(images, (0, pw, 0, ph)) if ph or pw else images
+        return self(x)[..., :H, :W]
+
+    @torch.no_grad()
+    def predict_whole(self, images: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Whole-image inference: logits (B, K, H, W), resized to ``out_size`` (e.g. the original
+        image size of the ground truth) when given. Sides need not be multiples of the patch."""
+        logits = self._padded_forward(images)
+        return resize(logits, out_size) if out_size is not None else logits
+
+    @torch.no_grad()
+    def predict_slide(self, images: torch.Tensor, crop: int = 512, stride: int = 341,
+                      out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Sliding-window inference (MMSegmentation's ``slide_inference``): ``crop`` x ``crop``
+        windows every ``stride`` pixels (the last one flush with the border), logits averaged
+        where windows overlap. Returns (B, K, H, W), or ``out_size`` when given."""
+        B, _, H, W = images.shape
+        rows = max(H - crop + stride - 1, 0) // stride + 1
+        cols = max(W - crop + stride - 1, 0) // stride + 1
+        total: torch.Tensor | None = None
+        count = images.new_zeros(1, 1, H, W)
+        for r in range(rows):
+            for c in range(cols):
+                y1, x1 = r * stride, c * stride
+                y2, x2 = min(y1 + crop, H), min(x1 + crop, W)
+                y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
+                logits = self._padded_forward(images[..., y1:y2, x1:x2])
+                if total is None:
+                    total = logits.new_zeros(B, logits.shape[1], H, W)
+                total[..., y1:y2, x1:x2] += logits
+                count[..., y1:y2, x1:x2] += 1
+        assert total is not None
+        logits = total / count
+        return resize(logits, out_size) if out_size is not None else logits
+
+
+def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_weight: float = 0.4,
+                     head_channels: int | None = None, neck_resample: str = "deconv",
+                     **backbone_overrides: Any) -> Segmentor:
+    """Build a segmentor of Table 7: ``backbone`` in :data:`BACKBONES`, ``head`` "upernet" or "fpn".
+
+    UperNet: channels 512 (``head_channels``) with an FCN auxiliary head (channels half of that,
+    256) on the third level, loss weight ``aux_weight``. FPN: FPN neck 2 * ``head_channels``
+    (256) channels and FPN head ``head_channels`` (128), no auxiliary head. ``neck_resample``:
+    see :class:`MultiLevelNeck`. Other keywords override the backbone's ViTConfig (``depth``,
+    ``dim``, ``num_heads``, ``drop_path_rate``, ``lkca_impl`` ...; tests use small ones).
+    """
+    if head not in HEADS:
+        close = difflib.get_close_matches(head, HEADS, n=1, cutoff=0.4)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown segmentation head {head!r}; {hint}choose one of {', '.join(HEADS)}")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be positive, got {num_classes}")
+    bb = create_backbone(backbone, **backbone_overrides)
+    dim = bb.out_channels[0]
+    neck = MultiLevelNeck(bb.out_channels, dim, (4, 2, 1, 0.5), neck_resample)
+    levels = [dim] * 4
+    if head == "upernet":
+        ch = head_channels or 512
+        return Segmentor(bb, neck, UPerHead(levels, num_classes, ch),
+                         FCNHead(dim, num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
+    ch = head_channels or 128
+    return Segmentor(bb, neck, SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch))
+
+
+def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv") -> list[dict[str, Any]]:
+    """Parameter counts of the four Table 7 combinations, with the paper's figure and the parts.
+
+    Rows: ``{"backbone", "head", "params", "paper_params", "ratio", "backbone_params",
+    "neck_params", "head_params", "aux_params"}``.
+    """
+    rows = []
+    for (bb, head), paper in PAPER_PARAMS.items():
+        model = create_segmentor(bb, head, num_classes, neck_resample=neck_resample)
+        parts = {name: sum(p.numel() for p in m.parameters()) if m is not None else 0
+                 for name, m in (("backbone", model.backbone), ("neck", model.neck),
+                                 ("head", model.head), ("aux", model.aux_head))}
+        total = sum(parts.values())
+        rows.append({"backbone": bb, "head": head, "params": total, "paper_params": int(paper),
+                     "ratio": total / paper, **{f"{k}_params": v for k, v in parts.items()}})
+    return rows
+
+
+def backbone_names() -> list[str]:
+    """Names accepted by :func:`create_segmentor` as ``backbone``."""
+    return list(BACKBONES)
+

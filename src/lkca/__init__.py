@@ -5,7 +5,9 @@ from lkca.errors import UserError
 from lkca.layers.lkca import LKCA
 from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
+from lkca.seg.segmentor import create_segmentor
 
 __version__ = "0.1.0"
 
-__all__ = ["LKCA", "VisionTransformer", "create_model", "list_models", "profile", "UserError"]
+__all__ = [
+    "create_segmentor","LKCA", "VisionTransformer", "create_model", "list_models", "profile", "UserError"]

@@ -49,8 +49,6 @@ class ViTBackbone(nn.Module):
         super().__init__()
         if cfg.pool != "mean":
             raise ConfigError("segmentation backbones use pool='mean' (no class token)")
-        self.vit = VisionTransformer(cfg)
-        self.vit.head = nn.Identity()  # the classifier is not used
         depth = cfg.depth
         idx = tuple(even_out_indices(depth) if out_indices is None else out_indices)
         if (any(i < 0 or i >= depth for i in idx) or list(idx) != sorted(set(idx))
@@ -59,6 +57,8 @@ class ViTBackbone(nn.Module):
                 f"out_indices {idx} must increase, lie in [0, {depth}) and end at the last block "
                 f"{depth - 1}; e.g. {even_out_indices(depth)}"
             )
+        self.vit = VisionTransformer(cfg)
+        self.vit.head = nn.Identity()  # the classifier is not used
         self.out_indices = idx
         self.out_channels = [cfg.dim] * len(idx)
         self.patch_size = cfg.patch_size

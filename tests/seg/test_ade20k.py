@@ -1,0 +1,112 @@
+"""The ADE20K loader on tiny files written in the real ADEChallengeData2016 layout."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lkca.data.ade20k import ADE20K, load_ade20k, reduce_zero_label
+from lkca.errors import DataFormatError
+
+
+def write_pair(root: Path, split: str, stem: str, size=(24, 32), label=None, seed=0) -> None:
+    """images/<split>/<stem>.jpg (H, W = size) and annotations/<split>/<stem>.png (mode L)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / split).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+        root / "images" / split / f"{stem}.jpg", quality=95)
+    if label is None:
+        label = rng.integers(0, 151, (h, w), dtype=np.uint8)
+    Image.fromarray(label, mode="L").save(root / "annotations" / split / f"{stem}.png")
+
+
+@pytest.fixture
+def ade(tmp_path: Path) -> Path:
+    root = tmp_path / "ADEChallengeData2016"
+    label = np.zeros((24, 32), np.uint8)
+    label[:, 8:] = 1
+    label[:, 16:] = 150
+    write_pair(root, "training", "ADE_train_00000002", seed=2)
+    write_pair(root, "training", "ADE_train_00000001", label=label, seed=1)
+    write_pair(root, "validation", "ADE_val_00000001", size=(40, 16), seed=3)
+    return tmp_path
+
+
+def test_reads_pairs_by_stem_and_reduces_zero_label(ade: Path):
+    ds = load_ade20k(ade, "train", check=True)
+    assert len(ds) == 2 and [p.stem for p in ds.image_paths] == [p.stem for p in ds.label_paths]
+    assert ds.image_paths[0].name == "ADE_train_00000001.jpg"
+    image, label = ds[0]
+    assert image.dtype == np.uint8 and image.shape == (24, 32, 3)
+    assert label.dtype == np.uint8 and label.shape == (24, 32)
+    assert set(np.unique(label[:, :8])) == {255} and set(np.unique(label[:, 8:16])) == {0}
+    assert set(np.unique(label[:, 16:])) == {149}
+    assert np.array_equal(ds.decode_label(0, reduce=False)[:, 16:], np.full((24, 16), 150))
+    val = ADE20K(ade / "ADEChallengeData2016", "validation")  # the folder itself also works
+    assert len(val) == 1 and val[0][0].shape == (40, 16, 3) and val.num_classes == 150
+    assert reduce_zero_label(np.array([0, 1, 150], np.uint8)).tolist() == [255, 0, 149]
+
+
+def test_missing_annotation_and_orphan_annotation(ade: Path):
+    root = ade / "ADEChallengeData2016"
+    (root / "annotations" / "training" / "ADE_train_00000002.png").unlink()
+    with pytest.raises(DataFormatError, match=r"ADE_train_00000002\.jpg has no annotation"):
+        ADE20K(ade, "training")
+    (root / "images" / "validation" / "ADE_val_00000001.jpg").unlink()
+    write_pair(root, "validation", "ADE_val_00000002")
+    with pytest.raises(DataFormatError, match=r"ADE_val_00000001\.png has no image"):
+        ADE20K(ade, "val")
+
+
+def test_corrupt_jpg_names_the_file(ade: Path):
+    path = ade / "ADEChallengeData2016" / "images" / "training" / "ADE_train_00000002.jpg"
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    ds = ADE20K(ade, "training")
+    ds[0]  # the intact pair still decodes
+    with pytest.raises(DataFormatError, match=r"ADE_train_00000002\.jpg cannot be decoded"):
+        ds[1]
+    path.write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataFormatError, match=r"ADE_train_00000002\.jpg cannot be read"):
+        ds.check_sizes()
+
+
+def test_size_mismatch_names_the_label(ade: Path):
+    root = ade / "ADEChallengeData2016"
+    write_pair(root, "training", "ADE_train_00000003", size=(24, 32))
+    Image.fromarray(np.ones((20, 32), np.uint8), mode="L").save(
+        root / "annotations" / "training" / "ADE_train_00000003.png")
+    ds = ADE20K(ade, "training")
+    with pytest.raises(DataFormatError, match=r"ADE_train_00000003\.png is 32x20 but its image"):
+        ds[2]
+    with pytest.raises(DataFormatError, match=r"ADE_train_00000003\.png is 32x20"):
+        load_ade20k(ade, "training", check=True)
+
+
+def test_label_above_150_and_rgb_label(ade: Path):
+    root = ade / "ADEChallengeData2016"
+    bad = np.ones((24, 32), np.uint8)
+    bad[3, 4] = 151
+    write_pair(root, "validation", "ADE_val_00000002", label=bad)
+    ds = ADE20K(ade, "validation")
+    with pytest.raises(DataFormatError, match=r"ADE_val_00000002\.png has label value 151"):
+        ds[1]
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(
+        root / "annotations" / "validation" / "ADE_val_00000002.png")
+    with pytest.raises(DataFormatError, match=r"ADE_val_00000002\.png is a RGB image"):
+        ds[1]
+
+
+def test_missing_folders_and_bad_split(tmp_path: Path):
+    with pytest.raises(DataFormatError, match="ADEChallengeData2016 does not exist"):
+        ADE20K(tmp_path, "training")
+    (tmp_path / "ADEChallengeData2016" / "images" / "training").mkdir(parents=True)
+    with pytest.raises(DataFormatError, match=r"annotations/training does not exist"):
+        ADE20K(tmp_path, "training")
+    (tmp_path / "ADEChallengeData2016" / "annotations" / "training").mkdir(parents=True)
+    with pytest.raises(DataFormatError, match="has no .jpg images"):
+        ADE20K(tmp_path, "training")
+    with pytest.raises(DataFormatError, match="no split 'testing'"):
+        ADE20K(tmp_path, "testing")

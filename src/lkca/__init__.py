@@ -10,4 +10,11 @@ from lkca.seg.segmentor import create_segmentor
 __version__ = "0.1.0"
 
 __all__ = [
-    "create_segmentor","LKCA", "VisionTransformer", "create_model", "list_models", "profile", "UserError"]
+    "LKCA",
+    "UserError",
+    "VisionTransformer",
+    "create_model",
+    "create_segmentor",
+    "list_models",
+    "profile",
+]

@@ -300,6 +300,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 def _check_writable(out: Path) -> None:
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for stale in (out / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-write
+            stale.unlink()
         probe = out / ".write_test"
         probe.write_bytes(b"")
         probe.unlink()

@@ -1,4 +1,5 @@
-"""AdamW and the per-iteration schedule: linear warm-up, then cosine annealing (paper 4.1)."""
+"""AdamW and the per-iteration schedules: linear warm-up, then cosine annealing (paper 4.1) or
+poly decay (segmentation, paper 4.2)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,19 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps, ratio)
     )
+
+
+def warmup_poly(step: int, warmup_steps: int, total_steps: int, power: float = 1.0,
+                min_ratio: float = 0.0, warmup_ratio: float = 1e-6) -> float:
+    """LR multiplier at ``step`` of MMSegmentation's ViT schedule (segmentation, paper 4.2).
+
+    Linear warm-up from ``warmup_ratio`` to 1 over ``warmup_steps`` (mmengine ``LinearLR``,
+    ``start_factor=warmup_ratio``), then poly decay from 1 to ``min_ratio`` (= min_lr / lr) at
+    ``total_steps``: ``min_ratio + (1 - min_ratio) * (1 - t / T) ** power`` with t, T counted from
+    the end of warm-up (mmengine ``PolyLR``, ``begin=warmup_steps``, ``end=total_steps``). Step 0
+    trains at ``lr * warmup_ratio``; at and after ``total_steps`` the multiplier is ``min_ratio``.
+    """
+    if step < warmup_steps:
+        return warmup_ratio + (1 - warmup_ratio) * step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * (1 - progress) ** power

@@ -1,0 +1,144 @@
+"""Segmentation training configuration (paper section 4.2): one dataclass, YAML files that extend
+``configs/seg/ade20k/base.yaml``, CLI overrides by the same names.
+
+The paper trains with MMSegmentation from scratch and gives only the iteration counts; every other
+value is MMSegmentation's ViT + UperNet ADE20K recipe, cited per field below as "MMSeg <file>":
+``configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py`` (optimiser, schedule, batch),
+``configs/_base_/datasets/ade20k.py`` (pipeline) and ``configs/_base_/schedules/schedule_20k.py``
+(evaluation interval). The YAML loader, ``base:`` merging and unknown-key messages are those of
+the classification config (:mod:`lkca.train.config`).
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lkca.errors import ConfigError
+from lkca.seg.backbone import BACKBONES
+from lkca.seg.segmentor import HEADS
+from lkca.train.config import _accepts, _describe, _matches, load_yaml, suggest
+
+EVAL_MODES = ("whole", "slide")
+
+
+@dataclass
+class SegConfig:
+    """Every knob of a segmentation run. YAML keys and ``lkca seg train`` flags use these names."""
+
+    # what to train
+    backbone: str = "lkca_s_seg"  # vit_s_seg | lkca_s_seg (paper Table 7)
+    head: str = "upernet"  # upernet | fpn (paper Table 7)
+    # keywords of create_segmentor: head_channels, neck_resample, aux_weight, and ViTConfig
+    # overrides of the backbone (depth, dim, num_heads, drop_path_rate, lkca_impl, img_size ...);
+    # img_size defaults to crop_size (the grid the LKCA global kernel is built for)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 150  # ADE20K SceneParsing
+    data_dir: str | None = None  # folder holding ADEChallengeData2016/
+    out: str | None = None  # default runs/seg-<head>_<backbone>
+    # schedule: AdamW + linear warm-up + poly, per iteration
+    iters: int = 20000  # paper Table 7 (10k and 20k rows); Table 6: 2k-16k
+    batch_size: int = 16  # global over all processes; MMSeg vit config: 8 GPUs x 2 images
+    crop_size: int = 512  # MMSeg ade20k.py crop_size (512, 512)
+    img_scale: tuple[int, int] = (2048, 512)  # MMSeg ade20k.py RandomResize / test Resize scale
+    lr: float = 6e-5  # MMSeg vit config: AdamW lr=0.00006
+    weight_decay: float = 0.01  # MMSeg vit config (none on pos_embed, norms, biases)
+    betas: tuple[float, float] = (0.9, 0.999)  # MMSeg vit config
+    warmup_iters: int = 1500  # MMSeg vit config: LinearLR end=1500
+    warmup_ratio: float = 1e-6  # MMSeg vit config: LinearLR start_factor=1e-6
+    power: float = 1.0  # MMSeg vit config: PolyLR power=1.0
+    min_lr: float = 0.0  # MMSeg vit config: PolyLR eta_min=0.0
+    grad_clip: float | None = None  # MMSeg vit config: no clipping
+    # evaluation
+    eval_interval: int = 2000  # MMSeg schedule_20k.py val_interval=2000 (and at the last iter)
+    eval_mode: str = "whole"  # MMSeg vit model config test_cfg mode='whole'; or "slide"
+    slide_stride: int = 341  # sliding window: crop_size windows every 341 px (MMSeg slide configs)
+    max_eval_images: int | None = None  # evaluate on the first N validation images (quick looks)
+    # engine
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    progress: bool = True
+    stop_after_iters: int | None = None  # save and exit after this many iters; --resume later
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}"
+                              f"{suggest(self.backbone, list(BACKBONES))} (choose one of "
+                              f"{', '.join(BACKBONES)})")
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}{suggest(self.head, list(HEADS))} "
+                              f"(choose one of {', '.join(HEADS)})")
+        if self.eval_mode not in EVAL_MODES:
+            raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got "
+                              f"{self.eval_mode!r}")
+        for name in ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_eval_images", "stop_after_iters", "grad_clip"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
+        if self.crop_size <= 0 or self.crop_size % 16:
+            raise ConfigError(f"crop_size must be a positive multiple of the patch size 16, got "
+                              f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")
+        if min(self.img_scale) <= 0:
+            raise ConfigError(f"img_scale must hold two positive sides, got {self.img_scale}")
+        if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:
+            raise ConfigError(f"warmup_iters must be >= 0 and warmup_ratio in (0, 1] (got "
+                              f"{self.warmup_iters}, {self.warmup_ratio})")
+        if self.lr <= 0 or self.weight_decay < 0 or self.power <= 0 or not 0 <= self.min_lr < self.lr:
+            raise ConfigError(f"need lr > 0, weight_decay >= 0, power > 0 and 0 <= min_lr < lr "
+                              f"(got {self.lr}, {self.weight_decay}, {self.power}, {self.min_lr})")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must lie in [0, 1), got {self.betas}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"runs/seg-{self.head}_{self.backbone}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-able values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(SegConfig)]
+
+
+def build_seg_config(path: str | Path | None = None,
+                     overrides: dict[str, Any] | None = None) -> SegConfig:
+    """Defaults, then the YAML file (with its ``base:`` chain), then non-None ``overrides``."""
+    values: dict[str, Any] = load_yaml(path) if path is not None else {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "model_args" in overrides:  # merged key by key, as load_yaml merges a base's model_args
+        overrides["model_args"] = {**values.get("model_args", {}), **overrides["model_args"]}
+    values.update(overrides)
+    names = field_names()
+    for key in values:
+        if key not in names:
+            source = f" in {path}" if path else ""
+            raise ConfigError(f"unknown config key {key!r}{source}{suggest(key, names)}")
+    return SegConfig(**values)
+
+
+def _check_types(cfg: SegConfig) -> None:
+    """The classification config's type rules (ints accepted for floats), plus fixed-length
+    tuples, which YAML writes as lists."""
+    hints = typing.get_type_hints(SegConfig)
+    for f in fields(cfg):
+        value, expected = getattr(cfg, f.name), hints[f.name]
+        if typing.get_origin(expected) is tuple:
+            kinds = typing.get_args(expected)
+            if (not isinstance(value, (list, tuple)) or len(value) != len(kinds)
+                    or not all(_matches(v, float if k is float else k) or
+                               (k is float and _matches(v, int)) for v, k in zip(value, kinds))):
+                raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
+                                  f"{kinds[0].__name__}s, got {value!r}")
+            setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
+        elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
+            setattr(cfg, f.name, float(value))
+        elif not _matches(value, expected):
+            raise ConfigError(f"{f.name} must be {_describe(expected)}, got {value!r} "
+                              f"({type(value).__name__})")

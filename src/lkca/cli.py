@@ -13,7 +13,10 @@ from collections.abc import Callable, Sequence
 def _cmd_profile(args: argparse.Namespace) -> None:
     from lkca.analysis.profile import profile
     from lkca.models.registry import create_model, paper_figures
+    from lkca.seg.backbone import BACKBONES
 
+    if args.model in BACKBONES or args.head is not None:
+        return _profile_segmentor(args)
     model = create_model(args.model, num_classes=args.num_classes, img_size=args.img_size)
     paper = paper_figures(args.model)
     img = args.img_size or paper.get("img_size", 32)
@@ -27,6 +30,75 @@ def _paper(value: float | None, args: argparse.Namespace) -> str:
     if value is None or args.img_size not in (None, 32) or args.num_classes not in (None, 10):
         return ""
     return f"   (paper: {value / 1e6:.2f}M)"
+
+
+def _profile_segmentor(args: argparse.Namespace) -> None:
+    """Params of the segmentor(s) with ``args.model`` as backbone, beside the paper's Table 7."""
+    from lkca.seg.segmentor import HEADS, PAPER_PARAMS, create_segmentor
+
+    for head in [args.head] if args.head else HEADS:
+        model = create_segmentor(args.model, head, args.num_classes or 150)
+        parts = {name: sum(p.numel() for p in m.parameters()) if m is not None else 0
+                 for name, m in (("backbone", model.backbone), ("neck", model.neck),
+                                 ("head", model.head), ("aux head", model.aux_head))}
+        paper = PAPER_PARAMS.get((args.model, head)) if args.num_classes in (None, 150) else None
+        note = f"   (paper Table 7: {paper / 1e6:.2f}M)" if paper else ""
+        print(f"model   {args.model} + {head}  ({args.num_classes or 150} classes)")
+        print(f"params  {sum(parts.values()) / 1e6:.3f}M{note}")
+        print("        " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in parts.items() if v))
+
+
+def _cmd_seg(args: argparse.Namespace) -> None:
+    {"train": _cmd_seg_train, "eval": _cmd_seg_eval, "predict": _cmd_seg_predict}[args.seg_command](args)
+
+
+def _cmd_seg_train(args: argparse.Namespace) -> None:
+    from lkca.seg.config import build_seg_config
+    from lkca.seg.engine import train
+
+    overrides = {k: getattr(args, k) for k in SEG_TRAIN_FLAGS}
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = build_seg_config(args.config, overrides)
+    print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> {cfg.out_dir}")
+    summary = train(cfg, resume=args.resume)
+    if summary and summary.get("mIoU") is not None:
+        print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  mAcc {summary['mAcc']:.2f}  "
+              f"(iter {summary['iters']}, {summary['wall_s']:.0f} s)")
+
+
+def _cmd_seg_eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lkca.data.ade20k import load_ade20k
+    from lkca.seg.engine import evaluate, load_segmentor
+    from lkca.train.engine import resolve_device
+
+    model, meta = load_segmentor(Path(args.checkpoint), resolve_device(args.device))
+    dataset = load_ade20k(args.data_dir, "validation")
+    m = evaluate(model, dataset, args.mode, crop_size=meta["crop_size"], stride=meta["slide_stride"],
+                 scale=tuple(meta["img_scale"]), num_classes=meta["num_classes"],
+                 max_images=args.max_images)
+    print(f"{meta['head']} + {meta['backbone']} on ADE20K validation ({m['images']} images, "
+          f"{args.mode}): aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}  "
+          f"top-10 mIoU {m['top10_mIoU']:.2f}")
+
+
+def _cmd_seg_predict(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lkca.seg.engine import load_segmentor
+    from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
+    from lkca.train.engine import resolve_device
+
+    model, meta = load_segmentor(Path(args.checkpoint), resolve_device(args.device))
+    image_path = Path(args.image)
+    image = load_image(image_path)
+    pred = predict_image(model, image, args.mode, meta["crop_size"], meta["slide_stride"],
+                         tuple(meta["img_scale"]))
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}_seg.png")
+    save_png(side_by_side(image, pred, meta["num_classes"]), out)
+    print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -90,6 +162,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "list": _cmd_list,
     "train": _cmd_train,
     "eval": _cmd_eval,
+    "seg": _cmd_seg,
 }
 
 
@@ -100,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="registered model name or alias")
     p.add_argument("--img-size", type=int, default=None, help="input side (default: model's)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: model's)")
+    p.add_argument("--head", choices=("upernet", "fpn"),
+                   help="segmentation head, with --model vit_s_seg | lkca_s_seg (default: both)")
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_lkca*'")
     p.add_argument("--aliases", action="store_true", help="include aliases")
@@ -122,7 +197,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
+    _add_seg_parser(sub)
     return parser
+
+
+SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_size",
+                   "eval_interval", "device", "out", "seed")
+
+
+def _add_seg_parser(sub: argparse._SubParsersAction) -> None:
+    seg = sub.add_parser("seg", help="semantic segmentation on ADE20K (paper section 4.2)")
+    seg_sub = seg.add_subparsers(dest="seg_command", required=True)
+    p = seg_sub.add_parser("train", help="train a segmentor (iteration-based)")
+    p.add_argument("--config", help="YAML config, e.g. configs/seg/ade20k/upernet_lkca_s_seg_20k.yaml")
+    p.add_argument("--data-dir", help="folder holding ADEChallengeData2016/")
+    p.add_argument("--backbone", help="vit_s_seg | lkca_s_seg")
+    p.add_argument("--head", help="upernet | fpn")
+    p.add_argument("--iters", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch over all processes")
+    p.add_argument("--crop-size", type=int)
+    p.add_argument("--eval-interval", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--out", help="run directory (default runs/seg-<head>_<backbone>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = seg_sub.add_parser("eval", help="aAcc / mIoU / mAcc of a checkpoint on ADE20K validation")
+    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--data-dir", required=True, help="folder holding ADEChallengeData2016/")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole",
+                   help="whole image or 512-crop windows every 341 px")
+    p.add_argument("--max-images", type=int, help="only the first N validation images")
+    p.add_argument("--device", default="auto")
+    p = seg_sub.add_parser("predict", help="write the image and its colour-coded prediction")
+    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--image", required=True, help="a JPEG or PNG")
+    p.add_argument("--out", help="PNG to write (default <image stem>_seg.png beside the image)")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole")
+    p.add_argument("--device", default="auto")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

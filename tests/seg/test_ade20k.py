@@ -1,4 +1,5 @@
-"""The ADE20K loader on tiny files written in the real ADEChallengeData2016 layout."""
+"""The ADE20K loader on tiny files written in the real ADEChallengeData2016 layout (the writer and
+the ``ade`` fixture live in conftest.py)."""
 
 from pathlib import Path
 
@@ -8,31 +9,6 @@ from PIL import Image
 
 from lkca.data.ade20k import ADE20K, load_ade20k, reduce_zero_label
 from lkca.errors import DataFormatError
-
-
-def write_pair(root: Path, split: str, stem: str, size=(24, 32), label=None, seed=0) -> None:
-    """images/<split>/<stem>.jpg (H, W = size) and annotations/<split>/<stem>.png (mode L)."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    (root / "images" / split).mkdir(parents=True, exist_ok=True)
-    (root / "annotations" / split).mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
-        root / "images" / split / f"{stem}.jpg", quality=95)
-    if label is None:
-        label = rng.integers(0, 151, (h, w), dtype=np.uint8)
-    Image.fromarray(label, mode="L").save(root / "annotations" / split / f"{stem}.png")
-
-
-@pytest.fixture
-def ade(tmp_path: Path) -> Path:
-    root = tmp_path / "ADEChallengeData2016"
-    label = np.zeros((24, 32), np.uint8)
-    label[:, 8:] = 1
-    label[:, 16:] = 150
-    write_pair(root, "training", "ADE_train_00000002", seed=2)
-    write_pair(root, "training", "ADE_train_00000001", label=label, seed=1)
-    write_pair(root, "validation", "ADE_val_00000001", size=(40, 16), seed=3)
-    return tmp_path
 
 
 def test_reads_pairs_by_stem_and_reduces_zero_label(ade: Path):
@@ -50,7 +26,7 @@ def test_reads_pairs_by_stem_and_reduces_zero_label(ade: Path):
     assert reduce_zero_label(np.array([0, 1, 150], np.uint8)).tolist() == [255, 0, 149]
 
 
-def test_missing_annotation_and_orphan_annotation(ade: Path):
+def test_missing_annotation_and_orphan_annotation(ade: Path, write_pair):
     root = ade / "ADEChallengeData2016"
     (root / "annotations" / "training" / "ADE_train_00000002.png").unlink()
     with pytest.raises(DataFormatError, match=r"ADE_train_00000002\.jpg has no annotation"):
@@ -73,7 +49,7 @@ def test_corrupt_jpg_names_the_file(ade: Path):
         ds.check_sizes()
 
 
-def test_size_mismatch_names_the_label(ade: Path):
+def test_size_mismatch_names_the_label(ade: Path, write_pair):
     root = ade / "ADEChallengeData2016"
     write_pair(root, "training", "ADE_train_00000003", size=(24, 32))
     Image.fromarray(np.ones((20, 32), np.uint8), mode="L").save(
@@ -85,7 +61,7 @@ def test_size_mismatch_names_the_label(ade: Path):
         load_ade20k(ade, "training", check=True)
 
 
-def test_label_above_150_and_rgb_label(ade: Path):
+def test_label_above_150_and_rgb_label(ade: Path, write_pair):
     root = ade / "ADEChallengeData2016"
     bad = np.ones((24, 32), np.uint8)
     bad[3, 4] = 151

@@ -175,3 +175,12 @@ def test_crafted_pickle_checkpoint_is_refused_without_running(tmp_path):
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the payload is real: an unsafe load runs it
     assert marker.exists()
+
+
+def test_same_seed_gives_bit_identical_weights_on_cpu(tiny_cfg, tmp_path):
+    train(tiny_cfg(epochs=1, out=str(tmp_path / "a")))
+    train(tiny_cfg(epochs=1, out=str(tmp_path / "b")))
+    train(tiny_cfg(epochs=1, out=str(tmp_path / "c"), seed=1))
+    a, b, c = (_weights(tmp_path / n) for n in "abc")
+    _same(a, b)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

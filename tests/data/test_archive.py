@@ -1,0 +1,47 @@
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+from lkca.data.archive import safe_extract
+from lkca.errors import DataFormatError
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_extracts_a_normal_archive(tmp_path):
+    _tar(tmp_path / "a.tar.gz", [("cifar-10-batches-py/test_batch", b"x")])
+    assert safe_extract(tmp_path / "a.tar.gz", tmp_path / "data") == [
+        "cifar-10-batches-py/test_batch"]
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("evil", ["../escape.txt", "/tmp/lkca-absolute-escape.txt",
+                                  "ok/../../escape.txt"])
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_traversal_members_are_refused_and_nothing_is_written(tmp_path, evil, kind):
+    archive = tmp_path / f"evil.{kind}"
+    if kind == "tar":
+        _tar(archive, [("good.txt", b"g"), (evil, b"e")])
+    else:
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("good.txt", b"g")
+            zf.writestr(zipfile.ZipInfo(evil), b"e")
+    target = tmp_path / "data"
+    with pytest.raises(DataFormatError, match="outside"):
+        safe_extract(archive, target)
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (target / "good.txt").exists()  # checked before anything is written
+
+
+def test_corrupt_archive(tmp_path):
+    (tmp_path / "x.tar.gz").write_bytes(b"garbage")
+    with pytest.raises(DataFormatError, match="not a readable"):
+        safe_extract(tmp_path / "x.tar.gz", tmp_path / "d")

@@ -160,7 +160,7 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
         with _amp(device):
             logits = (model.predict_whole(x, out_size=label.shape) if mode == "whole" else
                       model.predict_slide(x, crop_size, stride, out_size=label.shape))
-        cm.update(logits.float(), torch.from_numpy(label).to(device))
+        cm.update(logits.float(), torch.from_numpy(label).to(device)[None])
         if bar is not None:
             bar.update(1)
     if bar is not None:

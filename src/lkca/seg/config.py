@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from lkca.errors import ConfigError
+from lkca.models.vit import ViTConfig
 from lkca.seg.backbone import BACKBONES
 from lkca.seg.segmentor import HEADS
 from lkca.train.config import _accepts, _describe, _matches, load_yaml, suggest
 
 EVAL_MODES = ("whole", "slide")
+MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight", "out_indices"}  # create_segmentor's
 
 
 @dataclass
@@ -44,7 +46,7 @@ class SegConfig:
     crop_size: int = 512  # MMSeg ade20k.py crop_size (512, 512)
     img_scale: tuple[int, int] = (2048, 512)  # MMSeg ade20k.py RandomResize / test Resize scale
     lr: float = 6e-5  # MMSeg vit config: AdamW lr=0.00006
-    weight_decay: float = 0.01  # MMSeg vit config (none on pos_embed, norms, biases)
+    weight_decay: float = 0.01  # MMSeg vit config; none on pos_embed, norms (MMSeg) and biases
     betas: tuple[float, float] = (0.9, 0.999)  # MMSeg vit config
     warmup_iters: int = 1500  # MMSeg vit config: LinearLR end=1500
     warmup_ratio: float = 1e-6  # MMSeg vit config: LinearLR start_factor=1e-6
@@ -93,6 +95,16 @@ class SegConfig:
                               f"(got {self.lr}, {self.weight_decay}, {self.power}, {self.min_lr})")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must lie in [0, 1), got {self.betas}")
+        if self.slide_stride > self.crop_size:
+            raise ConfigError(f"slide_stride {self.slide_stride} is larger than crop_size "
+                              f"{self.crop_size}: sliding windows would leave gaps; use at most "
+                              f"{self.crop_size} (MMSeg: 341 for 512)")
+        allowed = sorted(MODEL_KEYS | {f.name for f in fields(ViTConfig)})
+        for key in self.model_args:
+            if key not in allowed:
+                raise ConfigError(f"unknown model_args key {key!r}{suggest(key, allowed)} (keys: "
+                                  "create_segmentor's head_channels, neck_resample, aux_weight, "
+                                  "out_indices, or ViTConfig fields)")
 
     @property
     def out_dir(self) -> Path:

@@ -294,6 +294,9 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
 
 def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, env: Dist, log: IterLog,
                       done: int, pos: dict[str, Any], lr: float) -> dict[str, Any]:
+    if env.world_size > 1:  # BatchNorm statistics of each rank's shard: evaluate (and save) rank 0's
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
     metrics = evaluate(model, val_set, cfg.eval_mode, crop_size=cfg.crop_size,
                        stride=cfg.slide_stride, scale=cfg.img_scale, num_classes=cfg.num_classes,
                        max_images=cfg.max_eval_images, progress=cfg.progress)

@@ -53,7 +53,7 @@ def load_image(path: Path) -> np.ndarray:
     """An image file as uint8 (H, W, 3) RGB, or a DataFormatError naming it."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # writable, for torch
     except FileNotFoundError:
         raise DataFormatError(f"image {path} does not exist; check the path") from None
     except (OSError, ValueError, SyntaxError) as err:

@@ -34,7 +34,7 @@ from lkca.layers.lkca_cost import COSTS, work_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLS = ("conv", "toeplitz", "fft")
-GRIDS = [(4, 4), (7, 7), (8, 8), (14, 14), (16, 16), (24, 24), (32, 32), (48, 48), (64, 64),
+GRIDS = [(4, 4), (8, 8), (14, 14), (16, 16), (24, 24), (32, 32), (48, 48), (64, 64),
          (8, 16), (16, 32), (24, 40)]
 
 
@@ -134,7 +134,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer shapes")
-    parser.add_argument("--max-conv-macs", type=float, default=4e9)
+    parser.add_argument("--max-conv-macs", type=float, default=1e9)
     parser.add_argument("--refit", action="store_true", help="refit the timings saved in --out")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -157,28 +157,22 @@ def _amp(device):
 TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "seed", "device",
                "out")
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "profile": _cmd_profile,
-    "list": _cmd_list,
-    "train": _cmd_train,
-    "eval": _cmd_eval,
-    "seg": _cmd_seg,
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lkca", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profile", help="print a model's parameters and MACs (paper's 'Flops')")
+    p.set_defaults(func=_cmd_profile)
     p.add_argument("--model", required=True, help="registered model name or alias")
     p.add_argument("--img-size", type=int, default=None, help="input side (default: model's)")
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: model's)")
     p.add_argument("--head", choices=("upernet", "fpn"),
                    help="segmentation head, with --model vit_s_seg | lkca_s_seg (default: both)")
     p = sub.add_parser("list", help="list registered models")
+    p.set_defaults(func=_cmd_list)
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_lkca*'")
     p.add_argument("--aliases", action="store_true", help="include aliases")
     p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)")
+    p.set_defaults(func=_cmd_train)
     p.add_argument("--config", help="YAML config, e.g. configs/cls/cifar10/vit_lkca_2p7m.yaml")
     p.add_argument("--dataset", help="digits | cifar10 | cifar100 | svhn | tinyimagenet")
     p.add_argument("--data-dir", help="folder holding the data set as distributed")
@@ -193,12 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p = sub.add_parser("eval", help="re-evaluate a checkpoint on a test set")
+    p.set_defaults(func=_cmd_eval)
     p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     _add_seg_parser(sub)
+    for add_parsers in _command_groups():
+        add_parsers(sub)
     return parser
+
+
+def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Command groups kept beside their code; each adds sub-parsers with ``set_defaults(func=...)``.
+
+    Their modules must import fast (no torch at module level): they are loaded for every command.
+    """
+    return []
 
 
 SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_size",
@@ -207,6 +212,7 @@ SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_
 
 def _add_seg_parser(sub: argparse._SubParsersAction) -> None:
     seg = sub.add_parser("seg", help="semantic segmentation on ADE20K (paper section 4.2)")
+    seg.set_defaults(func=_cmd_seg)
     seg_sub = seg.add_subparsers(dest="seg_command", required=True)
     p = seg_sub.add_parser("train", help="train a segmentor (iteration-based)")
     p.add_argument("--config", help="YAML config, e.g. configs/seg/ade20k/upernet_lkca_s_seg_20k.yaml")
@@ -241,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, turn user mistakes into one clear line and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        args.func(args)
     except ValueError as err:  # UserError and the ValueErrors raised at API boundaries
         print(f"lkca {args.command}: error: {err}", file=sys.stderr)
         return 2

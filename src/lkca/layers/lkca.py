@@ -16,8 +16,6 @@ grid), i.e. ``F.conv2d``'s cross-correlation. :func:`choose_impl` picks the fast
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,30 +69,20 @@ def lkca_conv(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.T
     return out.reshape(B, heads, d, N).transpose(-1, -2)
 
 
-@lru_cache(maxsize=64)
-def _toeplitz_index(grid_size: Pair, kernel_size: Pair, device: torch.device) -> torch.Tensor:
-    """(N, N) index into a flattened (kh * kw + 1) kernel; the last slot holds the zero."""
-    H, W = grid_size
-    kh, kw = kernel_size
-    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-    ys, xs = ys.reshape(-1), xs.reshape(-1)  # (N,)
-    dy = ys[None, :] - ys[:, None] + kh // 2  # (N, N): kernel row for query i, key j
-    dx = xs[None, :] - xs[:, None] + kw // 2
-    inside = (dy >= 0) & (dy < kh) & (dx >= 0) & (dx < kw)
-    index = torch.where(inside, dy * kw + dx, torch.full_like(dy, kh * kw))
-    return index.to(device)
-
-
 def toeplitz_matrix(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
     """The paper's shared-weight attention matrix: (heads, kh, kw) -> (heads, N, N).
 
     Row i holds the kernel values at the offset from token i to every token j (a window sliding
-    over the kernel); offsets outside the kernel are zero.
+    over the kernel); offsets outside the kernel are zero. Built from views: the kernel, zero-padded
+    (or cropped) to the global (2H - 1, 2W - 1) and flipped, is unfolded into its H x W windows;
+    window (y, x) read backwards is row y * W + x. Its gradient is the unfold's (no scatter).
     """
     heads, kh, kw = weight.shape
-    index = _toeplitz_index(tuple(grid_size), (kh, kw), weight.device)  # (N, N)
-    flat = F.pad(weight.reshape(heads, kh * kw), (0, 1))  # (heads, kh * kw + 1), last = 0
-    return flat[:, index]  # (heads, N, N)
+    H, W = grid_size
+    ph, pw = H - 1 - kh // 2, W - 1 - kw // 2  # to the global kernel; negative crops
+    k = F.pad(weight, (pw, pw, ph, ph)).flip(-2, -1)  # (heads, 2H - 1, 2W - 1)
+    windows = k.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [y, x, i, j] = k[y + i, x + j]
+    return windows.flip(-2, -1).reshape(heads, H * W, H * W)  # (heads, N, N)
 
 
 def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:

@@ -54,6 +54,32 @@ def _tiny_imagenet(root: Path) -> Path:
     return root
 
 
+SEG_BASE = Path(__file__).resolve().parents[1] / "configs" / "seg" / "ade20k" / "base.yaml"
+
+
+def _seg_checkpoint(tmp: Path) -> Path:
+    """Weights with the metadata `lkca seg train` writes (a tiny segmentor)."""
+    from lkca.seg.config import SegConfig
+    from lkca.seg.engine import build_segmentor, seg_meta
+
+    tiny = {"depth": 4, "dim": 16, "num_heads": 2, "head_channels": 8}
+    meta = seg_meta(SegConfig(crop_size=32, slide_stride=16, model_args=tiny))
+    path = tmp / "seg.safetensors"
+    save_weights(path, build_segmentor(meta), meta)
+    return path
+
+
+def _evil_archive(tmp: Path) -> Path:
+    import tarfile
+
+    path = tmp / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"e"))
+    return path
+
+
 def _config(tmp: Path, text: str) -> str:
     path = tmp / f"c{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
     path.write_text(text)
@@ -86,7 +112,8 @@ def _cases(tmp: Path, run: Path) -> dict[str, tuple[list[str], str]]:
     return {
         "unknown config key": (["train", "--config", _config(tmp, "dataset: digits\nwieght_decay: 1\n")],
                                "did you mean 'weight_decay'"),
-        "wrong type": (["train", "--config", _config(tmp, "dataset: digits\nepochs: ten\n")], "epochs must be int"),
+        "wrong type": (["train", "--config", _config(tmp, "dataset: digits\nepochs: ten\n")],
+                       "epochs must be int"),
         "out-of-range value": (["train", "--config", _config(tmp, "dataset: digits\nmix_prob: 2\n")],
                                "mix_prob must be in [0, 1]"),
         "missing data directory": (["train", "--dataset", "cifar10", "--data-dir",
@@ -111,6 +138,16 @@ def _cases(tmp: Path, run: Path) -> dict[str, tuple[list[str], str]]:
                                           "is not writable"),
         "batch larger than the data set": (["train", "--batch-size", "5000", "--out",
                                             str(tmp / "big")], "5000"),
+        "seg: unknown config key": (["seg", "train", "--config", _config(
+            tmp, f"base: {SEG_BASE}\nitres: 3\n")], "did you mean 'iters'"),
+        "seg: missing ADE20K directory": (["seg", "train", "--data-dir", str(tmp / "nowhere"),
+                                          "--out", str(tmp / "seg")], "ADEChallengeData2016"),
+        "seg: classification checkpoint": (["seg", "eval", "--checkpoint", str(run), "--data-dir",
+                                            str(tmp)], "not a segmentation checkpoint"),
+        "classification eval: segmentation checkpoint": (
+            ["eval", "--checkpoint", str(_seg_checkpoint(tmp))], "is a segmentation checkpoint"),
+        "archive member outside the target": (["data", "extract", str(_evil_archive(tmp)), "--to",
+                                               str(tmp / "data")], "outside"),
     }
 
 
@@ -118,7 +155,9 @@ CASES = ["unknown config key", "wrong type", "out-of-range value", "missing data
          "wrong layout", "truncated pickle", "label out of range", "corrupt image",
          "image size not divisible by patch", "unknown model", "checkpoint from another model",
          "checkpoint truncated", "resume without checkpoint", "output directory not writable",
-         "batch larger than the data set"]
+         "batch larger than the data set", "seg: unknown config key", "seg: missing ADE20K directory",
+         "seg: classification checkpoint", "classification eval: segmentation checkpoint",
+         "archive member outside the target"]
 
 
 def _check(capsys, argv, expected):

@@ -5,6 +5,7 @@ from lkca.errors import UserError
 from lkca.layers.lkca import LKCA
 from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
+from lkca.pretrained import from_pretrained, save_pretrained
 from lkca.seg.segmentor import create_segmentor
 
 __version__ = "0.1.0"
@@ -15,6 +16,8 @@ __all__ = [
     "VisionTransformer",
     "create_model",
     "create_segmentor",
+    "from_pretrained",
     "list_models",
     "profile",
+    "save_pretrained",
 ]

@@ -45,3 +45,16 @@ def test_corrupt_archive(tmp_path):
     (tmp_path / "x.tar.gz").write_bytes(b"garbage")
     with pytest.raises(DataFormatError, match="not a readable"):
         safe_extract(tmp_path / "x.tar.gz", tmp_path / "d")
+
+
+def test_lkca_data_extract_command(tmp_path, capsys):
+    from lkca.cli import main
+
+    _tar(tmp_path / "a.tar.gz", [("cifar-10-batches-py/test_batch", b"x")])
+    assert main(["data", "extract", str(tmp_path / "a.tar.gz"), "--to", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "cifar-10-batches-py" / "test_batch").read_bytes() == b"x"
+    _tar(tmp_path / "evil.tar.gz", [("../escape.txt", b"e")])
+    assert main(["data", "extract", str(tmp_path / "evil.tar.gz"), "--to", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside" in err
+    assert not (tmp_path / "escape.txt").exists()

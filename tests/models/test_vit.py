@@ -35,7 +35,7 @@ def test_runs_on_another_image_size():
     assert m(torch.randn(1, 3, 48, 64)).shape == (1, 10)
 
 
-MODELS = lkca.list_models()
+MODELS = lkca.list_models(baselines=False)  # baselines: tests/models/baselines/
 
 
 def test_every_name_and_alias_of_the_design_is_registered():

@@ -1,4 +1,4 @@
-"""Analysis: params/MACs profiling (and, later, receptive fields, plots, tables)."""
+"""Analysis: params/MACs profiling, effective receptive fields, plots and the paper's tables."""
 
 from lkca.analysis.profile import count_params, profile
 

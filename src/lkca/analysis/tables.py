@@ -5,23 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from lkca.analysis.profile import profile
-from lkca.models.registry import create_model, list_models, paper_figures
+from lkca.models.registry import create_model, is_baseline, list_models, paper_figures
 
 
 def model_rows() -> list[dict[str, Any]]:
-    """One row per registered model that has a paper figure, profiled at the paper's input."""
-    rows = []
-    for name in list_models():
-        paper = paper_figures(name)
-        if not paper:
-            continue
-        stats = profile(create_model(name), paper["img_size"])
-        rows.append({"name": name, "aliases": list(paper["aliases"]), "paper_row": paper["row"],
-                     "img_size": paper["img_size"], "num_classes": paper["num_classes"],
-                     "params": stats["params"], "paper_params": int(paper["params"]),
-                     "macs": stats["macs"], "token_mixing_macs": stats["token_mixing_macs"],
-                     "paper_macs": int(paper["macs"])})
-    return rows
+    """One row per ViT / ViT-LKCA model with a paper figure, profiled at the paper's input.
+
+    The comparison models of ``lkca.models.baselines`` have their own table
+    (:func:`baseline_rows`, docs/baselines.md).
+    """
+    return [_row(n) for n in list_models(baselines=False) if paper_figures(n)]
+
+
+def baseline_rows() -> list[dict[str, Any]]:
+    """One row per comparison model (paper Tables 4-5), as :func:`model_rows`, plus ``table``."""
+    return [dict(_row(n), table=paper_figures(n).get("table", ""))
+            for n in list_models() if is_baseline(n)]
+
+
+def _row(name: str) -> dict[str, Any]:
+    paper = paper_figures(name)
+    stats = profile(create_model(name), paper["img_size"])
+    return {"name": name, "aliases": list(paper["aliases"]), "paper_row": paper["row"],
+            "img_size": paper["img_size"], "num_classes": paper["num_classes"],
+            "params": stats["params"], "paper_params": int(paper["params"]),
+            "macs": stats["macs"], "token_mixing_macs": stats["token_mixing_macs"],
+            "paper_macs": int(paper["macs"])}
 
 
 def model_table_markdown(rows: list[dict[str, Any]]) -> str:
@@ -33,8 +42,9 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         core = r["macs"] - r["token_mixing_macs"]
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        row = r["paper_row"] + (f" ({r['table']})" if r.get("table") else "")
         lines.append(
-            f"| {name} | {r['paper_row']} | {r['img_size']}x{r['img_size']} | "
+            f"| {name} | {row} | {r['img_size']}x{r['img_size']} | "
             f"{r['params'] / 1e6:.2f}M | {r['paper_params'] / 1e6:.2f}M | "
             f"{100 * (r['params'] / r['paper_params'] - 1):+.1f}% | {r['macs'] / 1e6:.1f}M | "
             f"{core / 1e6:.1f}M | {r['paper_macs'] / 1e6:.2f}M | "

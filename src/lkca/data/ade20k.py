@@ -90,7 +90,7 @@ class ADE20K:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as im:
-                    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+                    return np.array(im.convert("RGB"), dtype=np.uint8)  # writable: torch warns on read-only
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as err:
             raise data_error(NAME, path, f"cannot be decoded as an image ({err})", LAYOUT) from None
 
@@ -100,7 +100,7 @@ class ADE20K:
         try:
             with Image.open(path) as im:
                 mode = im.mode
-                label = np.asarray(im, dtype=np.uint8) if mode in ("L", "P") else None
+                label = np.array(im, dtype=np.uint8) if mode in ("L", "P") else None
         except (OSError, ValueError, SyntaxError) as err:
             raise data_error(NAME, path, f"cannot be decoded as a label map ({err})", LAYOUT) from None
         if label is None:

@@ -139,6 +139,9 @@ class ToFloat(nn.Module):
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, on a float batch in [0, 1]."""
 
+    mean: torch.Tensor  # (1, C, 1, 1) buffers
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         _check_stats(mean, std)
@@ -170,8 +173,8 @@ class PolicyAutoAugment(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         subpolicies = list(self.policy.children())
         if not self.per_image:
-            choice = int(torch.randint(len(subpolicies), (1,), device=x.device).item())
-            return subpolicies[choice](x)
+            pick = int(torch.randint(len(subpolicies), (1,), device=x.device).item())
+            return subpolicies[pick](x)
         choice = torch.randint(len(subpolicies), (x.shape[0],), device=x.device)  # (B,)
         order = torch.argsort(choice, stable=True)
         counts = torch.bincount(choice, minlength=len(subpolicies)).tolist()  # one host sync
@@ -215,8 +218,9 @@ class TrainAugment(nn.Module):
         if self._rng_device == device:
             return
         for m in self.modules():
-            if m is not self and hasattr(m, "set_rng_device_and_dtype"):
-                m.set_rng_device_and_dtype(device, torch.float32)
+            set_rng = getattr(m, "set_rng_device_and_dtype", None)
+            if m is not self and set_rng is not None:
+                set_rng(device, torch.float32)
         self._rng_device = device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

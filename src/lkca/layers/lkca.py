@@ -189,7 +189,7 @@ def lkca_apply(
             channels=heads * d,
             heads=heads,
             grid_size=grid_size,
-            kernel_size=tuple(weight.shape[-2:]),
+            kernel_size=(weight.shape[-2], weight.shape[-1]),
             dtype=v.dtype,
             device=v.device,
             training=torch.is_grad_enabled() and (v.requires_grad or weight.requires_grad),

@@ -89,7 +89,8 @@ def predict(
     """Predicted seconds of each implementation (on the calibration machine for that device)."""
     kind = torch.device(device).type
     costs = COSTS.get((kind, training), COSTS[("cpu", training)])
-    terms = work_terms(batch, channels, heads, tuple(grid_size), tuple(kernel_size))
+    terms = work_terms(batch, channels, heads, (grid_size[0], grid_size[1]),
+                       (kernel_size[0], kernel_size[1]))
     times = {impl: sum(c * t for c, t in zip(costs[impl], terms[impl])) for impl in terms}
     if dtype in (torch.float16, torch.bfloat16):  # fft always computes in fp32
         speedup = HALF_MATMUL_SPEEDUP.get(kind, 1.0)

@@ -29,7 +29,7 @@ class PatchEmbed(nn.Module):
                 f"PatchEmbed: expected images (B, {self.proj.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        check_divisible(tuple(x.shape[-2:]), self.patch_size)
+        check_divisible((x.shape[-2], x.shape[-1]), self.patch_size)
         x = self.proj(x)  # (B, dim, H/p, W/p)
         grid = (x.shape[-2], x.shape[-1])
         return x.flatten(2).transpose(1, 2), grid

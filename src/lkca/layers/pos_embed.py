@@ -22,7 +22,7 @@ class PosEmbed(nn.Module):
 
     def __init__(self, grid_size: tuple[int, int], dim: int) -> None:
         super().__init__()
-        self.grid_size = tuple(grid_size)
+        self.grid_size = (int(grid_size[0]), int(grid_size[1]))
         self.pos = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
 

@@ -1,9 +1,15 @@
-"""Models: the ViT / ViT-LKCA family and the registry."""
+"""Models: the ViT / ViT-LKCA family, the comparison models (``baselines``), the registry."""
 
-from lkca.models.registry import create_model, list_models, paper_figures, register_model
+from lkca.models.registry import (
+    create_model,
+    is_baseline,
+    list_models,
+    paper_figures,
+    register_model,
+)
 from lkca.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
-    "VisionTransformer", "ViTConfig", "create_model", "list_models", "paper_figures",
+    "VisionTransformer", "ViTConfig", "create_model", "is_baseline", "list_models", "paper_figures",
     "register_model",
 ]

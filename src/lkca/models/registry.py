@@ -49,7 +49,8 @@ def resolve_name(name: str) -> str:
 
 
 def create_model(
-    name: str, num_classes: int | None = None, img_size: int | None = None, **overrides: Any
+    name: str, num_classes: int | None = None, img_size: int | tuple[int, int] | None = None,
+    **overrides: Any,
 ) -> nn.Module:
     """Build a registered model.
 
@@ -62,16 +63,31 @@ def create_model(
         overrides["num_classes"] = num_classes
     if img_size is not None:
         overrides["img_size"] = img_size
-    return _FACTORIES[canonical](**overrides)
+    model = _FACTORIES[canonical](**overrides)
+    # What rebuilds this model (read by lkca.pretrained.save_pretrained), as timm's pretrained_cfg.
+    object.__setattr__(model, "create_args", {"model": canonical, **overrides})  # plain data
+    return model
 
 
-def list_models(pattern: str = "*", aliases: bool = False) -> list[str]:
-    """Sorted registered names matching a shell-style ``pattern`` (with aliases if asked)."""
+def list_models(pattern: str = "*", aliases: bool = False, baselines: bool = True) -> list[str]:
+    """Sorted registered names matching a shell-style ``pattern`` (with aliases if asked).
+
+    ``baselines=False`` leaves out the comparison models of ``lkca.models.baselines`` (the
+    paper's Tables 4-5 rows), keeping the ViT / ViT-LKCA family.
+    """
     import fnmatch
 
     _load_builtin_models()
     names = [*_FACTORIES, *(_ALIASES if aliases else ())]
+    if not baselines:
+        names = [n for n in names if not is_baseline(n)]
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def is_baseline(name: str) -> bool:
+    """Whether a registered model (or alias) is a comparison model of ``lkca.models.baselines``."""
+    module = _FACTORIES[resolve_name(name)].__module__
+    return module.startswith("lkca.models.baselines.")
 
 
 def paper_figures(name: str) -> dict[str, Any]:
@@ -81,4 +97,5 @@ def paper_figures(name: str) -> dict[str, Any]:
 
 def _load_builtin_models() -> None:
     # Importing the model modules runs their @register_model decorators.
+    import lkca.models.baselines  # noqa: F401
     import lkca.models.vit_sizes  # noqa: F401

@@ -9,6 +9,8 @@ the ViT baseline keeps the class token of the recipe it follows (SPT's ViT).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -102,11 +104,11 @@ class VisionTransformer(nn.Module):
     new grid).
     """
 
-    def __init__(self, cfg: ViTConfig | None = None, **overrides) -> None:
+    def __init__(self, cfg: ViTConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         cfg = ViTConfig(**overrides) if cfg is None else cfg
         img = (cfg.img_size, cfg.img_size) if isinstance(cfg.img_size, int) else cfg.img_size
-        check_divisible(tuple(img), cfg.patch_size)
+        check_divisible((img[0], img[1]), cfg.patch_size)
         if cfg.pool not in ("mean", "cls"):
             raise ValueError(f"pool must be 'mean' or 'cls', got {cfg.pool!r}")
         self.cfg = cfg
@@ -126,14 +128,14 @@ class VisionTransformer(nn.Module):
             Block(cfg, code, grid, rate) for code, rate in zip(self.layout, rates)
         )
         self.norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, cfg.num_classes)
+        self.head: nn.Module = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(_init_weights)
 
     @property
     def grid_size(self) -> tuple[int, int]:
         return self.patch_embed.grid_size
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _run_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         x, grid = self.patch_embed(x)  # (B, N, dim)
         x = self.pos_embed(x, grid)
         if self.cls_token is not None:
@@ -141,12 +143,31 @@ class VisionTransformer(nn.Module):
         x = self.pos_drop(x)
         for block in self.blocks:
             x = block(x, grid)
+        return x, grid  # (B, [1 +] N, dim)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        x, grid = self._run_blocks(x)
         return self.norm(x), grid
+
+    def forward_token_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's patch tokens as a map (B, dim, H/p, W/p): before the final norm, the
+        pooling and the head, class token dropped (where the effective receptive field is read)."""
+        x, (h, w) = self._run_blocks(x)
+        if self.cls_token is not None:
+            x = x[:, 1:]
+        return x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens, _ = self.forward_features(x)
         pooled = tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
         return self.head(pooled)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` to ``directory`` for
+        :func:`lkca.from_pretrained` (see :mod:`lkca.pretrained`)."""
+        from lkca.pretrained import save_pretrained
+
+        return save_pretrained(self, directory)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -11,7 +11,6 @@ the classification config (:mod:`lkca.train.config`).
 
 from __future__ import annotations
 
-import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from lkca.errors import ConfigError
 from lkca.models.vit import ViTConfig
 from lkca.seg.backbone import BACKBONES
 from lkca.seg.segmentor import HEADS
-from lkca.train.config import _accepts, _describe, _matches, load_yaml, suggest
+from lkca.train.config import check_types, load_yaml, reject_unknown_keys, suggest
 
 EVAL_MODES = ("whole", "slide")
 MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight", "out_indices"}  # create_segmentor's
@@ -65,7 +64,7 @@ class SegConfig:
     stop_after_iters: int | None = None  # save and exit after this many iters; --resume later
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}"
                               f"{suggest(self.backbone, list(BACKBONES))} (choose one of "
@@ -127,30 +126,5 @@ def build_seg_config(path: str | Path | None = None,
     if "model_args" in overrides:  # merged key by key, as load_yaml merges a base's model_args
         overrides["model_args"] = {**values.get("model_args", {}), **overrides["model_args"]}
     values.update(overrides)
-    names = field_names()
-    for key in values:
-        if key not in names:
-            source = f" in {path}" if path else ""
-            raise ConfigError(f"unknown config key {key!r}{source}{suggest(key, names)}")
+    reject_unknown_keys(values, field_names(), path)
     return SegConfig(**values)
-
-
-def _check_types(cfg: SegConfig) -> None:
-    """The classification config's type rules (ints accepted for floats), plus fixed-length
-    tuples, which YAML writes as lists."""
-    hints = typing.get_type_hints(SegConfig)
-    for f in fields(cfg):
-        value, expected = getattr(cfg, f.name), hints[f.name]
-        if typing.get_origin(expected) is tuple:
-            kinds = typing.get_args(expected)
-            if (not isinstance(value, (list, tuple)) or len(value) != len(kinds)
-                    or not all(_matches(v, float if k is float else k) or
-                               (k is float and _matches(v, int)) for v, k in zip(value, kinds))):
-                raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
-                                  f"{kinds[0].__name__}s, got {value!r}")
-            setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
-        elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
-            setattr(cfg, f.name, float(value))
-        elif not _matches(value, expected):
-            raise ConfigError(f"{f.name} must be {_describe(expected)}, got {value!r} "
-                              f"({type(value).__name__})")

@@ -12,7 +12,6 @@ The checkpoint, logging, signal and distributed pieces are the classification en
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import time
@@ -38,14 +37,14 @@ from lkca.train.engine import (
     Interrupted,
     NonFiniteLoss,
     StopRequest,
-    _all_finite,
-    _check_writable,
-    _rng_state,
+    all_finite,
+    check_writable,
     resolve_device,
+    rng_state,
     setup_distributed,
 )
-from lkca.train.log import RunLog, read_metrics, write_json
-from lkca.train.optim import param_groups, warmup_poly
+from lkca.train.log import RunLog, write_json
+from lkca.train.optim import adamw, param_groups, warmup_poly
 
 
 def seg_meta(cfg: SegConfig) -> dict[str, Any]:
@@ -98,31 +97,6 @@ class _TrainStep(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.forward_train(images, labels)
-
-
-class IterLog(RunLog):
-    """:class:`RunLog` keyed by ``iter`` instead of ``epoch``."""
-
-    def truncate_after(self, it: int) -> None:
-        if self.enabled and self.metrics_path.exists():
-            rows = [r for r in read_metrics(self.metrics_path) if r["iter"] <= it]
-            ckpt.atomic_write(self.metrics_path, "".join(_json(r) for r in rows).encode())
-
-    def write(self, record: dict[str, Any]) -> None:
-        tb, self.tb = self.tb, None  # RunLog would step TensorBoard by record["epoch"]
-        try:
-            super().write(record)
-        finally:
-            self.tb = tb
-        if tb is not None:
-            for key, value in record.items():
-                if key != "iter" and isinstance(value, (int, float)):
-                    tb.add_scalar(key, value, record["iter"])
-            tb.flush()
-
-
-def _json(row: dict[str, Any]) -> str:
-    return json.dumps(row) + "\n"
 
 
 def _amp(device: torch.device):
@@ -197,7 +171,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"--resume: no checkpoint at {ckpt_dir / 'last.pt'}; "
                               "start without --resume or point --out at the run to continue")
     if env.main:
-        _check_writable(out)
+        check_writable(out)
 
     meta = seg_meta(cfg)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -205,8 +179,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
     if env.world_size > 1 and device.type == "cuda":  # torch's SyncBatchNorm needs GPU tensors
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(seg_param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  betas=cfg.betas)
+    optimizer = adamw(seg_param_groups(model, cfg.weight_decay), cfg.lr, (cfg.betas[0], cfg.betas[1]))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_poly(
         s, cfg.warmup_iters, cfg.iters, cfg.power, cfg.min_lr / cfg.lr, cfg.warmup_ratio))
     pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
@@ -218,7 +191,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
         step = nn.parallel.DistributedDataParallel(
             step, device_ids=[device.index] if device.type == "cuda" else None)
 
-    log = IterLog(out, enabled=env.main)
+    log = RunLog(out, enabled=env.main, step_key="iter")
     if env.main:
         save_yaml(cfg, out / "config.yaml")
         if resume:
@@ -240,7 +213,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             with _amp(device):
                 losses = step(images, labels)
             loss = losses["loss"]
-            if not _all_finite(loss, env):
+            if not all_finite(loss, env):
                 raise NonFiniteLoss(
                     f"non-finite loss at iter {it + 1}; the last good checkpoint "
                     f"{ckpt_dir / 'last.pt'} is kept: lower --lr or set grad_clip, then --resume")
@@ -259,7 +232,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if done % cfg.eval_interval == 0 or done == cfg.iters:
                 last_eval = _evaluate_and_log(cfg, model, val_set, env, log, done, pos,
-                                              scheduler.get_last_lr()[0])
+                                              float(scheduler.get_last_lr()[0]))
                 pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
             stopping = cfg.stop_after_iters is not None and cfg.stop_after_iters <= done < cfg.iters
             if stop.signum is not None or stopping or done == cfg.iters or (
@@ -292,7 +265,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
-def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, env: Dist, log: IterLog,
+def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, env: Dist, log: RunLog,
                       done: int, pos: dict[str, Any], lr: float) -> dict[str, Any]:
     if env.world_size > 1:  # BatchNorm statistics of each rank's shard: evaluate (and save) rank 0's
         for buffer in model.buffers():
@@ -324,7 +297,7 @@ def _save(ckpt_dir: Path, model: nn.Module, optimizer, scheduler, meta: dict[str
     ckpt.save_weights(ckpt_dir / "last.safetensors", model, meta)
     ckpt.save_state(ckpt_dir / "last.pt", dict(
         position, meta=meta, model=model.state_dict(), optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict(), rng=_rng_state()))
+        scheduler=scheduler.state_dict(), rng=rng_state()))
 
 
 def _restore(path: Path, model: nn.Module, optimizer, scheduler) -> dict[str, Any]:

@@ -10,6 +10,7 @@ conv initialised N(0, 0.01).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -27,21 +28,19 @@ class ConvModule(nn.Sequential):
     """Conv2d (no bias) -> BatchNorm2d -> ReLU: (B, in, h, w) -> (B, out, h', w')."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, padding: int = 0) -> None:
-        super().__init__(
-            nn.Conv2d(in_ch, out_ch, kernel_size, padding=padding, bias=False),
-            nn.BatchNorm2d(out_ch),
-            nn.ReLU(inplace=True),
-        )
-        nn.init.kaiming_normal_(self[0].weight, mode="fan_out", nonlinearity="relu")
+        conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=padding, bias=False)
+        super().__init__(conv, nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
 
 
 class ClsSeg(nn.Sequential):
     """Dropout2d then 1x1 conv to class logits: (B, channels, h, w) -> (B, num_classes, h, w)."""
 
     def __init__(self, channels: int, num_classes: int, dropout: float = 0.1) -> None:
-        super().__init__(nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1))
-        nn.init.normal_(self[1].weight, std=0.01)
-        nn.init.zeros_(self[1].bias)
+        conv = nn.Conv2d(channels, num_classes, 1)
+        super().__init__(nn.Dropout2d(dropout), conv)
+        nn.init.normal_(conv.weight, std=0.01)
+        nn.init.zeros_(cast(torch.Tensor, conv.bias))  # bias=True
 
 
 class PPM(nn.Module):
@@ -54,7 +53,8 @@ class PPM(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.training and x.shape[0] == 1 and type(self.stages[0][1][1]) is nn.BatchNorm2d:
+        if self.training and x.shape[0] == 1 and any(
+                type(m) is nn.BatchNorm2d for m in self.stages[0].modules()):
             # the 1x1-pooled branch would batch-normalise a single value per channel
             raise ValueError(
                 "UperNet's pyramid pooling normalises over the batch: train with at least 2 images "

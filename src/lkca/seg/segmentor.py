@@ -7,7 +7,8 @@ optional auxiliary head for training; whole-image and sliding-window inference.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,13 @@ class Segmentor(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return resize(self.head(self.extract(images)), images.shape[-2:])
 
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` to ``directory`` for
+        :func:`lkca.from_pretrained` (segmentors made by :func:`create_segmentor`)."""
+        from lkca.pretrained import save_pretrained
+
+        return save_pretrained(self, directory)
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """CE of logits (B, K, h, w), upsampled to labels (B, H, W) int64 with ``ignore_index``."""
         logits = resize(logits, labels.shape[-2:])
@@ -71,7 +79,7 @@ class Segmentor(nn.Module):
         losses = {"loss_seg": self.loss(self.head(feats), labels.long())}
         if self.aux_head is not None:
             losses["loss_aux"] = self.aux_head.loss_weight * self.loss(self.aux_head(feats), labels.long())
-        losses["loss"] = sum(losses.values())
+        losses["loss"] = cast(torch.Tensor, sum(losses.values()))
         return losses
 
     def _padded_forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -138,10 +146,21 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     levels = [dim] * 4
     if head == "upernet":
         ch = head_channels or 512
-        return Segmentor(bb, neck, UPerHead(levels, num_classes, ch),
-                         FCNHead(dim, num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
-    ch = head_channels or 128
-    return Segmentor(bb, neck, SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch))
+        model = Segmentor(bb, neck, UPerHead(levels, num_classes, ch),
+                          FCNHead(dim, num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
+    else:
+        ch = head_channels or 128
+        model = Segmentor(bb, neck, SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch))
+    # What rebuilds this segmentor (read by lkca.pretrained.save_pretrained).
+    extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels),
+                               ("neck_resample", neck_resample)) if v != _DEFAULTS[k]}
+    object.__setattr__(model, "create_args", {"task": "seg", "backbone": backbone, "head": head,
+                                              "num_classes": num_classes, **extra,
+                                              **backbone_overrides})
+    return model
+
+
+_DEFAULTS = {"aux_weight": 0.4, "head_channels": None, "neck_resample": "deconv"}
 
 
 def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv") -> list[dict[str, Any]]:

@@ -65,7 +65,7 @@ def random_resize(image: torch.Tensor, label: torch.Tensor, scale: Sequence[int]
     """Keep-ratio resize to ``scale`` times a ratio drawn from U(ratio_range)."""
     ratio = float(_uniform(ratio_range[0], ratio_range[1], generator))
     target = (int(scale[0] * ratio), int(scale[1] * ratio))
-    img, lbl = resize_pair(image, label, rescale_size(*image.shape[-2:], target))
+    img, lbl = resize_pair(image, label, rescale_size(image.shape[-2], image.shape[-1], target))
     assert lbl is not None
     return img, lbl
 
@@ -180,5 +180,5 @@ def resize_for_test(image: np.ndarray | torch.Tensor, device: torch.device | str
     """Test-time input: (H, W, 3) uint8 -> (1, 3, h, w) normalised, keep-ratio resized to
     ``scale``; predict at that size and resize the logits back to (H, W) for the metrics."""
     img, _ = to_tensors(image, None, device)
-    img, _ = resize_pair(img, None, rescale_size(*img.shape[-2:], scale))
+    img, _ = resize_pair(img, None, rescale_size(img.shape[-2], img.shape[-1], scale))
     return normalize(img[None])

@@ -63,7 +63,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         positive = ("epochs", "batch_size", "eval_batch_size")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -149,31 +149,44 @@ def build_config(
         values.update(load_yaml(path))
     elif overrides.get("dataset", "digits") == "digits":
         values.update(DIGITS_DEFAULTS)
+        if overrides.get("model", DIGITS_DEFAULTS["model"]) != DIGITS_DEFAULTS["model"]:
+            values.pop("model_args")  # the demo's depth is for its own model, not another's
     values.update(overrides)
-    names = field_names()
+    reject_unknown_keys(values, field_names(), path)
+    return TrainConfig(**values)
+
+
+def save_yaml(cfg: Any, path: Path) -> None:  # a TrainConfig or SegConfig (has to_dict)
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def check_types(cfg: Any) -> None:
+    """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
+    ints are accepted for floats, lists for fixed-length tuples."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value, expected = getattr(cfg, f.name), hints[f.name]
+        if typing.get_origin(expected) is tuple:
+            kinds = typing.get_args(expected)
+            if (not isinstance(value, (list, tuple)) or len(value) != len(kinds)
+                    or not all(_matches(v, k) or (k is float and _matches(v, int))
+                               for v, k in zip(value, kinds))):
+                raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
+                                  f"{kinds[0].__name__}s, got {value!r}")
+            setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
+        elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
+            setattr(cfg, f.name, float(value))
+        elif not _matches(value, expected):
+            raise ConfigError(f"{f.name} must be {_describe(expected)}, got {value!r} "
+                              f"({type(value).__name__})")
+
+
+def reject_unknown_keys(values: dict[str, Any], names: list[str], path: str | Path | None) -> None:
+    """One clear line for the first key that is not a config field, with the closest suggested."""
     for key in values:
         if key not in names:
             source = f" in {path}" if path else ""
             raise ConfigError(f"unknown config key {key!r}{source}{suggest(key, names)}")
-    return TrainConfig(**values)
-
-
-def save_yaml(cfg: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def _check_types(cfg: TrainConfig) -> None:
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        expected = hints[f.name]
-        if isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
-            setattr(cfg, f.name, float(value))
-            continue
-        if not _matches(value, expected):
-            raise ConfigError(
-                f"{f.name} must be {_describe(expected)}, got {value!r} ({type(value).__name__})"
-            )
 
 
 def _args(tp: Any) -> tuple[Any, ...]:

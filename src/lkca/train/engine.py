@@ -13,7 +13,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -121,7 +121,7 @@ class NonFiniteLoss(UserError):
     """The loss became NaN or inf; the last checkpoint is left as it was."""
 
 
-def _all_finite(loss: torch.Tensor, env: Dist) -> bool:
+def all_finite(loss: torch.Tensor, env: Dist) -> bool:
     """One flag for all ranks, so every process skips or stops together (no DDP hang)."""
     bad = (~torch.isfinite(loss.detach())).float()
     if env.world_size > 1:
@@ -149,7 +149,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"--resume: no checkpoint at {ckpt_dir / 'last.pt'}; "
                               "start without --resume or point --out at the run to continue")
     if env.main:
-        _check_writable(out)
+        check_writable(out)
 
     train_x, train_y, num_classes = device_tensors(cfg, "train", device)
     test_x, test_y, _ = device_tensors(cfg, "test", device)
@@ -177,7 +177,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
            else nullcontext())
 
-    pos = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0, "loss_sum": 0.0, "seen": 0}
+    pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0, "loss_sum": 0.0,
+                           "seen": 0}
     if resume:
         pos = _restore(ckpt_dir / "last.pt", model, optimizer, scheduler, ema)
     start_epoch, start_step, best_top1, wall_before = (
@@ -187,7 +188,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
-        net = torch.compile(net)
+        net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
 
     log = RunLog(out, enabled=env.main)
     if env.main:
@@ -219,7 +220,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     logits = net(batch.images)
                 loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                if not _all_finite(loss, env):
+                if not all_finite(loss, env):
                     if not cfg.skip_nonfinite:
                         raise NonFiniteLoss(
                             f"non-finite loss at epoch {epoch + 1} step {step + 1}; the last good "
@@ -292,12 +293,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                    "top1": rows[-1]["test_top1"] if rows else top1, "best_top1": best_top1,
                    "train_images_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
                    "wall_s": wall_before + time.perf_counter() - t_run}
+        if (ckpt_dir / "best.safetensors").is_file():  # the best model for from_pretrained
+            from lkca.pretrained import export_checkpoint
+
+            export_checkpoint(ckpt_dir / "best.safetensors", out / "pretrained")
         write_json(out / "summary.json", summary)
         log.close()
     return summary
 
 
-def _check_writable(out: Path) -> None:
+def check_writable(out: Path) -> None:
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         for stale in (out / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-write
@@ -327,8 +332,8 @@ def _progress(cfg: TrainConfig, env: Dist, epoch: int, total: int, first: int):
                 leave=False, dynamic_ncols=True)
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"cpu": torch.get_rng_state()}
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -342,7 +347,7 @@ def _save(ckpt_dir: Path, tag: str, model, optimizer, scheduler, ema, meta,
     """
     ckpt.save_weights(ckpt_dir / f"{tag}.safetensors", model, meta)
     state = dict(position, meta=meta, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                 scheduler=scheduler.state_dict(), rng=_rng_state())
+                 scheduler=scheduler.state_dict(), rng=rng_state())
     if ema is not None:
         state["ema"] = ema.state_dict()
     ckpt.save_state(ckpt_dir / f"{tag}.pt", state)
@@ -377,6 +382,9 @@ def load_for_eval(path: Path, device: torch.device) -> tuple[nn.Module, dict[str
     if not meta or not tensors:
         raise CheckpointError(f"checkpoint {path} has no lkca model metadata; pass a checkpoint "
                               "written by `lkca train`")
+    if meta.get("task") == "seg":
+        raise CheckpointError(f"checkpoint {path} is a segmentation checkpoint; use `lkca seg eval "
+                              "--checkpoint ...` (or pass one written by `lkca train`)")
     model = build_model(meta)
     ckpt.load_weights(model, tensors, path)
     return model.to(device).eval(), meta

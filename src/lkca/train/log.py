@@ -10,10 +10,13 @@ from lkca.train.checkpoint import atomic_write
 
 
 class RunLog:
-    """Appends metrics to ``metrics.jsonl`` and mirrors them to TensorBoard when it is installed."""
+    """Appends metrics to ``metrics.jsonl`` and mirrors them to TensorBoard when it is installed.
 
-    def __init__(self, out_dir: Path, enabled: bool = True) -> None:
-        self.out_dir, self.enabled = out_dir, enabled
+    Records are keyed by ``step_key``: ``"epoch"`` for classification, ``"iter"`` for segmentation.
+    """
+
+    def __init__(self, out_dir: Path, enabled: bool = True, step_key: str = "epoch") -> None:
+        self.out_dir, self.enabled, self.step_key = out_dir, enabled, step_key
         self.metrics_path = out_dir / "metrics.jsonl"
         self.tb = None
         if enabled:
@@ -24,11 +27,11 @@ class RunLog:
             except ImportError:  # tensorboard is optional
                 self.tb = None
 
-    def truncate_after(self, epoch: int) -> None:
+    def truncate_after(self, step: int) -> None:
         """On resume, drop records past the checkpoint so the file matches an unbroken run."""
         if not self.enabled or not self.metrics_path.exists():
             return
-        rows = [r for r in read_metrics(self.metrics_path) if r["epoch"] <= epoch]
+        rows = [r for r in read_metrics(self.metrics_path) if r[self.step_key] <= step]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     def write(self, record: dict[str, Any]) -> None:
@@ -39,8 +42,8 @@ class RunLog:
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
         if self.tb is not None:
             for key, value in record.items():
-                if key != "epoch" and isinstance(value, (int, float)):
-                    self.tb.add_scalar(key, value, record["epoch"])
+                if key != self.step_key and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, record[self.step_key])
             self.tb.flush()
 
     def close(self) -> None:

@@ -1,0 +1,240 @@
+"""Mixer-layout ablation of ViT-LKCA at about 0.5M parameters (issue 6, item 5).
+
+    python benchmarks/ablation_layout.py --threads 1          # digits, CPU, 5 variants x 3 seeds
+    python benchmarks/ablation_layout.py --dataset cifar10 --data-dir DATA --device cuda
+    python benchmarks/ablation_layout.py --plot-only          # redraw the PNG from the JSON
+
+Results and what they show: docs/ablation.md.
+
+Every run goes through the real engine (``lkca.train.engine.train``) with the recipe of the data
+set: on ``digits`` the embedded default job (``DIGITS_DEFAULTS``: 20 epochs, batch 64, lr 2e-3,
+no augmentation); on any other data set the paper's recipe (``TrainConfig`` defaults, 100
+epochs). Only the model changes between variants: ``vit_lkca_500k`` (dim 80, 5 heads, MLP 160,
+mean-pooled tokens) with these ``model_args`` overrides:
+
+- ``lkca``: LKCA in every block, no projections (the registered ViT-LKCA default), depth 18;
+- ``alternate``: LKCA and attention alternating (``LALA...``), depth 12;
+- ``lkca_then_attn``: LKCA in the first half, attention in the second (``LLLLLLAAAAAA``), depth 12;
+- ``attn``: attention in every block (= ViT, here with mean pooling like the others), depth 9;
+- ``lkca_proj``: LKCA in every block with value/output projections, depth 12.
+
+The depths give each variant about the same parameter budget (an attention block is about twice
+the weights of an LKCA block without projections); the parameters of each are recorded.
+
+Writes ``benchmarks/results/ablation_layout.json`` after every run (machine, settings, every
+run, mean/std of final and best test top-1 per variant) and skips runs already in it with the
+same settings, so an interrupted ablation continues where it stopped; then draws
+``ablation_layout.png`` (bar chart, error bars = std over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BASE_MODEL = "vit_lkca_500k"
+
+# name: (label, model_args overrides of vit_lkca_500k)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lkca": ("all LKCA (default)", {"depth": 18, "mixers": "lkca"}),
+    "alternate": ("alternating L/A", {"depth": 12, "mixers": "alternate"}),
+    "lkca_then_attn": ("LKCA then attention", {"depth": 12, "mixers": "L" * 6 + "A" * 6}),
+    "attn": ("all attention (ViT)", {"depth": 9, "mixers": "attn"}),
+    "lkca_proj": ("all LKCA + projections", {"depth": 12, "mixers": "lkca",
+                                             "lkca_projections": True}),
+}
+
+
+def run_config(variant: str, seed: int, dataset: str = "digits", data_dir: str | None = None,
+               out: Path | str = "runs/ablation_layout", epochs: int | None = None,
+               max_steps_per_epoch: int | None = None, device: str = "cpu",
+               model_args: dict[str, Any] | None = None):
+    """The ``TrainConfig`` of one cell: the data set's recipe with the variant's model
+    (``model_args`` are applied on top of the variant's, e.g. a tiny width for smoke tests)."""
+    from lkca.train.config import build_config
+
+    overrides: dict[str, Any] = {
+        "dataset": dataset, "data_dir": data_dir, "model": BASE_MODEL,
+        "model_args": {**VARIANTS[variant][1], **(model_args or {})}, "seed": seed,
+        "device": device, "progress": False,
+        "out": str(Path(out) / f"{dataset}-{variant}-seed{seed}"),
+        "epochs": epochs, "max_steps_per_epoch": max_steps_per_epoch,
+    }
+    return build_config(None, overrides)
+
+
+def run_cell(variant: str, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """Train one (variant, seed) through the engine; its final/best top-1, params, wall time."""
+    from lkca.train.engine import train
+
+    cfg = run_config(variant, seed, **kwargs)
+    summary = train(cfg)
+    return {"variant": variant, "seed": seed, "params": summary["params"],
+            "macs": summary["macs"], "epochs": summary["epochs"], "top1": summary["top1"],
+            "best_top1": summary["best_top1"], "wall_s": summary["wall_s"]}
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean and sample std (0 for one seed) of final and best top-1 per variant."""
+    out: dict[str, dict[str, Any]] = {}
+    for variant in VARIANTS:
+        rows = [r for r in runs if r["variant"] == variant]
+        if not rows:
+            continue
+        entry: dict[str, Any] = {"label": VARIANTS[variant][0], "params": rows[0]["params"],
+                                 "macs": rows[0]["macs"], "seeds": len(rows)}
+        for key in ("top1", "best_top1"):
+            values = [r[key] for r in rows]
+            entry[f"{key}_mean"] = statistics.fmean(values)
+            entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[variant] = entry
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def write_results(path: Path, data: dict[str, Any]) -> None:
+    data["variants"] = aggregate(data["runs"])
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    """Bar chart of mean final and best test top-1 per variant, error bars = std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = data["variants"]
+    names = [v for v in VARIANTS if v in variants]
+    xs = range(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
+    width = 0.38
+    for offset, key, label in ((-width / 2, "top1", "final"), (width / 2, "best_top1", "best")):
+        means = [variants[n][f"{key}_mean"] for n in names]
+        stds = [variants[n][f"{key}_std"] for n in names]
+        bars = ax.bar([x + offset for x in xs], means, width, yerr=stds, capsize=4, label=label)
+        for bar, m in zip(bars, means):
+            ax.annotate(f"{m:.1f}", (bar.get_x() + bar.get_width() / 2, m), ha="center",
+                        va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{variants[n]['label']}\n{variants[n]['params'] / 1e6:.3f}M params"
+                        for n in names], fontsize=8)
+    lows = [variants[n]["top1_mean"] - 3 * max(variants[n]["top1_std"], 0.5) for n in names]
+    ax.set_ylim(max(0.0, min(lows) - 2), 102)  # room for the value labels near 100%
+    s = data["settings"]
+    counts = sorted({variants[n]["seeds"] for n in names})
+    seeds = "-".join(str(c) for c in (counts[0], counts[-1]) if c) if len(counts) > 1 else counts[0]
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"ViT-LKCA mixer layout at ~0.5M params: {s['dataset']}, {s['epochs']} epochs, "
+                 f"mean ± std over {seeds} seeds")
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def print_table(data: dict[str, Any]) -> None:
+    print(f"{'variant':<16} {'params':>9} {'seeds':>5} {'final top-1':>15} {'best top-1':>15}")
+    for name, v in data["variants"].items():
+        print(f"{name:<16} {v['params']:>9,} {v['seeds']:>5} "
+              f"{v['top1_mean']:>8.2f} ± {v['top1_std']:<4.2f} "
+              f"{v['best_top1_mean']:>8.2f} ± {v['best_top1_std']:<4.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--epochs", type=int, help="default: the data set's recipe (digits 20)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (1 avoids oversubscribing a shared small CPU)")
+    parser.add_argument("--runs-dir", default="runs/ablation_layout",
+                        help="where the engine writes each run's directory")
+    parser.add_argument("--out", help="JSON path (default benchmarks/results/ablation_layout"
+                        "[_<dataset>].json)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
+    args = parser.parse_args(argv)
+
+    suffix = "" if args.dataset == "digits" else f"_{args.dataset}"
+    path = Path(args.out) if args.out else RESULTS / f"ablation_layout{suffix}.json"
+    png = path.with_suffix(".png")
+    if args.plot_only:
+        data = json.loads(path.read_text())
+        plot(data, png)
+        print_table(data)
+        return 0
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    epochs = args.epochs or run_config("lkca", 0, args.dataset, args.data_dir).epochs
+    settings = {"dataset": args.dataset, "epochs": epochs, "base_model": BASE_MODEL,
+                "seeds": args.seeds, "device": args.device, "threads": args.threads,
+                "variants": {k: {"label": v[0], "model_args": v[1]} for k, v in VARIANTS.items()},
+                "recipe": "DIGITS_DEFAULTS" if args.dataset == "digits" else "paper (TrainConfig)"}
+    data: dict[str, Any] = {"runs": []}
+    if path.exists():
+        old = json.loads(path.read_text())
+        same = {k: old["settings"].get(k) for k in ("dataset", "epochs", "variants")}
+        if same == {k: settings[k] for k in same}:
+            data = old  # resume: keep finished runs
+        else:
+            print(f"{path}: settings differ, starting afresh", flush=True)
+    data["machine"] = machine()
+    data["settings"] = settings
+    done = {(r["variant"], r["seed"]) for r in data["runs"]}
+    for seed in args.seeds:  # seed-major: a partial ablation has every variant at least once
+        for variant in args.variants:
+            if (variant, seed) in done:
+                continue
+            t0 = time.perf_counter()
+            print(f"--- {variant} seed {seed}", flush=True)
+            row = run_cell(variant, seed, dataset=args.dataset, data_dir=args.data_dir,
+                           out=args.runs_dir, epochs=epochs, device=args.device)
+            row["elapsed_s"] = time.perf_counter() - t0
+            data["runs"].append(row)
+            data["runs"].sort(key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
+            write_results(path, data)
+            print(f"--- {variant} seed {seed}: top-1 {row['top1']:.2f}%  best "
+                  f"{row['best_top1']:.2f}%  ({row['params']:,} params, {row['wall_s']:.0f} s)",
+                  flush=True)
+    write_results(path, data)
+    plot(data, png)
+    print_table(data)
+    print(f"wrote {path} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

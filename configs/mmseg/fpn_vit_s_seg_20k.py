@@ -1,0 +1,10 @@
+# Paper Table 7: ViT-S | 20000 iterations | FPN | aAcc 63.36 | mIoU 41.64 | params 37.23M | Flops 76.14G
+# MMSegmentation version of configs/seg/ade20k/fpn_vit_s_seg_20k.yaml (docs/mmseg.md); needs
+# MMSegmentation + mmcv with compiled ops. `lkca seg train --config` that file needs neither.
+_base_ = ["_base_/fpn.py", "_base_/ade20k.py", "_base_/schedule.py", "_base_/runtime.py"]
+model = dict(backbone=dict(arch="vit_s_seg"))
+train_cfg = dict(max_iters=20000, val_interval=2000)
+param_scheduler = [
+    dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type="PolyLR", power=1.0, eta_min=0.0, begin=1500, end=20000, by_epoch=False),
+]

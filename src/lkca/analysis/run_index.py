@@ -1,0 +1,131 @@
+"""Find training runs under a folder and read what they reached (DESIGN.md section 3 contract).
+
+A run directory holds ``config.yaml`` (the fully resolved config) and, once it has finished,
+``summary.json``; ``metrics.jsonl`` has one record per epoch (classification) or evaluation
+(segmentation). A run counts as *finished* when its summary exists and it trained its configured
+length (classification: the last epoch of metrics.jsonl, or the summary's ``epochs`` when there
+is no metrics file, reaches ``epochs`` of the config; segmentation: the summary's ``iters``
+reaches the config's ``iters`` and it has an mIoU). Anything else is *running* (or stopped).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# model_args keys that do not change the architecture: a run with only these still counts as the
+# registered model (anything else, e.g. depth or mixers, is another model).
+NEUTRAL_MODEL_ARGS = frozenset({"lkca_impl", "drop_path_rate", "img_size"})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory. ``task`` is "cls" or "seg"; ``done``/``total`` count epochs or iters."""
+
+    path: Path
+    task: str
+    config: dict[str, Any] = field(hash=False)
+    summary: dict[str, Any] | None = field(hash=False)
+    done: int
+    total: int
+    mtime: float
+
+    @property
+    def finished(self) -> bool:
+        if self.summary is None or self.done < self.total:
+            return False
+        return self.task == "cls" or self.summary.get("mIoU") is not None
+
+    def status(self) -> str:
+        """"finished" or "running (done/total epochs|iters)"."""
+        if self.finished:
+            return "finished"
+        unit = "epochs" if self.task == "cls" else "iters"
+        return f"running ({self.done}/{self.total} {unit})"
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every run directory under ``root`` (any depth), newest first; unreadable ones skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [run for cfg in root.rglob("config.yaml") if (run := read_run(cfg.parent)) is not None]
+    return sorted(runs, key=lambda r: r.mtime, reverse=True)
+
+
+def read_run(path: Path) -> Run | None:
+    """A :class:`Run` for ``path``, or None if its config is missing, unreadable or not a run's."""
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    summary = _read_json(path / "summary.json")
+    if "backbone" in config and "iters" in config:
+        done = int((summary or {}).get("iters") or 0)
+        return Run(path, "seg", config, summary, done, int(config["iters"]), _mtime(path))
+    if "model" in config and "dataset" in config and "epochs" in config:
+        return Run(path, "cls", config, summary, _epochs_done(path, summary),
+                   int(config["epochs"]), _mtime(path))
+    return None
+
+
+def cls_key(run: Run) -> tuple[str, str] | None:
+    """(canonical model name, dataset) of a classification run, or None when its model_args
+    change the architecture or its model is not registered (it matches no paper row)."""
+    from lkca.models.registry import resolve_name
+
+    if set(run.config.get("model_args") or {}) - NEUTRAL_MODEL_ARGS:
+        return None
+    try:
+        return resolve_name(run.config["model"]), run.config["dataset"]
+    except ValueError:
+        return None
+
+
+def seg_matches(run: Run, backbone: str, model_args: dict[str, Any], head: str,
+                iters: int) -> bool:
+    """Whether a segmentation run trained ``head`` on ``backbone`` with exactly the architecture
+    ``model_args`` (neutral keys aside) for ``iters`` iterations."""
+    cfg = run.config
+    args = {k: v for k, v in (cfg.get("model_args") or {}).items() if k not in NEUTRAL_MODEL_ARGS}
+    return (cfg.get("backbone"), cfg.get("head"), int(cfg.get("iters", -1))) == (
+        backbone, head, iters) and args == model_args
+
+
+def _epochs_done(path: Path, summary: dict[str, Any] | None) -> int:
+    metrics = path / "metrics.jsonl"
+    if metrics.exists():
+        epochs = []
+        for line in _lines(metrics):
+            try:
+                epochs.append(int(json.loads(line).get("epoch", 0)))
+            except (ValueError, AttributeError, TypeError):  # a half-written last line
+                continue
+        return max(epochs, default=0)
+    return int((summary or {}).get("epochs") or 0)
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _mtime(path: Path) -> float:
+    files = [path / "summary.json", path / "metrics.jsonl", path / "config.yaml"]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)

@@ -1,0 +1,42 @@
+"""``lkca export``: a trained classifier to ONNX (imports fast: torch is loaded by the command)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``export`` sub-command to the ``lkca`` parser."""
+    p = sub.add_parser("export", help="export a trained classifier to ONNX (dynamic batch axis)")
+    p.set_defaults(func=_cmd_export)
+    p.add_argument("--checkpoint", required=True,
+                   help="pretrained folder, `lkca train` run folder or .safetensors checkpoint")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx for now")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
+    p.add_argument("--impl", choices=("toeplitz", "conv"), default="toeplitz",
+                   help="LKCA implementation inside the graph (fft does not export)")
+    p.add_argument("--img-size", type=int, help="input side (default: the model's)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip comparing onnxruntime with PyTorch (done when onnxruntime is installed)")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    from lkca.errors import UserError
+    from lkca.export.onnx_export import export_onnx, onnx_max_abs_diff, require_onnx
+    from lkca.pretrained import from_pretrained
+
+    require_onnx()
+    model = from_pretrained(args.checkpoint)
+    if getattr(model, "create_args", {}).get("task") == "seg":
+        raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "
+                        "(checkpoints of `lkca train`)")
+    path = export_onnx(model, args.out, args.img_size, args.impl, args.opset)
+    chans = getattr(getattr(model, "cfg", None), "in_chans", 3)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, input 'images' (batch, {chans}, "
+          f"H, W), output 'logits', LKCA impl {args.impl})")
+    if not args.no_check and importlib.util.find_spec("onnxruntime") is not None:
+        diff = onnx_max_abs_diff(model, path, (1, 3), args.img_size)
+        print(f"onnxruntime vs PyTorch, batch 1 and 3: max abs diff {diff:.2e}")

@@ -1,0 +1,206 @@
+"""`lkca tables`: the paper's Tables 1-7 with our counts and, where a finished run exists, ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lkca.analysis import paper_report
+from lkca.analysis.paper_report import Profiler, cls_table_markdown, render_tables
+from lkca.analysis.paper_tables import (
+    CLS_TABLES,
+    MODEL_NAMES,
+    SEG_TABLES,
+    TABLE_1,
+    TABLES,
+    ClsTable,
+)
+from lkca.analysis.run_index import find_runs
+from lkca.cli import main
+
+FAKE = {"params": 1_000_000, "macs": 60_000_000, "token_mixing_macs": 10_000_000}
+
+
+@pytest.fixture
+def fast_profile(monkeypatch):
+    """Counting 40 models and 8 segmentors takes ~30 s on a small CPU; these tests need rows."""
+    monkeypatch.setattr(paper_report, "profile_classifier", lambda *a: dict(FAKE))
+    monkeypatch.setattr(paper_report, "profile_segmentor", lambda *a: dict(FAKE))
+
+
+def _run(root: Path, name: str, config: dict, summary: dict | None = None,
+         epochs_done: int | None = None) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    if summary is not None:
+        (d / "summary.json").write_text(json.dumps(summary))
+    if epochs_done is not None:
+        lines = [json.dumps({"epoch": e, "test_top1": 50.0}) for e in range(1, epochs_done + 1)]
+        (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _cls(model, dataset, epochs=100, **extra):
+    return {"model": model, "dataset": dataset, "epochs": epochs, "model_args": {}, **extra}
+
+
+def _seg(backbone, head, iters, model_args=None):
+    return {"backbone": backbone, "head": head, "iters": iters, "model_args": model_args or {}}
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    # finished: ViT-LKCA (Table 1, Table 4 LKCA-B) on CIFAR-10, and LKCA-T (alias) on SVHN
+    _run(root, "cifar10-lkca-b", _cls("vit_lkca_2p7m", "cifar10"),
+         {"top1": 93.0, "best_top1": 93.5, "epochs": 100}, epochs_done=100)
+    _run(root, "nested/svhn-lkca-t", _cls("lkca_t", "svhn"), {"top1": 97.65, "epochs": 100})
+    # still running (no summary), and stopped early (summary but 30 of 100 epochs)
+    _run(root, "cifar100-vit", _cls("vit_2p7m", "cifar100"), epochs_done=40)
+    _run(root, "cifar10-vit500k", _cls("vit_500k", "cifar10"), {"top1": 80.0, "epochs": 100},
+         epochs_done=30)
+    # another architecture (depth changed): no paper row
+    _run(root, "cifar10-vit1m-depth3", _cls("vit_1m", "cifar10", model_args={"depth": 3}),
+         {"top1": 70.0, "epochs": 100}, epochs_done=100)
+    # not a run
+    (root / "notes").mkdir()
+    (root / "notes" / "config.yaml").write_text("hello: 1\n")
+    # segmentation: LKCA-S FPN 20k finished, LKCA-B UperNet 2k finished, ViT-S UperNet 10k running
+    _run(root, "seg-fpn-lkca-s", _seg("lkca_s_seg", "fpn", 20000),
+         {"iters": 20000, "aAcc": 66.0, "mIoU": 40.5})
+    _run(root, "seg-upernet-lkca-b-2k", _seg("lkca_s_seg", "upernet", 2000,
+                                              {"dim": 768, "num_heads": 12}),
+         {"iters": 2000, "aAcc": 46.0, "mIoU": 25.0})
+    _run(root, "seg-upernet-vit-s-10k", _seg("vit_s_seg", "upernet", 10000),
+         {"iters": 4000, "aAcc": 40.0, "mIoU": 20.0})
+    return root
+
+
+def _section(md: str, number: int) -> list[str]:
+    start = md.index(f"## Table {number}:")
+    end = md.find("\n## Table", start + 1)
+    return md[start:end if end > 0 else None].splitlines()
+
+
+def _row(md: str, table: int, *first: str) -> list[str]:
+    """The cells of the row of ``table`` whose first cells are ``first``."""
+    for line in _section(md, table):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if tuple(cells[: len(first)]) == first:
+            return cells
+    raise AssertionError(f"no row {first} in Table {table}")
+
+
+def test_transcription_matches_the_papers_headline_numbers():
+    assert sorted(TABLES) == [1, 2, 3, 4, 5, 6, 7]
+    assert [len(t.rows) for t in CLS_TABLES] == [12, 12, 12, 10, 27]
+    assert [len(t.rows) for t in SEG_TABLES] == [8, 16]
+    lkca = {(t.number, r.row): r.top1 for t in CLS_TABLES for r in t.rows}
+    assert lkca[(1, "ViT-LKCA")] == (94.11,) and lkca[(2, "ViT-LKCA")] == (76.50,)
+    assert lkca[(3, "ViT-LKCA")] == (60.95,) and lkca[(4, "LKCA-B")] == (94.11, 76.50, 97.68)
+    assert lkca[(5, "LKCA-L")] == (63.43,)
+    seg = {(r.backbone, r.head, r.iters): (r.aAcc, r.mIoU) for r in TABLES[7].rows}
+    assert seg[("LKCA-S", "upernet", 20000)] == (64.37, 40.09)
+    assert seg[("LKCA-S", "fpn", 20000)] == (67.21, 41.81)
+    assert all(row.row in MODEL_NAMES for t in CLS_TABLES for row in t.rows)
+
+
+def test_finished_runs_fill_their_rows_and_the_others_are_marked(runs, fast_profile):
+    md = render_tables(runs)
+    # Table 1: the finished ViT-LKCA run, paper 94.11
+    assert _row(md, 1, "ViT-LKCA")[6:9] == ["94.11", "93.00", "-1.11"]
+    assert _row(md, 1, "ViT")[6:8] == ["93.36", "no run"]
+    assert _row(md, 1, "VIT/0.5M")[7] == "running (30/100 epochs)"  # summary, but stopped early
+    assert _row(md, 1, "VIT/1M")[7] == "no run"  # its only run has another depth
+    # Table 2: a run without summary is running
+    assert _row(md, 2, "ViT")[7] == "running (40/100 epochs)"
+    # Table 4: the same CIFAR-10 run fills LKCA-B, the alias lkca_t run fills LKCA-T on SVHN
+    lkca_b = _row(md, 4, "LKCA-B")
+    assert lkca_b[6:9] == ["94.11", "93.00", "-1.11"] and lkca_b[10] == "no run"
+    lkca_t = _row(md, 4, "LKCA-T")
+    assert lkca_t[7] == "no run" and lkca_t[12:15] == ["97.15", "97.65", "+0.50"]
+    assert "`" + str(runs / "cifar10-lkca-b") + "`" in md  # listed under "Runs used"
+    # counts come from the profiler, beside the paper's
+    assert _row(md, 1, "ViT-LKCA")[2:6] == ["2.69M", "1.00M (-62.8%)", "170.81M",
+                                             "50.00M (-70.7%) [60.00M]"]
+
+
+def test_finished_segmentation_runs_fill_tables_6_and_7(runs, fast_profile):
+    md = render_tables(runs, [6, 7])
+    assert "## Table 1:" not in md
+    fpn = _row(md, 7, "LKCA-S", "fpn", "20000")
+    assert fpn[8:14] == ["67.21", "66.00", "-1.21", "41.81", "40.50", "-1.31"]
+    assert _row(md, 7, "LKCA-S", "fpn", "10000")[9] == "no run"
+    assert _row(md, 7, "Vit-S", "upernet", "10000")[9] == "running (4000/10000 iters)"
+    assert "not registered" in _row(md, 7, "ResNet-50", "upernet", "10000")[3]
+    lkca_b = _row(md, 6, "LKCA-B", "upernet", "2000")
+    assert lkca_b[8:14] == ["45.48", "46.00", "+0.52", "24.65", "25.00", "+0.35"]
+    assert _row(md, 6, "ViT-B", "upernet", "2000")[9] == "no run"  # S-width run is not B
+    assert _row(md, 6, "LKCA-B", "upernet", "4000")[9] == "no run"
+
+
+def test_rows_of_unregistered_models_are_marked_and_picked_up_by_name(runs, fast_profile,
+                                                                     monkeypatch):
+    monkeypatch.setitem(MODEL_NAMES, "T2T-T", "t2t_t_not_a_model")
+    assert "`t2t_t_not_a_model` not registered" in _row(render_tables(runs, [5]), 5, "T2T-T")[1]
+    monkeypatch.setitem(MODEL_NAMES, "T2T-T", "vit_1m")  # once the name exists it is used
+    row = _row(render_tables(runs, [5]), 5, "T2T-T")
+    assert row[1] == "`vit_1m`" and row[7] == "no run"
+
+
+def test_real_counts_of_a_small_model_appear():
+    from lkca import create_model, profile
+
+    table = ClsTable(1, TABLE_1.title, ("cifar10",), 32, 10,
+                     tuple(r for r in TABLE_1.rows if r.row == "VIT/0.5M"))
+    md = cls_table_markdown(table, [], Profiler())
+    stats = profile(create_model("vit_500k"), 32)
+    cells = _row(md, 1, "VIT/0.5M")
+    assert cells[3].startswith(f"{stats['params'] / 1e6:.2f}M (")
+    core = stats["macs"] - stats["token_mixing_macs"]
+    assert cells[5] == (f"{core / 1e6:.2f}M ({100 * (core / 30.58e6 - 1):+.1f}%) "
+                        f"[{stats['macs'] / 1e6:.2f}M]")
+
+
+def test_profiler_measures_each_model_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(paper_report, "profile_classifier",
+                        lambda *a: calls.append(a) or dict(FAKE))
+    profiler = Profiler()
+    for _ in range(3):
+        profiler.classifier("vit_500k", 32, 10)
+    profiler.classifier("vit_500k", 32, 100)
+    assert calls == [("vit_500k", 32, 10), ("vit_500k", 32, 100)]
+
+
+def test_run_index_reads_a_half_written_metrics_file(tmp_path):
+    _run(tmp_path, "r", _cls("vit_500k", "cifar10", epochs=5), epochs_done=3)
+    with (tmp_path / "r" / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 4, "test_')
+    (run,) = find_runs(tmp_path)
+    assert (run.task, run.done, run.total, run.finished) == ("cls", 3, 5, False)
+
+
+def test_cli_writes_markdown_and_rejects_a_missing_runs_folder(runs, fast_profile, tmp_path,
+                                                               capsys):
+    out = tmp_path / "tables.md"
+    assert main(["tables", "--runs", str(runs), "--table", "7", "--out", str(out)]) == 0
+    assert out.read_text().count("## Table") == 1 and "66.00" in out.read_text()
+    assert main(["tables", "--runs", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0]
+
+
+def test_the_newest_finished_run_is_reported(tmp_path, fast_profile):
+    import os
+
+    _run(tmp_path, "old", _cls("vit_2p7m", "cifar10"), {"top1": 90.0, "epochs": 100})
+    _run(tmp_path, "new", _cls("vit_2p7m", "cifar10"), {"top1": 91.0, "epochs": 100})
+    _run(tmp_path, "newest-unfinished", _cls("vit_2p7m", "cifar10"), epochs_done=5)
+    for age, name in ((300, "old"), (200, "new"), (100, "newest-unfinished")):
+        for f in (tmp_path / name).iterdir():
+            os.utime(f, (1e9 - age, 1e9 - age))
+    assert _row(render_tables(tmp_path, [1]), 1, "ViT")[7] == "91.00"

@@ -1,0 +1,185 @@
+"""`lkca erf | kernels | plot` on a tiny run: PNGs of the documented pixel size, clear errors."""
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lkca.analysis.plots import kernel_mosaic, read_run
+from lkca.cli import main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A run directory as `lkca train` writes it (DESIGN.md section 3): metrics.jsonl of two
+    epochs and a checkpoint of a 2-block, 2-head ViT-LKCA on digits, saved by the library."""
+    import torch
+
+    from lkca import create_model
+    from lkca.train.checkpoint import save_weights
+
+    out = tmp_path_factory.mktemp("tiny") / "lkca-run"
+    args = {"depth": 2, "dim": 16, "num_heads": 2}
+    torch.manual_seed(0)
+    save_weights(out / "checkpoints" / "last.safetensors",
+                 create_model("vit_lkca_500k", num_classes=10, img_size=8, **args),
+                 {"model": "vit_lkca_500k", "num_classes": 10, "img_size": 8, "model_args": args,
+                  "dataset": "digits"})
+    rows = [{"epoch": e, "train_loss": 2.3 / e, "test_loss": 2.2 / e, "test_top1": 40.0 * e,
+             "lr": 1e-3 / e, "images_per_s": 500.0} for e in (1, 2)]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+@pytest.fixture
+def seg_run(tmp_path) -> Path:
+    out = tmp_path / "seg-run"
+    out.mkdir()
+    rows = [{"iter": i, "aAcc": 50.0 + i, "mIoU": 10.0 + i, "mAcc": 20.0, "top10_mIoU": 30.0,
+             "loss": 3.0 / i, "lr": 1e-4 / i, "iters_per_s": 2.0} for i in (1, 2, 3)]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def _png(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG that is not one flat colour."""
+    assert path.stat().st_size > 0
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("RGB"))
+        assert pixels.std() > 0
+        return image.size
+
+
+def _check_error(capsys, argv, expected):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert expected in err, err
+
+
+def test_plot_curves_of_runs(run, seg_run, tmp_path, capsys):
+    other = tmp_path / "copy" / "lkca-run"
+    other.mkdir(parents=True)
+    (other / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
+    assert main(["plot", str(run), str(other), "--out", str(tmp_path / "c.png")]) == 0
+    assert _png(tmp_path / "c.png") == (1400, 400)  # CURVES_IN 14 x 4 in at 100 dpi
+    assert "2 classification run(s)" in capsys.readouterr().out
+    assert main(["plot", str(seg_run), "--out", str(tmp_path / "s.png")]) == 0
+    assert _png(tmp_path / "s.png") == (1400, 400)
+
+
+def test_kernels_of_a_trained_run_and_of_an_init_model(run, tmp_path, capsys):
+    assert main(["kernels", "--checkpoint", str(run), "--out", str(tmp_path / "k.png")]) == 0
+    # 2 blocks x 2 heads: width max(5, 2 * 1 + 2.4) in, height 2 * 1 + 1.2 in, at 100 dpi
+    assert _png(tmp_path / "k.png") == (500, 320)
+    assert "2 LKCA blocks x 2 heads, kernels 15x15" in capsys.readouterr().out
+    assert main(["kernels", "--model", "vit_lkca_500k", "--out", str(tmp_path / "i.png")]) == 0
+    assert _png(tmp_path / "i.png") == (740, 1920)  # 18 blocks x 5 heads
+
+
+def test_erf_of_trained_and_init_models_side_by_side(run, tmp_path, capsys):
+    out = tmp_path / "e.png"
+    argv = ["erf", "--checkpoint", str(run), "--with-init", "--model", "vit_500k",
+            "--num-images", "8", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    assert _png(out) == (1000, 360)  # 3 maps of 3 in + 1 in colour bar, 3.6 in high
+    printed = capsys.readouterr().out.splitlines()
+    assert "vit_lkca_500k (lkca-run)" in printed[1] and "vit_lkca_500k (init)" in printed[2]
+    assert "vit_500k (init)" in printed[3]
+    assert all(line.count("%") == 3 for line in printed[1:4])
+
+
+def test_kernel_mosaic_places_each_head_in_its_cell():
+    import torch
+
+    small, large = torch.ones(2, 1, 1), torch.arange(18.0).reshape(2, 3, 3)
+    mosaic = kernel_mosaic([small, large])  # cells 3x3, one blank row / column between them
+    assert mosaic.shape == (7, 7)
+    assert mosaic[1, 1] == 1 and mosaic[1, 5] == 1 and np.isnan(mosaic[0, 0])
+    assert (mosaic[4:7, 0:3] == large[0].numpy()).all() and (mosaic[4:7, 4:7] == large[1].numpy()).all()
+    assert np.isnan(mosaic[3]).all() and np.isnan(mosaic[:, 3]).all()
+
+
+def test_read_run_accepts_the_metrics_file_itself(run):
+    metrics = read_run(run / "metrics.jsonl")
+    assert metrics.name == "lkca-run" and metrics.kind == "classification"
+    assert [r["epoch"] for r in metrics.records] == [1, 2]
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "empty", "not lkca", "mixed kinds"])
+def test_plot_mistakes(case, run, seg_run, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    text = {"corrupt": '{"epoch": 1}\n{"epoch": 2, "train_lo', "empty": "\n",
+            "not lkca": '{"step": 1}\n'}.get(case)
+    if text is not None:
+        (bad / "metrics.jsonl").write_text(text)
+    expected = {"missing": "metrics.jsonl is missing", "corrupt": "metrics.jsonl line 2 is not",
+                "empty": "has no records yet", "not lkca": "not an lkca metrics file",
+                "mixed kinds": "run `lkca plot` once for each kind"}[case]
+    runs = [str(run), str(seg_run)] if case == "mixed kinds" else [str(bad)]
+    _check_error(capsys, ["plot", *runs, "--out", str(tmp_path / "x.png")], expected)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_kernels_of_a_model_without_lkca(tmp_path, capsys):
+    _check_error(capsys, ["kernels", "--model", "vit_500k", "--out", str(tmp_path / "k.png")],
+                 "vit_500k has no LKCA blocks (layout AAAAAAAAA)")
+
+
+def test_erf_without_a_model(tmp_path, capsys):
+    _check_error(capsys, ["erf", "--out", str(tmp_path / "e.png")], "at least one --model")
+
+
+def test_missing_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    _check_error(capsys, ["plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
+                 'pip install "lkca[plot]"')
+
+
+def test_erf_on_another_data_set_at_its_image_size(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the decoded-array cache stays in tmp
+    monkeypatch.setenv("LKCA_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(pickle.dumps({b"data": data, b"labels": [1, 2]}))
+    argv = ["erf", "--model", "vit_lkca_500k", "--dataset", "cifar10", "--data-dir",
+            str(tmp_path / "data"), "--device", "cpu", "--out", str(tmp_path / "e.png")]
+    assert main(argv) == 0
+    assert _png(tmp_path / "e.png") == (400, 360)
+    assert "(2 cifar10 test images, 32x32)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def seg_checkpoint(tmp_path_factory) -> Path:
+    """A run directory holding a 4-block LKCA-S + FPN segmentor checkpoint (tiny widths)."""
+    from lkca import create_segmentor
+    from lkca.train.checkpoint import save_weights
+
+    out = tmp_path_factory.mktemp("segckpt") / "seg"
+    args = {"img_size": 32, "depth": 4, "dim": 32, "num_heads": 2}
+    model = create_segmentor("lkca_s_seg", "fpn", 8, head_channels=16, **args)
+    save_weights(out / "checkpoints" / "last.safetensors", model,
+                 {"task": "seg", "backbone": "lkca_s_seg", "head": "fpn", "num_classes": 8,
+                  "model_args": {"head_channels": 16, **args}})
+    return out
+
+
+def test_kernels_of_a_segmentation_checkpoint(seg_checkpoint, tmp_path, capsys):
+    assert main(["kernels", "--checkpoint", str(seg_checkpoint), "--out", str(tmp_path / "k.png")]) == 0
+    assert _png(tmp_path / "k.png") == (500, 520)  # 4 blocks
+    assert "4 LKCA blocks x 2 heads, kernels 3x3" in capsys.readouterr().out
+
+
+def test_erf_of_a_segmentation_checkpoint_is_refused(seg_checkpoint, tmp_path, capsys):
+    _check_error(capsys, ["erf", "--checkpoint", str(seg_checkpoint), "--out", str(tmp_path / "e.png")],
+                 "is a segmentation checkpoint")

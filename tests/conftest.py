@@ -1,0 +1,90 @@
+"""Shared test machinery: the SIGKILL-and-resume kit used by the classification and segmentation
+crash-safety tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Runs the CLI with fsync slowed down and announced, so a test can kill inside a checkpoint write.
+SLOW_FSYNC = """
+import os, sys, time
+import lkca.train.checkpoint as c
+real = os.fsync
+def slow(fd):
+    print("FSYNC", flush=True)
+    time.sleep(0.4)
+    real(fd)
+c.os.fsync = slow
+from lkca.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+class CrashKit:
+    """Start ``lkca`` in a subprocess, SIGKILL it (inside a checkpoint write, then at random
+    moments), check that whatever is on disk is complete, and resume until the run finishes."""
+
+    @staticmethod
+    def assert_intact(out: Path) -> None:
+        """Whatever exists is complete: loadable training state, loadable weights."""
+        from lkca.train.checkpoint import load_state, read_weights
+
+        ck = out / "checkpoints"
+        if (ck / "last.pt").exists():
+            load_state(ck / "last.pt")
+        for f in ck.glob("*.safetensors"):
+            read_weights(f)
+
+    @staticmethod
+    def start(argv: list[str], slow_fsync: bool = False) -> subprocess.Popen:
+        head = [sys.executable, "-c", SLOW_FSYNC] if slow_fsync else [sys.executable, "-m", "lkca"]
+        return subprocess.Popen(head + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def kill_and_resume(self, argv: list[str], out: Path, kills: int = 3, seed: int = 0) -> int:
+        """Kill once inside a checkpoint write and ``kills`` times at random moments, resuming each
+        time, then let the run finish; returns the number of kills that landed.
+
+        A random moment is a random delay (0-0.5 s) after the process reports its first epoch or
+        evaluation ("epoch ..." / "iter ..." lines), so it lands mid-run however fast the machine.
+        """
+        rng = random.Random(seed)
+        landed = 0
+        proc = self.start(argv, slow_fsync=True)
+        for line in proc.stdout:
+            if line.startswith("FSYNC"):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=120)
+        landed += proc.returncode == -signal.SIGKILL
+        self.assert_intact(out)
+        for attempt in range(kills + 1):
+            resume = ["--resume"] if (out / "checkpoints" / "last.pt").exists() else []
+            proc = self.start(argv + resume)
+            if attempt == kills:
+                assert proc.wait(timeout=600) == 0, proc.stderr.read()
+                break
+            for line in proc.stdout:
+                if line.startswith(("epoch ", "iter ")):
+                    time.sleep(rng.uniform(0.0, 0.5))
+                    break
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                landed += 1
+            proc.wait(timeout=120)
+            self.assert_intact(out)
+        assert not list((out / "checkpoints").glob(".*.tmp")), "a temporary file was left behind"
+        return landed
+
+
+@pytest.fixture
+def crash_kit() -> CrashKit:
+    return CrashKit()

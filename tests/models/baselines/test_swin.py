@@ -1,0 +1,67 @@
+"""Swin: window partition, the shifted-window mask, attention equivalence, the chosen widths."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lkca
+from lkca.models.baselines.swin import (
+    WindowAttention,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
+from lkca.models.registry import paper_figures
+
+
+def _params(name, **overrides):
+    return sum(p.numel() for p in lkca.create_model(name, **overrides).parameters())
+
+
+def test_window_partition_round_trip():
+    x = torch.randn(2, 8, 12, 5)
+    windows = window_partition(x, 4)
+    assert windows.shape == (2, 6, 16, 5)
+    assert torch.equal(windows[0, 1], x[0, :4, 4:8].reshape(16, 5))
+    assert torch.equal(window_reverse(windows, 4, 8, 12), x)
+
+
+def test_shifted_mask_keeps_wrapped_regions_apart():
+    mask = shifted_window_mask(8, 8, 4, 2, torch.device("cpu"))  # (4 windows, 16, 16)
+    allowed = (mask == 0).sum(-1)  # tokens each token may attend to
+    assert (allowed[0] == 16).all()  # the top-left window holds one region
+    assert (allowed[1] == 8).all() and (allowed[2] == 8).all()  # two regions each
+    assert (allowed[3] == 4).all()  # the corner window: four 2x2 regions
+    assert torch.equal(mask, mask.transpose(1, 2))
+
+
+def test_window_attention_without_bias_is_attention_within_each_window():
+    attn = WindowAttention(dim=8, num_heads=2, window_size=2)
+    torch.nn.init.zeros_(attn.relative_position_bias_table)
+    x = torch.randn(3, 5, 4, 8)  # (B, windows, tokens, C)
+    q, k, v = attn.qkv(x).reshape(3, 5, 4, 3, 2, 4).permute(3, 0, 1, 4, 2, 5)
+    ref = F.scaled_dot_product_attention(q, k, v).transpose(2, 3).reshape(3, 5, 4, 8)
+    torch.testing.assert_close(attn(x), attn.proj(ref))
+
+
+def test_each_window_gets_its_own_mask_in_every_image():
+    attn = WindowAttention(dim=8, num_heads=2, window_size=2)
+    x = torch.randn(3, 4, 4, 8)  # (B, windows, tokens, C)
+    mask = shifted_window_mask(4, 4, 2, 1, torch.device("cpu"))  # (4 windows, 4, 4), all differ
+    out = attn(x, mask)
+    for w in range(4):
+        torch.testing.assert_close(out[:, w], attn(x[:, w:w + 1], mask[w:w + 1])[:, 0])
+
+
+def test_other_grids_are_padded_to_whole_windows():
+    model = lkca.create_model("swin_t").eval()
+    assert model(torch.randn(1, 3, 40, 24)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name, dim, others", [("swin_t", 36, (33, 39)),
+                                               ("swin_s", 60, (57, 63))])
+def test_embed_dim_is_the_multiple_of_3_nearest_the_paper(name, dim, others):
+    target = paper_figures(name)["params"]
+    assert lkca.create_model(name).cfg.embed_dim == dim
+    ours = abs(_params(name) - target)
+    assert all(ours < abs(_params(name, embed_dim=d) - target) for d in others)

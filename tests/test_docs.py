@@ -1,0 +1,324 @@
+"""Every command and Python example of README.md and docs/*.md, run on tiny settings or, where it
+needs a real data set, a GPU or a network, checked by argument parsing.
+
+What is extracted (``_extract``):
+- shell commands: the lines of fenced ``bash`` / ``sh`` / ``shell`` / ``console`` blocks (backslash
+  continuations joined, ``#`` comments dropped, ``a && b`` split into two commands);
+- Python examples: fenced ``python`` blocks;
+- synopses: inline code spans that start with ``lkca``, ``python -m lkca`` or ``torchrun`` in
+  prose and tables (``lkca train [--config YAML] ...``).
+
+How each is checked, by rule (``_plan``), in a fresh working directory per page (with ``configs/``
+and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in order (so
+``lkca train --out runs/x`` then ``lkca export --checkpoint runs/x`` runs both):
+- RUN ``lkca ...`` / ``python -m lkca ...`` in-process, with the tiny substitutions of
+  :data:`TINY` (``lkca train``: a 1-block model on digits, 2 steps per epoch, 1 epoch; ``lkca
+  erf``: 2 images) -- unless one of the PARSE rules applies;
+- PARSE (``build_parser().parse_args``, every ``configs/...`` path must exist) when the command
+  names a placeholder of :data:`PLACEHOLDERS` (``DIR``, ``...``, ``HOST0:29500`` ...), a home or
+  absolute path (``~/data``: a real data set), ``--device cuda``, a ``--data-dir`` (a real data
+  set), an input path that does not exist in the page's directory (a real run), a sub-command of
+  :data:`PARSE_ONLY` (``seg train/eval/predict``: ADE20K) or comes after ``torchrun`` (several
+  processes; DDP itself is tested in tests/train/test_ddp.py);
+- ``python -c`` runs in a subprocess; ``python benchmarks/X.py`` runs ``--help`` (a benchmark takes
+  minutes); ``pip install`` checks that the extras it names exist in pyproject.toml (no install);
+  ``python -m pytest`` is this suite (not run); anything in :data:`NOT_RUN` is listed with why;
+- synopses: the sub-command exists and every ``--flag`` in the span is one of its options;
+- Python blocks run with ``exec`` unless marked by an HTML comment ``<!-- docs-test: skip REASON
+  -->`` right before the block or listed in :data:`PYTHON_NOT_RUN`.
+Other helpers' sub-commands are found through ``build_parser()``, so commands added later are
+picked up by the same rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lkca.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+PLACEHOLDERS = {"DIR", "...", "HOST0:29500", "PATH", "RUN", "RUN_DIR", "ARCHIVE", "YAML", "NAME",
+                "photo.jpg", "N", "D", "M"}
+PARSE_ONLY = {("seg", "train"): "needs ADE20K", ("seg", "eval"): "needs ADE20K",
+              ("seg", "predict"): "needs a trained segmentor and an image",
+              ("data", "extract"): "needs a downloaded archive"}
+OUTPUT_FLAGS = {"--out", "--to"}
+# (page, start of the command) -> why it is not run here
+NOT_RUN = {
+    ("mmseg.md", "python tools/train.py"): "needs an MMSegmentation checkout and mmcv with ops",
+}
+# (page, start of the block) -> why it is not run here
+PYTHON_NOT_RUN = {
+    ("baselines.md", "@register_model"): "an excerpt of a model file (decorator and factory only)",
+}
+TINY_TRAIN_YAML = """dataset: digits
+model: vit_lkca_500k
+model_args: {depth: 1, dim: 16, num_heads: 2}
+max_steps_per_epoch: 2
+warmup_epochs: 0
+batch_size: 32
+"""
+# sub-command -> flags appended (or replacing the page's value) for a tiny run
+TINY = {
+    ("train",): {"--epochs": "1", "--device": "cpu", "--no-progress": None},
+    ("erf",): {"--num-images": "2", "--device": "cpu"},
+}
+SHELL_LANGS = {"bash", "sh", "shell", "console"}
+
+
+def _extract(page: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(shell commands, python blocks as (text, marker before), synopses) of a Markdown page."""
+    text = page.read_text()
+    commands, blocks = [], []
+    for m in re.finditer(r"(?:<!--\s*docs-test:([^>]*)-->\s*\n)?```(\w*)\n(.*?)```", text, re.S):
+        marker, lang, body = m.group(1) or "", m.group(2), m.group(3)
+        if lang in SHELL_LANGS:
+            joined = re.sub(r"\\\n\s*", " ", body)
+            for line in joined.splitlines():
+                words = shlex.split(line, comments=True)
+                while words:
+                    cut = words.index("&&") if "&&" in words else len(words)
+                    commands.append(shlex.join(words[:cut]))
+                    words = words[cut + 1:]
+        elif lang == "python":
+            blocks.append((body, marker.strip()))
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    synopses = [s for s in re.findall(r"`([^`\n]+)`", prose)
+                if re.match(r"(lkca |python -m lkca |torchrun )", s)]
+    return commands, blocks, synopses
+
+
+def _subcommand(parser: argparse.ArgumentParser, words: list[str]):
+    """(path of sub-command names, its parser) for lkca arguments ``words``."""
+    path: list[str] = []
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or not words or words[0] not in subs[0].choices:
+            return tuple(path), parser
+        path.append(words[0])
+        parser = subs[0].choices[words[0]]
+        words = words[1:]
+
+
+def _lkca_args(words: list[str]) -> list[str] | None:
+    """The lkca arguments of ``lkca ...``, ``python -m lkca ...``, ``torchrun ... -m lkca ...``."""
+    if words[0] == "lkca":
+        return words[1:]
+    for i in range(len(words) - 1):
+        if words[i] == "-m" and words[i + 1] == "lkca":
+            return words[i + 2:]
+    return None
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or bool(re.search(r"\.(ya?ml|json|safetensors|pt|onnx|png|jpe?g|zip|gz)$",
+                                          value))
+
+
+def _plan(words: list[str], cwd: Path) -> tuple[str, str]:
+    """("run" | "parse", why) for lkca arguments ``words`` (see the module docstring)."""
+    path, _ = _subcommand(build_parser(), words)
+    if path in PARSE_ONLY:
+        return "parse", PARSE_ONLY[path]
+    if any(w in PLACEHOLDERS for w in words):
+        return "parse", "placeholder argument"
+    if any(w.startswith(("~", "/")) for w in words):
+        return "parse", "a home or absolute path: a real data set or run"
+    if "--data-dir" in words:
+        return "parse", "needs a real data set"
+    if "cuda" in words:
+        return "parse", "needs a GPU"
+    for prev, w in zip(["", *words], words):
+        if prev not in OUTPUT_FLAGS and _looks_like_path(w) and not (cwd / w).exists():
+            return "parse", f"input {w} does not exist here (a real run)"
+    return "run", ""
+
+
+def _tiny(words: list[str], cwd: Path) -> list[str]:
+    path, _ = _subcommand(build_parser(), words)
+    words = list(words)
+    for flag, value in TINY.get(path, {}).items():
+        if flag in words:
+            i = words.index(flag)
+            if value is not None:
+                words[i + 1] = value
+        else:
+            words += [flag] if value is None else [flag, value]
+    if path == ("train",) and "--config" not in words:
+        (cwd / "tiny.yaml").write_text(TINY_TRAIN_YAML)
+        words += ["--config", "tiny.yaml"]
+    return words
+
+
+def _parse(words: list[str]) -> None:
+    dummies = {"...": "configs/cls/base.yaml", "N": "1", "HOST0:29500": "localhost:29500"}
+    args = [dummies.get(w, w) for w in words]
+    build_parser().parse_args(args)  # SystemExit on a bad flag
+    for w in words:
+        if w.startswith("configs/"):
+            assert (ROOT / w).exists(), f"{w} does not exist"
+
+
+def _check_pip(command: str) -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for group in re.findall(r"\.\[([\w,]+)\]", command):
+        for extra in group.split(","):
+            assert extra in extras, f"{command}: no extra [{extra}] in pyproject.toml"
+
+
+def _workdir(tmp_path: Path) -> Path:
+    for name in ("configs", "benchmarks"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    (tmp_path / "runs").mkdir()  # where `lkca train` writes and `lkca tables` looks by default
+    return tmp_path
+
+
+def _run_shell(page: Path, command: str, cwd: Path, capsys) -> str:
+    """Check one shell command; returns what was done (for the failure report)."""
+    words = shlex.split(command)
+    for (name, start), why in NOT_RUN.items():
+        if page.name == name and command.startswith(start):
+            return f"not run: {why}"
+    if words[:2] == ["pip", "install"]:
+        _check_pip(command)
+        return "pip: extras checked"
+    if words[:3] == ["python", "-m", "pytest"]:
+        return "not run: this test suite"
+    if words[:2] == ["python", "-c"]:
+        out = subprocess.run([sys.executable, *words[1:]], cwd=cwd, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, f"{command}\n{out.stderr[-2000:]}"
+        return "ran"
+    if words[0] == "python" and len(words) > 1 and words[1].startswith("benchmarks/"):
+        out = subprocess.run([sys.executable, words[1], "--help"], cwd=cwd, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, f"{words[1]} --help\n{out.stderr[-2000:]}"
+        return "--help"
+    args = _lkca_args(words)
+    assert args is not None, f"{page.name}: no rule for the command {command!r}; add one to NOT_RUN"
+    mode, why = _plan(args, cwd)
+    if words[0] == "torchrun":
+        mode, why = "parse", "several processes"
+    if mode == "parse":
+        _parse(args)
+        return f"parsed ({why})"
+    code = main(_tiny(args, cwd))
+    err = capsys.readouterr().err
+    assert code == 0, f"{command} -> exit {code}: {err.strip()[-500:]}"
+    return "ran"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_shell_commands(page, tmp_path, monkeypatch, capsys):
+    commands, _, _ = _extract(page)
+    if not commands:
+        pytest.skip("no shell commands")
+    monkeypatch.chdir(_workdir(tmp_path))
+    for command in commands:
+        _run_shell(page, command, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_examples(page, tmp_path, monkeypatch):
+    _, blocks, _ = _extract(page)
+    if not blocks:
+        pytest.skip("no Python examples")
+    monkeypatch.chdir(_workdir(tmp_path))
+    for body, marker in blocks:
+        if marker.startswith("skip") or any(
+                page.name == name and body.startswith(start)
+                for (name, start) in PYTHON_NOT_RUN):
+            continue
+        exec(compile(body, f"{page.name}:python", "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_synopses_name_real_commands_and_flags(page):
+    _, _, synopses = _extract(page)
+    if not synopses:
+        pytest.skip("no inline commands")
+    parser = build_parser()
+    for span in synopses:
+        words = span.replace("[", " ").replace("]", " ").replace("|", " ").split()
+        args = _lkca_args(words)
+        if args is None:  # torchrun without -m lkca: nothing of ours to check
+            continue
+        path, sub = _subcommand(parser, args)
+        assert path, f"{page.name}: `{span}` names no lkca sub-command"
+        known = {o for a in sub._actions for o in a.option_strings}
+        flags = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", " ".join(args)))
+        assert flags <= known, f"{page.name}: `{span}`: unknown {sorted(flags - known)}"
+
+
+def test_rules_classify_the_known_cases(tmp_path):
+    """The rules of the module docstring on the commands they were written for."""
+    assert _plan(["train"], tmp_path) == ("run", "")
+    assert _plan(["train", "--data-dir", "DIR"], tmp_path)[0] == "parse"
+    assert _plan(["seg", "eval", "--checkpoint", "x"], tmp_path) == ("parse", "needs ADE20K")
+    assert _plan(["export", "--checkpoint", "runs/x", "--out", "m.onnx"], tmp_path)[0] == "parse"
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    assert _plan(["export", "--checkpoint", "runs/x", "--out", "m.onnx"], tmp_path) == ("run", "")
+    assert _tiny(["train", "--epochs", "20"], tmp_path)[:2] == ["train", "--epochs"]
+    assert "1" in _tiny(["train", "--epochs", "20"], tmp_path)
+
+
+BENCHMARK_RATIOS = {  # the ratios docs/benchmarks.md quotes, recomputed from their JSON
+    "23.9x": ("train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_2p7m"]),
+    "34.4x": ("train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_lkca_2p7m"]),
+    "0.69x": ("train_throughput_cpu.json", lambda d: d["ratios"]["lkca_to_vit_train"]),
+    "1.07x": ("seg_step_cpu.json",
+              lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_upernet"]["ratio"]),
+    "1.28x": ("seg_step_cpu.json", lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_fpn"]["ratio"]),
+}
+
+
+def test_onnx_export_results_quoted_in_the_docs():
+    data = json.loads((ROOT / "benchmarks" / "results" / "onnx_export.json").read_text())
+    ok = [r for r in data["rows"] if r["ok"]]
+    failed = sorted(r["model"] for r in data["rows"] if not r["ok"])
+    worst = max(r["max_abs_diff"] for r in ok)
+    worst_text = f"{worst:.1e}".replace("e-0", "e-")  # 1.8e-6
+    bench = (ROOT / "docs" / "benchmarks.md").read_text()
+    export = (ROOT / "docs" / "pretrained-and-export.md").read_text()
+    assert f"{len(ok)} / {len(data['rows'])}" in bench and worst_text in bench
+    assert (", ".join(failed) if failed else "none") in bench
+    quoted = f"all {len(ok)} export" if not failed else f"{len(ok)} of the {len(data['rows'])}"
+    assert quoted in export and worst_text in export
+
+
+def test_benchmark_page_quotes_its_json():
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    results = ROOT / "benchmarks" / "results"
+    for quoted, (name, get) in BENCHMARK_RATIOS.items():
+        data = json.loads((results / name).read_text())
+        decimals = len(quoted.split(".")[1]) - 1
+        assert f"{get(data):.{decimals}f}x" == quoted, (name, quoted)
+        assert quoted in text
+        machine = data["machine"]
+        assert machine["cores"] == 2 and machine["torch"] == "2.13.0+cpu", name
+    for name in re.findall(r"benchmarks/results/([\w.-]+\.json)", text):
+        assert (results / name).is_file(), f"docs/benchmarks.md names missing {name}"
+    docs_text = "".join(p.read_text() for p in PAGES)
+    for path in results.glob("*.json"):
+        assert path.name in docs_text, f"{path.name} is described in no page of docs/ (add it)"
+
+
+def test_readme_keeps_the_set_up_commands_and_links():
+    text = (ROOT / "README.md").read_text()
+    assert "pip install torch==2.13.0 -e . && lkca train" in text
+    assert 'pip install torch==2.13.0 -e ".[test]" && python -m pytest -q' in text
+    for link in re.findall(r"\]\((docs/[\w.-]+)\)", text):
+        assert (ROOT / link).is_file(), link
+    assert os.path.basename(__file__) in text

@@ -1,0 +1,130 @@
+"""ONNX export (onnxruntime matches PyTorch, dynamic batch) and torch.export of the LKCA mixer."""
+
+import importlib.util
+
+import pytest
+import torch
+
+import lkca
+from lkca.cli import main
+from lkca.export.onnx_export import export_onnx, lkca_impl, onnx_max_abs_diff
+
+needs_onnx = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+    reason="needs the onnx extra: pip install -e '.[onnx]' (also in the test extra)",
+)
+TINY = {"depth": 2, "dim": 32, "num_heads": 2}
+
+
+@needs_onnx
+def test_cli_exports_an_lkca_model_that_onnxruntime_matches(tmp_path, capsys):
+    model = lkca.create_model("vit_lkca_500k", num_classes=7, **TINY)
+    model.save_pretrained(tmp_path / "pretrained")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(tmp_path / "pretrained"), "--format", "onnx",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "LKCA impl toeplitz" in printed and "batch 1 and 3: max abs diff" in printed
+    assert onnx_max_abs_diff(model, out, batch_sizes=(1, 3)) <= 1e-4
+    assert {m.impl for m in model.modules() if isinstance(m, lkca.LKCA)} == {"auto"}
+
+
+@needs_onnx
+@pytest.mark.parametrize("name, overrides, impl", [
+    ("vit_lkca_500k", {**TINY, "kernel_size": 5, "img_size": (32, 48)}, "conv"),  # non-square grid
+    ("vit_500k", TINY, "toeplitz"),  # plain ViT (attention, class token): impl is not used
+    # (shifted) window attention and patch merging, two tiny stages
+    ("swin_t_cifar", {"embed_dim": 8, "depths": (2, 2), "num_heads": (2, 2)}, "toeplitz"),
+])
+def test_export_api_matches_pytorch_at_batch_1_and_3(tmp_path, name, overrides, impl):
+    model = lkca.create_model(name, **overrides)
+    path = export_onnx(model, tmp_path / "m.onnx", impl=impl)
+    assert onnx_max_abs_diff(model, path, batch_sizes=(1, 3)) <= 1e-4
+
+
+def test_export_refuses_fft_and_restores_impl(tmp_path):
+    model = lkca.create_model("vit_lkca_500k", lkca_impl="conv", **TINY)
+    with pytest.raises(lkca.UserError, match="does not export to ONNX"):
+        export_onnx(model, tmp_path / "m.onnx", impl="fft")
+    with pytest.raises(RuntimeError), lkca_impl(model, "fft"):
+        assert {m.impl for m in model.modules() if isinstance(m, lkca.LKCA)} == {"fft"}
+        raise RuntimeError
+    assert {m.impl for m in model.modules() if isinstance(m, lkca.LKCA)} == {"conv"}
+
+
+@pytest.mark.parametrize("impl", ["conv", "toeplitz", "fft"])
+def test_torch_export_of_the_lkca_mixer_with_dynamic_batch(impl):
+    mixer = lkca.LKCA(32, 4, (8, 6), impl=impl).eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(mixer, (torch.randn(2, 48, 32),), dynamic_shapes=({0: batch},))
+    x = torch.randn(5, 48, 32)
+    torch.testing.assert_close(program.module()(x), mixer(x), atol=1e-5, rtol=0)
+
+
+def test_torch_export_of_auto_specialises_the_batch():
+    """``auto`` picks its implementation from the batch size, so the batch cannot stay dynamic."""
+    mixer = lkca.LKCA(32, 4, (8, 6), impl="auto").eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with pytest.raises(Exception, match="batch"):
+        torch.export.export(mixer, (torch.randn(2, 48, 32),), dynamic_shapes=({0: batch},))
+    program = torch.export.export(mixer, (torch.randn(2, 48, 32),))  # a fixed batch works
+    x = torch.randn(2, 48, 32)
+    torch.testing.assert_close(program.module()(x), mixer(x), atol=1e-5, rtol=0)
+
+
+@needs_onnx
+@pytest.mark.parametrize("impl, dynamo", [("fft", True), ("conv", False), ("toeplitz", False)])
+def test_why_not_fft_nor_the_legacy_exporter(tmp_path, impl, dynamo):
+    """The claims of lkca.export.onnx_export's docstring: fft has no ONNX conversion, and the
+    TorchScript exporter (dynamo=False) fails for the other implementations too."""
+    import warnings
+
+    model = lkca.create_model("vit_lkca_500k", lkca_impl=impl, depth=1, dim=16, num_heads=2).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(Exception), warnings.catch_warnings():  # noqa: B017 - any exporter failure
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), dynamo=dynamo,
+                          dynamic_axes=None if dynamo else {"images": {0: "batch"}},
+                          input_names=["images"])
+
+
+def test_cli_mistakes_are_one_line_with_exit_code_2(tmp_path, capsys, monkeypatch):
+    lkca.create_segmentor("lkca_s_seg", "fpn", num_classes=3, head_channels=8, img_size=64,
+                          depth=4, dim=16, num_heads=2).save_pretrained(tmp_path / "seg")
+    cases = {
+        str(tmp_path / "seg"): "is a segmentor; `lkca export` exports classifiers",
+        str(tmp_path / "nothing"): "does not exist",
+    }
+    if importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxscript"):
+        for checkpoint, needle in cases.items():
+            assert main(["export", "--checkpoint", checkpoint, "--out", str(tmp_path / "m.onnx")]) == 2
+            err = capsys.readouterr().err
+            assert needle in err and err.count("\n") == 1, err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnxscript" else real(n, *a))
+    assert main(["export", "--checkpoint", str(tmp_path / "seg"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "needs onnxscript; install them with pip install 'lkca[onnx]'" in err
+
+
+@needs_onnx
+def test_a_model_the_exporter_cannot_convert_is_a_one_line_user_error(tmp_path):
+    """E.g. attention over 5-D tensors (window attention): onnxscript's SDPA takes 4-D only."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    class FiveD(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cfg = SimpleNamespace(img_size=8, in_chans=3)
+            self.head = nn.Linear(192, 2)
+
+        def forward(self, x):
+            q = x.reshape(x.shape[0], 1, 3, 8, 8)  # (B, windows, heads, N, d)
+            return self.head(F.scaled_dot_product_attention(q, q, q).flatten(1))
+
+    with pytest.raises(lkca.UserError, match="FiveD does not export to ONNX: .*4D") as err:
+        export_onnx(FiveD(), tmp_path / "m.onnx")
+    assert "\n" not in str(err.value)

@@ -174,7 +174,7 @@ def _accuracy_cells(row: ClsRow, name: str | None, dataset: str, paper: float,
     run = pick(matching)
     if run is None:
         return [f"{paper:.2f}", "no run", ""]
-    if not run.finished:
+    if not run.finished or run.summary is None:  # finished implies a summary
         return [f"{paper:.2f}", run.status(), ""]
     top1 = float(run.summary["top1"])
     best = run.summary.get("best_top1")
@@ -212,7 +212,7 @@ def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> 
                   _giga(row.macs), f"{_giga(core)} ({_pct(core, row.macs)}) [{_giga(stats['macs'])}]"]
         run = pick([r for r in runs if r.task == "seg"
                     and seg_matches(r, spec.name, spec.model_args, row.head, row.iters)])
-        if run is None or not run.finished:
+        if run is None or not run.finished or run.summary is None:
             status = "no run" if run is None else run.status()
             cells += [f"{row.aAcc:.2f}", status, "", f"{row.mIoU:.2f}", status, ""]
         else:

@@ -129,7 +129,7 @@ class VisionTransformer(nn.Module):
         )
         self.norm = nn.LayerNorm(cfg.dim)
         self.head: nn.Module = nn.Linear(cfg.dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -170,7 +170,8 @@ class VisionTransformer(nn.Module):
         return save_pretrained(self, directory)
 
 
-def _init_weights(m: nn.Module) -> None:
+def init_weights(m: nn.Module) -> None:
+    """ViT initialisation (timm): Linear weights truncated normal std 0.02, zero biases."""
     if isinstance(m, nn.Linear):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:

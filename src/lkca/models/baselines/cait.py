@@ -20,6 +20,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp, PatchEmbed, PosEmbed
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -137,7 +138,7 @@ class CaiT(nn.Module):
             for _ in range(cfg.cls_depth))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, grid = self.patch_embed(x)  # (B, N, C)
@@ -149,13 +150,6 @@ class CaiT(nn.Module):
         for block in self.cls_blocks:
             cls = block(cls, x)
         return self.head(self.norm(cls)[:, 0])
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: SPT's CaiT default (dim 192, 24 + 2 blocks) has ~7.7M parameters at

@@ -25,7 +25,7 @@ from torch import nn
 from lkca.layers import DropPath, PatchEmbed, PosEmbed
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import Block, ViTConfig
+from lkca.models.vit import Block, ViTConfig, init_weights
 
 
 @dataclass
@@ -134,7 +134,7 @@ class CrossViT(nn.Module):
             for k in range(cfg.num_multiscale))
         self.norms = nn.ModuleList(nn.LayerNorm(d) for d in cfg.dims)
         self.heads = nn.ModuleList(nn.Linear(d, cfg.num_classes) for d in cfg.dims)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The two branches' final class tokens, [(B, dim_S), (B, dim_L)]."""
@@ -151,13 +151,6 @@ class CrossViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = [head(c) for head, c in zip(self.heads, self.forward_branches(x))]
         return torch.stack(logits).mean(0)
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

@@ -22,6 +22,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -154,20 +155,13 @@ class CvT(nn.Module):
             in_dim = cfg.dims[i]
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cls = None
         for stage in self.stages:
             x, cls = stage(x)
         return self.head(self.norm(cls))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

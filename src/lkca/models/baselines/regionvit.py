@@ -26,6 +26,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -140,7 +141,7 @@ class RegionViT(nn.Module):
                          cfg.qkv_bias, rates[first + j]) for j in range(cfg.depths[i])))
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
@@ -162,13 +163,6 @@ class RegionViT(nn.Module):
                 local, region = block(local, region)
             local, region = local.permute(0, 3, 1, 2), region.permute(0, 3, 1, 2)
         return self.head(self.norm(region.flatten(2).transpose(1, 2)).mean(1))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

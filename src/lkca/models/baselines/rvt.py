@@ -23,6 +23,7 @@ from torch import nn
 from lkca.layers import DropPath, PatchEmbed
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -136,7 +137,7 @@ class RvT(nn.Module):
         self.blocks = nn.ModuleList(RvTBlock(cfg, r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, grid = self.patch_embed(x)  # (B, N, C); no position table
@@ -145,13 +146,6 @@ class RvT(nn.Module):
         for block in self.blocks:
             x = block(x, angles)
         return self.head(self.norm(x)[:, 0])
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

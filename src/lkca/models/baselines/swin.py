@@ -20,6 +20,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp, PatchEmbed
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -180,7 +181,7 @@ class SwinTransformer(nn.Module):
                 res, dim = (res + 1) // 2, 2 * dim
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, grid = self.patch_embed(x)  # (B, N, C)
@@ -192,13 +193,6 @@ class SwinTransformer(nn.Module):
             if i < len(self.merges):
                 x, grid = self.merges[i](x, grid)
         return self.head(self.norm(x).mean(1))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops". SPT's Swin (embed dim

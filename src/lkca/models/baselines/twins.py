@@ -25,6 +25,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -179,19 +180,12 @@ class TwinsSVT(nn.Module):
             grid = max(1, grid // 2)
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
             x = stage(x)  # (B, dim_i, H_i, W_i)
         return self.head(self.norm(x.flatten(2).transpose(1, 2)).mean(1))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

@@ -24,6 +24,7 @@ from lkca.layers import DropPath, Mlp
 from lkca.models.baselines.cait import LayerScaleBlock
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
+from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -171,7 +172,7 @@ class XCiT(nn.Module):
                             0.0, class_attention=True) for _ in range(cfg.cls_depth))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)  # (B, dim, H/p, W/p)
@@ -184,13 +185,6 @@ class XCiT(nn.Module):
         for block in self.cls_blocks:
             cls = block(cls, x)
         return self.head(self.norm(cls)[:, 0])
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 # How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,

@@ -1,16 +1,8 @@
 # Paper Table 6: LKCA-B | 16000 iterations | UPerNet | aAcc 65.49 | mIoU 40.60 | params 0.102G | Flops 0.115T
-# ViT-B / LKCA-B: the S backbone factory at MMSegmentation's ViT-B width (embed 768,
-# 12 heads, depth 12, MLP 4). Whether the paper ran one schedule per row or read the
-# 2k-16k rows off one run is not stated; this file is one run ending at its own iters.
 # MMSegmentation version of configs/seg/ade20k/upernet_lkca_b_seg_16k.yaml (docs/mmseg.md); needs
 # MMSegmentation + mmcv with compiled ops. `lkca seg train --config` that file needs neither.
-_base_ = ["_base_/upernet.py", "_base_/ade20k.py", "_base_/schedule.py", "_base_/runtime.py"]
-model = dict(
-    backbone=dict(arch="lkca_s_seg", dim=768, num_heads=12),
-    neck=dict(in_channels=[768] * 4, out_channels=768),
-    decode_head=dict(in_channels=[768] * 4),
-    auxiliary_head=dict(in_channels=768),
-)
+_base_ = ["_base_/upernet_b.py", "_base_/ade20k.py", "_base_/schedule.py", "_base_/runtime.py"]
+model = dict(backbone=dict(arch="lkca_s_seg"))
 train_cfg = dict(max_iters=16000, val_interval=2000)
 param_scheduler = [
     dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=1500),

@@ -1,12 +1,9 @@
 """DeepViT: Re-Attention with Theta = I and an identity BatchNorm is plain attention."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
-import lkca
 from lkca.models.baselines.deepvit import ReAttention
-from lkca.models.registry import paper_figures
 
 
 def test_re_attention_with_identity_theta_is_attention():
@@ -28,21 +25,3 @@ def test_theta_mixes_the_heads_maps():
     with torch.no_grad():
         attn.theta.copy_(torch.eye(4)[[1, 0, 2, 3]])  # swap the maps of heads 0 and 1
     assert not torch.allclose(before, attn(x))
-
-
-def _params(name, **overrides):
-    return sum(p.numel() for p in lkca.create_model(name, **overrides).parameters())
-
-
-def _nearest(name, others):
-    """The registered size is nearer the paper's count than each of ``others`` (overrides)."""
-    target = paper_figures(name)["params"]
-    ours = abs(_params(name) - target)
-    assert all(ours < abs(_params(name, **o) - target) for o in others), name
-
-
-@pytest.mark.parametrize("name, dim, depth", [("deepvit_t", 128, 7), ("deepvit_s", 192, 8)])
-def test_depth_at_the_vits_width_is_the_nearest_the_paper(name, dim, depth):
-    cfg = lkca.create_model(name).cfg
-    assert (cfg.dim, cfg.depth) == (dim, depth)
-    _nearest(name, [dict(depth=depth - 1), dict(depth=depth + 1)])

@@ -1,11 +1,8 @@
 """RegionViT: regional and local tokens, windows regrouped without loss, shared attention."""
 
-import pytest
 import torch
 
-import lkca
 from lkca.models.baselines.regionvit import R2LBlock, RegionViT, RegionViTConfig
-from lkca.models.registry import paper_figures
 
 
 def _block(window=2):
@@ -48,23 +45,3 @@ def test_stages_shrink_both_streams_and_smaller_windows_run():
     small = RegionViT(RegionViTConfig(img_size=8, dims=(8, 16, 32), depths=(1, 1, 1),
                                       num_heads=(1, 2, 4)))
     assert small.eval()(torch.randn(1, 3, 8, 8)).shape == (1, 200)  # last stage: 2x2 windows
-
-
-def _params(name, **overrides):
-    return sum(p.numel() for p in lkca.create_model(name, **overrides).parameters())
-
-
-def _nearest(name, others):
-    """The registered size is nearer the paper's count than each of ``others`` (overrides)."""
-    target = paper_figures(name)["params"]
-    ours = abs(_params(name) - target)
-    assert all(ours < abs(_params(name, **o) - target) for o in others), name
-
-
-@pytest.mark.parametrize("name, c, depth", [("regionvit_t", 24, 7), ("regionvit_s", 40, 8),
-                                            ("regionvit_b", 112, 4)])
-def test_width_and_depth_are_the_nearest_the_paper(name, c, depth):
-    cfg = lkca.create_model(name).cfg
-    assert cfg.dims == (c, 2 * c, 4 * c) and cfg.depths == (2, 2, depth)
-    _nearest(name, [dict(depths=(2, 2, depth - 1)), dict(depths=(2, 2, depth + 1)),
-                    dict(dims=(c + 8, 2 * c + 16, 4 * c + 32))])

@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-import lkca
 from lkca.models.baselines.rvt import RvT, RvTConfig, axial_rotary_angles, rotate
-from lkca.models.registry import paper_figures
 
 
 def test_rotary_logits_depend_on_the_relative_offset_only():
@@ -32,21 +30,3 @@ def test_no_position_table_and_any_grid():
     model = RvT(RvTConfig(dim=32, depth=1, num_heads=2)).eval()
     assert not any("pos" in n for n, _ in model.named_parameters())
     assert model(torch.randn(1, 3, 40, 56)).shape == (1, 200)
-
-
-def _params(name, **overrides):
-    return sum(p.numel() for p in lkca.create_model(name, **overrides).parameters())
-
-
-def _nearest(name, others):
-    """The registered size is nearer the paper's count than each of ``others`` (overrides)."""
-    target = paper_figures(name)["params"]
-    ours = abs(_params(name) - target)
-    assert all(ours < abs(_params(name, **o) - target) for o in others), name
-
-
-@pytest.mark.parametrize("name, dim, depth", [("rvt_t", 128, 6), ("rvt_s", 192, 7)])
-def test_depth_at_the_vits_width_is_the_nearest_the_paper(name, dim, depth):
-    cfg = lkca.create_model(name).cfg
-    assert (cfg.dim, cfg.depth) == (dim, depth)
-    _nearest(name, [dict(depth=depth - 1), dict(depth=depth + 1)])

@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-import lkca
 from lkca.models.baselines.t2t import T2TConfig, T2TViT, num_soft_splits
-from lkca.models.registry import paper_figures
 
 
 @pytest.mark.parametrize("size, splits, side", [(64, 3, 8), (32, 2, 8), (8, 1, 4)])
@@ -21,22 +19,3 @@ def test_positions_are_fixed_and_follow_the_token_count():
     model = T2TViT(T2TConfig(dim=16, depth=1, num_heads=1, token_dim=8)).eval()
     assert "pos_embed" not in dict(model.named_parameters())
     assert model(torch.randn(1, 3, 96, 96)).shape == (1, 200)  # 12x12 tokens, a new table
-
-
-def _params(name, **overrides):
-    return sum(p.numel() for p in lkca.create_model(name, **overrides).parameters())
-
-
-def _nearest(name, others):
-    """The registered size is nearer the paper's count than each of ``others`` (overrides)."""
-    target = paper_figures(name)["params"]
-    ours = abs(_params(name) - target)
-    assert all(ours < abs(_params(name, **o) - target) for o in others), name
-
-
-@pytest.mark.parametrize("name, dim, depth", [("t2t_t", 128, 6), ("t2t_s", 192, 8),
-                                              ("t2t_b", 384, 11)])
-def test_dim_and_depth_are_the_nearest_the_paper(name, dim, depth):
-    cfg = lkca.create_model(name).cfg
-    assert (cfg.dim, cfg.depth) == (dim, depth)
-    _nearest(name, [dict(depth=depth - 1), dict(depth=depth + 1)])

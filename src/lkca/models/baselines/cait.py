@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath, Mlp, PatchEmbed, PosEmbed
+from lkca.layers import DropPath, Mlp, PosEmbed
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
@@ -46,8 +47,7 @@ class TalkingHeadAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"CaiT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("CaiT", dim, num_heads)
         self.num_heads, self.scale = num_heads, (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj_l = nn.Linear(num_heads, num_heads)  # on the logits, before the softmax
@@ -65,12 +65,15 @@ class TalkingHeadAttention(nn.Module):
 
 
 class ClassAttention(nn.Module):
-    """The class token (x[:, :1]) attends to all tokens: (B, 1 + N, C) -> class update (B, 1, C)."""
+    """The class token (x[:, :1]) attends to all tokens: (B, 1 + N, C) -> class update (B, 1, C).
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+    Also CrossViT's cross-attention (``family`` names the model in the error message).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
+                 family: str = "CaiT") -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"CaiT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads(family, dim, num_heads)
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
@@ -122,12 +125,10 @@ class CaiT(nn.Module):
         super().__init__()
         cfg = cfg or CaiTConfig(**kwargs)
         self.cfg = cfg
-        patch = cfg.patch_size or max(1, cfg.img_size // 8)
-        self.patch_embed = PatchEmbed(cfg.img_size, patch, cfg.in_chans, cfg.dim)
+        self.patch_embed = common.spt_patch_embed(cfg)
         self.pos_embed = PosEmbed(self.patch_embed.grid_size, cfg.dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        self.cls_token = common.class_token(cfg.dim)
+        (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
         self.blocks = nn.ModuleList(
             LayerScaleBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
                             cfg.layer_scale_init, r, class_attention=False) for r in rates)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, PatchEmbed, PosEmbed
+from lkca.models.baselines.cait import ClassAttention
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import Block, ViTConfig, init_weights
@@ -45,29 +45,10 @@ class CrossViTConfig:
     drop_path_rate: float = 0.1
 
 
-class CrossAttention(nn.Module):
-    """The class token x[:, :1] attends to all of x (B, 1 + N, C) -> its update (B, 1, C)."""
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"CrossViT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        d = C // self.num_heads
-        q = self.q(x[:, :1]).reshape(B, 1, self.num_heads, d).transpose(1, 2)  # (B, heads, 1, d)
-        k, v = self.kv(x).reshape(B, N, 2, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, 1, d)
-        return self.proj(out.transpose(1, 2).reshape(B, 1, C))
-
-
 class CrossFusion(nn.Module):
     """Fuse the class token of one branch (width ``dim``) with the other branch (``other_dim``).
+
+    The cross-attention is CaiT's class attention: the class token alone queries [itself, other].
 
     ``forward(cls, other)``: cls (B, 1, dim), other's patch tokens (B, M, other_dim) -> new cls.
     """
@@ -77,7 +58,7 @@ class CrossFusion(nn.Module):
         super().__init__()
         self.project = nn.Sequential(nn.LayerNorm(dim), nn.GELU(), nn.Linear(dim, other_dim))
         self.norm = nn.LayerNorm(other_dim)
-        self.attn = CrossAttention(other_dim, num_heads, qkv_bias)
+        self.attn = ClassAttention(other_dim, num_heads, qkv_bias, family="CrossViT")
         self.drop_path = DropPath(drop_path)
         self.revert = nn.Sequential(nn.LayerNorm(other_dim), nn.GELU(), nn.Linear(other_dim, dim))
 

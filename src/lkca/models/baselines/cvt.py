@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath, Mlp
+from lkca.layers import Mlp
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
@@ -65,8 +66,7 @@ class ConvAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, kv_stride: int, qkv_bias: bool) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"CvT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("CvT", dim, num_heads)
         self.num_heads = num_heads
         self.q = ConvProjection(dim, 1, qkv_bias)
         self.k = ConvProjection(dim, kv_stride, qkv_bias)
@@ -87,23 +87,6 @@ class ConvAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 
-class CvTBlock(nn.Module):
-    """Pre-LN block: x + DropPath(ConvAttention(LN(x))), then x + DropPath(MLP(LN(x)))."""
-
-    def __init__(self, cfg: CvTConfig, i: int, drop_path: float) -> None:
-        super().__init__()
-        dim = cfg.dims[i]
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = ConvAttention(dim, cfg.num_heads[i], cfg.kv_stride, cfg.qkv_bias)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], has_cls: bool) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), grid, has_cls))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
 class CvTStage(nn.Module):
     """Convolutional token embedding (conv + LN), then blocks; the last stage adds a class token.
 
@@ -117,7 +100,11 @@ class CvTStage(nn.Module):
         self.embed = nn.Conv2d(in_dim, dim, kernel, stride=stride, padding=kernel // 2)
         self.embed_norm = nn.LayerNorm(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim).normal_(std=0.02)) if with_cls else None
-        self.blocks = nn.ModuleList(CvTBlock(cfg, i, r) for r in rates)
+        # pre-LN blocks: x + DropPath(ConvAttention(LN(x))), then x + DropPath(MLP(LN(x)))
+        self.blocks = nn.ModuleList(
+            common.PreNormBlock(
+                dim, ConvAttention(dim, cfg.num_heads[i], cfg.kv_stride, cfg.qkv_bias),
+                Mlp(dim, int(dim * cfg.mlp_ratio)), r) for r in rates)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.embed(x)
@@ -139,19 +126,15 @@ class CvT(nn.Module):
     def __init__(self, cfg: CvTConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         cfg = cfg or CvTConfig(**kwargs)
+        common.check_stages("CvT", cfg, "dims", "depths", "num_heads")
         n = len(cfg.dims)
-        if not (len(cfg.depths) == len(cfg.num_heads) == n):
-            raise ValueError("CvT: dims, depths and num_heads need one value per stage; got "
-                             f"{cfg.dims}, {cfg.depths}, {cfg.num_heads}")
         self.cfg = cfg
         stride = cfg.patch_stride or max(1, cfg.img_size // 16)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         self.stages = nn.ModuleList()
         in_dim = cfg.in_chans
-        for i in range(n):
-            first = sum(cfg.depths[:i])
-            self.stages.append(CvTStage(cfg, i, in_dim, stride if i == 0 else 2,
-                                        rates[first:first + cfg.depths[i]], i == n - 1))
+        for i, rates in enumerate(common.drop_path_rates(cfg.drop_path_rate, cfg.depths)):
+            self.stages.append(CvTStage(cfg, i, in_dim, stride if i == 0 else 2, rates,
+                                        i == n - 1))
             in_dim = cfg.dims[i]
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)

@@ -16,26 +16,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from lkca.layers import DropPath, Mlp, PatchEmbed, PosEmbed
+from lkca.layers import Mlp, PosEmbed
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
 
 
 @dataclass
-class DeepViTConfig:
-    """DeepViT hyper-parameters (a ViT with Re-Attention in every block)."""
+class DeepViTConfig(common.SPTViTConfig):
+    """DeepViT hyper-parameters (a ViT with Re-Attention in every block): SPT's ViT settings."""
 
-    img_size: int = 64
-    patch_size: int | None = None  # None: img_size // 8, an 8x8 grid (SPT)
-    in_chans: int = 3
-    num_classes: int = 200
-    dim: int = 192
-    depth: int = 9
-    num_heads: int = 12
-    mlp_ratio: float = 2.0
     qkv_bias: bool = False
-    drop_path_rate: float = 0.1
 
 
 class ReAttention(nn.Module):
@@ -47,8 +39,7 @@ class ReAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = False) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"DeepViT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("DeepViT", dim, num_heads)
         self.num_heads, self.scale = num_heads, (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.theta = nn.Parameter(torch.eye(num_heads) + 0.02 * torch.randn(num_heads, num_heads))
@@ -65,22 +56,6 @@ class ReAttention(nn.Module):
         return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
 
 
-class DeepViTBlock(nn.Module):
-    """Pre-LN block: x + DropPath(ReAttention(LN(x))), then x + DropPath(MLP(LN(x)))."""
-
-    def __init__(self, cfg: DeepViTConfig, drop_path: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.dim)
-        self.attn = ReAttention(cfg.dim, cfg.num_heads, cfg.qkv_bias)
-        self.norm2 = nn.LayerNorm(cfg.dim)
-        self.mlp = Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
 class DeepViT(nn.Module):
     """Images (B, in_chans, H, W) -> logits (B, num_classes) from the class token."""
 
@@ -88,13 +63,14 @@ class DeepViT(nn.Module):
         super().__init__()
         cfg = cfg or DeepViTConfig(**kwargs)
         self.cfg = cfg
-        patch = cfg.patch_size or max(1, cfg.img_size // 8)
-        self.patch_embed = PatchEmbed(cfg.img_size, patch, cfg.in_chans, cfg.dim)
+        self.patch_embed = common.spt_patch_embed(cfg)
         self.pos_embed = PosEmbed(self.patch_embed.grid_size, cfg.dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
-        self.blocks = nn.ModuleList(DeepViTBlock(cfg, r) for r in rates)
+        self.cls_token = common.class_token(cfg.dim)
+        (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
+        # pre-LN blocks: x + DropPath(ReAttention(LN(x))), then x + DropPath(MLP(LN(x)))
+        self.blocks = nn.ModuleList(
+            common.PreNormBlock(cfg.dim, ReAttention(cfg.dim, cfg.num_heads, cfg.qkv_bias),
+                                Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(init_weights)

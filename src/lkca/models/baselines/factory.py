@@ -8,7 +8,8 @@ tiny factory registered with :func:`lkca.models.registry.register_model`::
         return build(SwinTransformer, SwinConfig(embed_dim=36), overrides)
 
 Every config has ``img_size``, ``num_classes`` and ``drop_path_rate`` (the training engine
-passes all three) and ``in_chans``.
+passes all three) and ``in_chans``. The model pieces several families build the same way are in
+:mod:`lkca.models.baselines.common`.
 """
 
 from __future__ import annotations
@@ -43,3 +44,4 @@ def build(model_cls: type[M], config: Any, overrides: dict[str, Any]) -> M:
             f"{', '.join(sorted(fields))}"
         )
     return model_cls(dataclasses.replace(config, **overrides))
+

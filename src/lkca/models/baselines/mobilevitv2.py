@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 
@@ -152,7 +153,7 @@ class MobileViTv2(nn.Module):
         stem = make_divisible(min(max(32 * a, 16), 64), 8, 16)
         chans = [make_divisible(64 * a, 16)] + [make_divisible(c * a) for c in (128, 256, 384, 512)]
         attn_dims = [make_divisible(c * a) for c in (128, 192, 256)]
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.attn_blocks)).tolist()
+        stage_rates = common.drop_path_rates(cfg.drop_path_rate, cfg.attn_blocks)
         layers: list[nn.Module] = [
             conv_bn(cfg.in_chans, stem, 3, 2),
             InvertedResidual(stem, chans[0], 1, e),
@@ -161,11 +162,10 @@ class MobileViTv2(nn.Module):
         ]
         cin = chans[1]
         for i, (cout, dim, depth) in enumerate(zip(chans[2:], attn_dims, cfg.attn_blocks)):
-            first = sum(cfg.attn_blocks[:i])
             ffn = make_divisible(dim * cfg.ffn_multiplier, 16)
             layers += [InvertedResidual(cin, cout, 2, e),
                        MobileViTv2Block(cout, dim, ffn, depth, cfg.patch_size,
-                                        rates[first:first + depth])]
+                                        stage_rates[i])]
             cin = cout
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(cin, cfg.num_classes)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
@@ -51,8 +52,7 @@ class BiasedAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"RegionViT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("RegionViT", dim, num_heads)
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -120,10 +120,7 @@ class RegionViT(nn.Module):
     def __init__(self, cfg: RegionViTConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         cfg = cfg or RegionViTConfig(**kwargs)
-        n = len(cfg.dims)
-        if not (len(cfg.depths) == len(cfg.num_heads) == n):
-            raise ValueError("RegionViT: dims, depths and num_heads need one value per stage; "
-                             f"got {cfg.dims}, {cfg.depths}, {cfg.num_heads}")
+        common.check_stages("RegionViT", cfg, "dims", "depths", "num_heads")
         self.cfg = cfg
         p = cfg.patch_size or max(1, cfg.img_size // 16)
         self.region_patch = p * cfg.window_size
@@ -132,13 +129,11 @@ class RegionViT(nn.Module):
                                       stride=self.region_patch)
         self.downsamples = nn.ModuleList(
             nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(cfg.dims[:-1], cfg.dims[1:]))
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         self.stages = nn.ModuleList()
-        for i in range(n):
-            first = sum(cfg.depths[:i])
+        for i, rates in enumerate(common.drop_path_rates(cfg.drop_path_rate, cfg.depths)):
             self.stages.append(nn.ModuleList(
                 R2LBlock(cfg.dims[i], cfg.num_heads[i], cfg.window_size, cfg.mlp_ratio,
-                         cfg.qkv_bias, rates[first + j]) for j in range(cfg.depths[i])))
+                         cfg.qkv_bias, r) for r in rates))
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
         self.apply(init_weights)

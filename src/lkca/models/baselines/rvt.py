@@ -20,26 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath, PatchEmbed
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
 
 
 @dataclass
-class RvTConfig:
-    """RvT hyper-parameters."""
+class RvTConfig(common.SPTViTConfig):
+    """RvT hyper-parameters: SPT's ViT settings (``mlp_ratio``: GEGLU hidden width / dim)."""
 
-    img_size: int = 64
-    patch_size: int | None = None  # None: img_size // 8, an 8x8 grid (SPT)
-    in_chans: int = 3
-    num_classes: int = 200
-    dim: int = 192
-    depth: int = 9
-    num_heads: int = 12
-    mlp_ratio: float = 2.0  # GEGLU hidden width / dim
     rope_base: float = 10000.0  # RoFormer's base of the rotation frequencies
-    drop_path_rate: float = 0.1
 
 
 def axial_rotary_angles(grid: tuple[int, int], head_dim: int, base: float,
@@ -75,8 +66,7 @@ class RotaryAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"RvT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("RvT", dim, num_heads)
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim)
@@ -104,22 +94,6 @@ class GEGLU(nn.Module):
         return self.fc2(F.gelu(gate) * x)
 
 
-class RvTBlock(nn.Module):
-    """Pre-LN block: rotary attention, then the gated feed-forward, each with DropPath."""
-
-    def __init__(self, cfg: RvTConfig, drop_path: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.dim)
-        self.attn = RotaryAttention(cfg.dim, cfg.num_heads)
-        self.norm2 = nn.LayerNorm(cfg.dim)
-        self.mlp = GEGLU(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), angles))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
 class RvT(nn.Module):
     """Images (B, in_chans, H, W) -> logits (B, num_classes) from the class token."""
 
@@ -129,12 +103,13 @@ class RvT(nn.Module):
         self.cfg = cfg
         self.head_dim = cfg.dim // cfg.num_heads
         axial_rotary_angles((1, 1), self.head_dim, cfg.rope_base)  # validates the head width
-        patch = cfg.patch_size or max(1, cfg.img_size // 8)
-        self.patch_embed = PatchEmbed(cfg.img_size, patch, cfg.in_chans, cfg.dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
-        self.blocks = nn.ModuleList(RvTBlock(cfg, r) for r in rates)
+        self.patch_embed = common.spt_patch_embed(cfg)
+        self.cls_token = common.class_token(cfg.dim)
+        (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
+        # pre-LN blocks: rotary attention, then the gated feed-forward, each with DropPath
+        self.blocks = nn.ModuleList(
+            common.PreNormBlock(cfg.dim, RotaryAttention(cfg.dim, cfg.num_heads),
+                                GEGLU(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(init_weights)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp, PatchEmbed
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
@@ -80,8 +81,7 @@ class WindowAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, window_size: int, qkv_bias: bool = True):
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"Swin: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("Swin", dim, num_heads)
         self.num_heads, self.window_size = num_heads, window_size
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -165,17 +165,16 @@ class SwinTransformer(nn.Module):
         patch = cfg.patch_size or (2 if cfg.img_size <= 32 else cfg.img_size // 16)
         self.patch_embed = PatchEmbed(cfg.img_size, patch, cfg.in_chans, cfg.embed_dim)
         self.embed_norm = nn.LayerNorm(cfg.embed_dim)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        stage_rates = common.drop_path_rates(cfg.drop_path_rate, cfg.depths)
         self.stages, self.merges = nn.ModuleList(), nn.ModuleList()
         res, dim = min(self.patch_embed.grid_size), cfg.embed_dim
         for i, (depth, heads) in enumerate(zip(cfg.depths, cfg.num_heads)):
             # as Swin: a window as large as the grid covers it all, and nothing is left to shift
             ws = min(cfg.window_size, res)
             shift = ws // 2 if res > ws else 0
-            first = sum(cfg.depths[:i])
             self.stages.append(nn.ModuleList(
                 SwinBlock(dim, heads, ws, shift if j % 2 else 0, cfg.mlp_ratio, cfg.qkv_bias,
-                          rates[first + j]) for j in range(depth)))
+                          stage_rates[i][j]) for j in range(depth)))
             if i < len(cfg.depths) - 1:
                 self.merges.append(PatchMerging(dim))
                 res, dim = (res + 1) // 2, 2 * dim

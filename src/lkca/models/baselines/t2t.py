@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import Mlp
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import Block, ViTConfig, init_weights
@@ -107,15 +108,14 @@ class T2TViT(nn.Module):
         cfg = cfg or T2TConfig(**kwargs)
         self.cfg = cfg
         self.tokens_to_token = T2TModule(cfg.img_size, cfg.in_chans, cfg.token_dim, cfg.dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.cls_token = common.class_token(cfg.dim)
         side = cfg.img_size // 2 ** num_soft_splits(cfg.img_size)
         # fixed, as T2T: a buffer (not a parameter), rebuilt for another token count
         self.register_buffer("pos_embed", sinusoid_table(side * side + 1, cfg.dim),
                              persistent=False)
         block_cfg = ViTConfig(dim=cfg.dim, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
                               qkv_bias=cfg.qkv_bias)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
         self.blocks = nn.ModuleList(Block(block_cfg, "A", (side, side), r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)

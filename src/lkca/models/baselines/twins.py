@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath, Mlp
+from lkca.layers import Mlp
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import init_weights
@@ -46,17 +47,12 @@ class TwinsConfig:
     drop_path_rate: float = 0.1
 
 
-def _heads_ok(dim: int, heads: int) -> None:
-    if dim % heads:
-        raise ValueError(f"Twins: dim ({dim}) must be a multiple of num_heads ({heads})")
-
-
 class LocallyGroupedAttention(nn.Module):
     """LSA: self-attention inside ``window`` x ``window`` windows. x (B, H*W, C), grid -> same."""
 
     def __init__(self, dim: int, num_heads: int, window: int, qkv_bias: bool = True) -> None:
         super().__init__()
-        _heads_ok(dim, num_heads)
+        common.check_heads("Twins", dim, num_heads)
         self.num_heads, self.window = num_heads, window
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -82,7 +78,7 @@ class GlobalSubsampledAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, sr: int, qkv_bias: bool = True) -> None:
         super().__init__()
-        _heads_ok(dim, num_heads)
+        common.check_heads("Twins", dim, num_heads)
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
@@ -101,20 +97,6 @@ class GlobalSubsampledAttention(nn.Module):
         k, v = self.kv(kv_in).reshape(B, -1, 2, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
-
-
-class TwinsBlock(nn.Module):
-    """Pre-LN block: x + DropPath(LSA or GSA(LN(x))), then x + DropPath(MLP(LN(x)))."""
-
-    def __init__(self, attn: nn.Module, dim: int, mlp_ratio: float, drop_path: float) -> None:
-        super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim), attn
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), grid))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class PEG(nn.Module):
@@ -143,7 +125,8 @@ class TwinsStage(nn.Module):
         for j, rate in enumerate(rates):
             attn = (LocallyGroupedAttention(dim, heads, cfg.window_size, cfg.qkv_bias) if j % 2 == 0
                     else GlobalSubsampledAttention(dim, heads, sr, cfg.qkv_bias))
-            self.blocks.append(TwinsBlock(attn, dim, cfg.mlp_ratio, rate))
+            mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
+            self.blocks.append(common.PreNormBlock(dim, attn, mlp, rate))
         self.peg = PEG(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,19 +146,13 @@ class TwinsSVT(nn.Module):
     def __init__(self, cfg: TwinsConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         cfg = cfg or TwinsConfig(**kwargs)
-        n = len(cfg.dims)
-        if not (len(cfg.depths) == len(cfg.num_heads) == len(cfg.sr_ratios) == n):
-            raise ValueError("Twins: dims, depths, num_heads and sr_ratios need one value per "
-                             f"stage; got {cfg.dims}, {cfg.depths}, {cfg.num_heads}, {cfg.sr_ratios}")
+        common.check_stages("Twins", cfg, "dims", "depths", "num_heads", "sr_ratios")
         self.cfg = cfg
         patch = cfg.patch_size or max(1, cfg.img_size // 16)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         self.stages = nn.ModuleList()
         in_dim, grid = cfg.in_chans, cfg.img_size // patch
-        for i in range(n):
-            first = sum(cfg.depths[:i])
-            self.stages.append(TwinsStage(cfg, i, in_dim, patch, grid,
-                                          rates[first:first + cfg.depths[i]]))
+        for i, rates in enumerate(common.drop_path_rates(cfg.drop_path_rate, cfg.depths)):
+            self.stages.append(TwinsStage(cfg, i, in_dim, patch, grid, rates))
             in_dim, patch = cfg.dims[i], 2
             grid = max(1, grid // 2)
         self.norm = nn.LayerNorm(cfg.dims[-1])

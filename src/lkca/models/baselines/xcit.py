@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp
+from lkca.models.baselines import common
 from lkca.models.baselines.cait import LayerScaleBlock
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
@@ -98,8 +99,7 @@ class XCA(nn.Module):
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"XCiT: dim ({dim}) must be a multiple of num_heads ({num_heads})")
+        common.check_heads("XCiT", dim, num_heads)
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -162,10 +162,9 @@ class XCiT(nn.Module):
         patch = cfg.patch_size or max(1, cfg.img_size // 8)
         self.patch_embed = ConvPatchEmbed(patch, cfg.in_chans, cfg.dim)
         self.pos_embed = FourierPosEncoding(cfg.dim)
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
         self.blocks = nn.ModuleList(XCABlock(cfg, r) for r in rates)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.cls_token = common.class_token(cfg.dim)
         # CaiT's class attention (no stochastic depth there, as XCiT)
         self.cls_blocks = nn.ModuleList(
             LayerScaleBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, True, cfg.layer_scale_init,

@@ -221,7 +221,8 @@ def _add_seg_parser(sub: argparse._SubParsersAction) -> None:
     p = seg_sub.add_parser("train", help="train a segmentor (iteration-based)")
     p.add_argument("--config", help="YAML config, e.g. configs/seg/ade20k/upernet_lkca_s_seg_20k.yaml")
     p.add_argument("--data-dir", help="folder holding ADEChallengeData2016/")
-    p.add_argument("--backbone", help="vit_s_seg | lkca_s_seg")
+    p.add_argument("--backbone", help="vit_s_seg | lkca_s_seg | resnet50_seg | swin_s_seg | "
+                                       "twins_pcpvt_s_seg")
     p.add_argument("--head", help="upernet | fpn")
     p.add_argument("--iters", type=int)
     p.add_argument("--batch-size", type=int, help="global batch over all processes")

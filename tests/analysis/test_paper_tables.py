@@ -135,7 +135,9 @@ def test_finished_segmentation_runs_fill_tables_6_and_7(runs, fast_profile):
     assert fpn[8:14] == ["67.21", "66.00", "-1.21", "41.81", "40.50", "-1.31"]
     assert _row(md, 7, "LKCA-S", "fpn", "10000")[9] == "no run"
     assert _row(md, 7, "Vit-S", "upernet", "10000")[9] == "running (4000/10000 iters)"
-    assert "not registered" in _row(md, 7, "ResNet-50", "upernet", "10000")[3]
+    resnet = _row(md, 7, "ResNet-50", "upernet", "10000")  # Table 7's comparison backbones
+    assert resnet[3] == "`resnet50_seg`" and resnet[9] == "no run"
+    assert _row(md, 7, "Twins_PCPVT-S", "fpn", "20000")[3] == "`twins_pcpvt_s_seg`"
     lkca_b = _row(md, 6, "LKCA-B", "upernet", "2000")
     assert lkca_b[8:14] == ["45.48", "46.00", "+0.52", "24.65", "25.00", "+0.35"]
     assert _row(md, 6, "ViT-B", "upernet", "2000")[9] == "no run"  # S-width run is not B

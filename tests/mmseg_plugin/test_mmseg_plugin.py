@@ -25,6 +25,9 @@ from lkca.seg.backbone import create_backbone  # noqa: E402
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "mmseg").glob("*.py"))
 TINY = {"img_size": 64, "dim": 32, "depth": 4, "num_heads": 2}
+# lkca.seg backbone -> the MMSegmentation backbone type of its configs/mmseg twin
+MMSEG_BACKBONES = {"resnet50_seg": "ResNetV1c", "swin_s_seg": "SwinTransformer",
+                   "twins_pcpvt_s_seg": "PCPVT"}
 
 
 def _params(module):
@@ -72,7 +75,9 @@ def test_config_parses_and_matches_the_native_segmentor(path):
     head, bb, iters = native["head"], native["backbone"], native["iters"]
     args = native.get("model_args", {})
     assert cfg.custom_imports.imports == ["lkca.mmseg"] and cfg.default_scope == "mmseg"
-    assert cfg.model.backbone.arch == bb and cfg.train_cfg.max_iters == iters
+    backbone = cfg.model.backbone  # lkca's, by arch name, or MMSegmentation's own type
+    assert (backbone.type if bb in MMSEG_BACKBONES else backbone.arch) == MMSEG_BACKBONES.get(bb, bb)
+    assert cfg.train_cfg.max_iters == iters
     assert cfg.param_scheduler[-1].end == iters
     assert cfg.train_dataloader.batch_size * 8 == 16  # 8 GPUs x 2 = base.yaml's batch_size
     assert cfg.optim_wrapper.optimizer.lr == 6e-5
@@ -80,6 +85,15 @@ def test_config_parses_and_matches_the_native_segmentor(path):
     assert (model.decode_head.type, "auxiliary_head" in model) == (
         ("UPerHead", True) if head == "upernet" else ("FPNHead", False))
     assert model.decode_head.num_classes == 150
+    if bb in MMSEG_BACKBONES:  # Table 7 comparison rows: MMSegmentation's own backbone, no lkca neck
+        channels = create_backbone(bb).out_channels
+        assert model.backbone.type == MMSEG_BACKBONES[bb]
+        if head == "upernet":
+            assert model.neck is None and model.decode_head.in_channels == channels
+            assert model.auxiliary_head.in_channels == channels[2]
+        else:
+            assert model.neck == dict(type="FPN", in_channels=channels, out_channels=256, num_outs=4)
+        return
     dim = args.get("dim", 384)
     neck_cfg = model.neck[0] if head == "fpn" else model.neck
     assert neck_cfg.in_channels == [dim] * 4 and neck_cfg.out_channels == dim

@@ -8,7 +8,10 @@ position-embedding interpolation, LKCA on the run-time grid); only its classifie
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +20,9 @@ from torch import nn
 
 from lkca.errors import ConfigError
 from lkca.models.vit import VisionTransformer, ViTConfig
+from lkca.seg.resnet import resnet50_seg
+from lkca.seg.swin import swin_s_seg
+from lkca.seg.twins_pcpvt import twins_pcpvt_s_seg
 
 # ViT-S as MMSegmentation's DeiT-S / ViT-S configs: embed 384, depth 12, 6 heads, MLP ratio 4,
 # patch 16, qkv bias, drop-path 0.1, built for 512x512 crops (a 32x32 grid).
@@ -96,11 +102,29 @@ def lkca_s_seg(out_indices: Sequence[int] | None = None, **overrides: Any) -> Vi
     return ViTBackbone(ViTConfig(**{**VIT_S, "mixers": "lkca", **overrides}), out_indices)
 
 
-BACKBONES: dict[str, Callable[..., ViTBackbone]] = {"vit_s_seg": vit_s_seg, "lkca_s_seg": lkca_s_seg}
+# Table 7's comparison backbones: 4 maps at strides 4, 8, 16, 32 of their own, so no neck.
+HIERARCHICAL: dict[str, Callable[..., nn.Module]] = {
+    "resnet50_seg": resnet50_seg, "swin_s_seg": swin_s_seg, "twins_pcpvt_s_seg": twins_pcpvt_s_seg}
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "vit_s_seg": vit_s_seg, "lkca_s_seg": lkca_s_seg, **HIERARCHICAL}
 
 
-def create_backbone(name: str, **overrides: Any) -> ViTBackbone:
-    """Build a backbone of :data:`BACKBONES` by name; ConfigError with close matches if unknown."""
+def backbone_keys(name: str) -> set[str]:
+    """Keywords the backbone ``name`` takes: ViTConfig fields + ``out_indices`` for the ViT ones,
+    the constructor's parameters (+ ``img_size``, ignored) for the :data:`HIERARCHICAL` ones."""
+    if name in HIERARCHICAL:
+        cls = typing.get_type_hints(HIERARCHICAL[name])["return"]
+        return set(inspect.signature(cls).parameters) | {"img_size"}
+    return {f.name for f in dataclasses.fields(ViTConfig)} | {"out_indices"}
+
+
+def create_backbone(name: str, **overrides: Any) -> nn.Module:
+    """Build a backbone of :data:`BACKBONES` by name; ConfigError with close matches if unknown.
+
+    Every backbone has ``out_channels`` (4 entries) and ``forward(images) -> list`` of 4 maps;
+    :data:`HIERARCHICAL` ones return strides 4, 8, 16, 32, the ViT ones stride 16 (see the neck).
+    """
     if name not in BACKBONES:
         close = difflib.get_close_matches(name, list(BACKBONES), n=2, cutoff=0.4)
         hint = f"did you mean {' or '.join(close)}? " if close else ""

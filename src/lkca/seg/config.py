@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lkca.errors import ConfigError
-from lkca.models.vit import ViTConfig
-from lkca.seg.backbone import BACKBONES
+from lkca.seg.backbone import BACKBONES, backbone_keys
 from lkca.seg.segmentor import HEADS
 from lkca.train.config import check_types, load_yaml, reject_unknown_keys, suggest
 
 EVAL_MODES = ("whole", "slide")
-MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight", "out_indices"}  # create_segmentor's
+MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight"}  # create_segmentor's; + backbone_keys
 
 
 @dataclass
@@ -30,7 +29,8 @@ class SegConfig:
     """Every knob of a segmentation run. YAML keys and ``lkca seg train`` flags use these names."""
 
     # what to train
-    backbone: str = "lkca_s_seg"  # vit_s_seg | lkca_s_seg (paper Table 7)
+    # vit_s_seg | lkca_s_seg | resnet50_seg | swin_s_seg | twins_pcpvt_s_seg (paper Table 7)
+    backbone: str = "lkca_s_seg"
     head: str = "upernet"  # upernet | fpn (paper Table 7)
     # keywords of create_segmentor: head_channels, neck_resample, aux_weight, and ViTConfig
     # overrides of the backbone (depth, dim, num_heads, drop_path_rate, lkca_impl, img_size ...);
@@ -98,12 +98,13 @@ class SegConfig:
             raise ConfigError(f"slide_stride {self.slide_stride} is larger than crop_size "
                               f"{self.crop_size}: sliding windows would leave gaps; use at most "
                               f"{self.crop_size} (MMSeg: 341 for 512)")
-        allowed = sorted(MODEL_KEYS | {f.name for f in fields(ViTConfig)})
+        own = sorted(backbone_keys(self.backbone))
+        allowed = sorted(MODEL_KEYS | set(own))
         for key in self.model_args:
             if key not in allowed:
                 raise ConfigError(f"unknown model_args key {key!r}{suggest(key, allowed)} (keys: "
                                   "create_segmentor's head_channels, neck_resample, aux_weight, "
-                                  "out_indices, or ViTConfig fields)")
+                                  f"or {self.backbone}'s own: {', '.join(own)})")
 
     @property
     def out_dir(self) -> Path:

@@ -7,6 +7,7 @@ optional auxiliary head for training; whole-image and sliding-window inference.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.errors import ConfigError
-from lkca.seg.backbone import BACKBONES, create_backbone
+from lkca.seg.backbone import BACKBONES, HIERARCHICAL, create_backbone
 from lkca.seg.heads import FCNHead, SemanticFPN, UPerHead, resize
 from lkca.seg.neck import MultiLevelNeck
 
@@ -24,6 +25,8 @@ HEADS = ("upernet", "fpn")
 PAPER_PARAMS = {
     ("vit_s_seg", "upernet"): 57.66e6, ("lkca_s_seg", "upernet"): 50.58e6,
     ("vit_s_seg", "fpn"): 37.23e6, ("lkca_s_seg", "fpn"): 30.18e6,
+    ("resnet50_seg", "upernet"): 64.12e6, ("swin_s_seg", "upernet"): 51.90e6,
+    ("twins_pcpvt_s_seg", "upernet"): 53.30e6, ("twins_pcpvt_s_seg", "fpn"): 33.43e6,
 }
 
 
@@ -45,7 +48,7 @@ class Segmentor(nn.Module):
         self.size_divisor = int(getattr(backbone, "patch_size", 1))
 
     def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Pyramid of maps (strides 4, 8, 16, 32 with the multi-level neck)."""
+        """Pyramid of maps (strides 4, 8, 16, 32: the multi-level neck's, or the backbone's own)."""
         feats = self.backbone(images)
         return self.neck(feats) if self.neck is not None else feats
 
@@ -133,6 +136,9 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     (256) channels and FPN head ``head_channels`` (128), no auxiliary head. ``neck_resample``:
     see :class:`MultiLevelNeck`. Other keywords override the backbone's ViTConfig (``depth``,
     ``dim``, ``num_heads``, ``drop_path_rate``, ``lkca_impl`` ...; tests use small ones).
+    The :data:`HIERARCHICAL` backbones (ResNet-50, Swin-S, Twins-PCPVT-S) give the pyramid
+    themselves: no neck (``neck_resample`` unused), heads on their own channels; their keywords
+    are their constructor's (``drop_path_rate``, ``depths`` ...).
     """
     if head not in HEADS:
         close = difflib.get_close_matches(head, HEADS, n=1, cutoff=0.4)
@@ -141,13 +147,18 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     if num_classes < 1:
         raise ConfigError(f"num_classes must be positive, got {num_classes}")
     bb = create_backbone(backbone, **backbone_overrides)
-    dim = bb.out_channels[0]
-    neck = MultiLevelNeck(bb.out_channels, dim, (4, 2, 1, 0.5), neck_resample)
-    levels = [dim] * 4
+    out_channels: list[int] = list(cast(list[int], bb.out_channels))
+    neck: MultiLevelNeck | None = None
+    if backbone in HIERARCHICAL:  # already strides 4, 8, 16, 32
+        levels = out_channels
+    else:
+        dim = out_channels[0]
+        neck = MultiLevelNeck(out_channels, dim, (4, 2, 1, 0.5), neck_resample)
+        levels = [dim] * 4
     if head == "upernet":
         ch = head_channels or 512
         model = Segmentor(bb, neck, UPerHead(levels, num_classes, ch),
-                          FCNHead(dim, num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
+                          FCNHead(levels[2], num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
     else:
         ch = head_channels or 128
         model = Segmentor(bb, neck, SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch))
@@ -163,14 +174,17 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
 _DEFAULTS = {"aux_weight": 0.4, "head_channels": None, "neck_resample": "deconv"}
 
 
-def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv") -> list[dict[str, Any]]:
-    """Parameter counts of the four Table 7 combinations, with the paper's figure and the parts.
+def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv",
+                     combos: Sequence[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Parameter counts of the Table 7 combinations (``combos``, default all of
+    :data:`PAPER_PARAMS`), with the paper's figure and the parts.
 
     Rows: ``{"backbone", "head", "params", "paper_params", "ratio", "backbone_params",
     "neck_params", "head_params", "aux_params"}``.
     """
     rows = []
-    for (bb, head), paper in PAPER_PARAMS.items():
+    for bb, head in combos or list(PAPER_PARAMS):
+        paper = PAPER_PARAMS[bb, head]
         model = create_segmentor(bb, head, num_classes, neck_resample=neck_resample)
         parts = {name: sum(p.numel() for p in m.parameters()) if m is not None else 0
                  for name, m in (("backbone", model.backbone), ("neck", model.neck),

@@ -1,0 +1,21 @@
+# Paper Table 7: Twins_PCPVT-S | 10000 iterations | FPN |
+#   aAcc 56.74 | mIoU 33.09 | params 33.43M | Flops 49.74G
+# MMSegmentation version of configs/seg/ade20k/fpn_twins_pcpvt_s_seg_10k.yaml (docs/mmseg.md); needs
+# MMSegmentation + mmcv with compiled ops; `lkca seg train --config` that yaml needs neither.
+# Backbone: MMSegmentation's PCPVT as Twins-PCPVT-S (its twins_pcpvt-s_*.py); no lkca neck.
+_base_ = ["_base_/fpn.py", "_base_/ade20k.py", "_base_/schedule.py", "_base_/runtime.py"]
+norm_cfg = dict(type="SyncBN", requires_grad=True)
+model = dict(
+    backbone=dict(
+        _delete_=True, type="PCPVT", in_channels=3, embed_dims=[64, 128, 320, 512],
+        num_heads=[1, 2, 5, 8], patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2],
+        mlp_ratios=[8, 8, 4, 4], out_indices=(0, 1, 2, 3), qkv_bias=True,
+        norm_cfg=dict(type="LN"), depths=[3, 4, 6, 3], sr_ratios=[8, 4, 2, 1],
+        norm_after_stage=False, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.2),
+    neck=dict(_delete_=True, type="FPN", in_channels=[64, 128, 320, 512], out_channels=256, num_outs=4),
+)
+train_cfg = dict(max_iters=10000, val_interval=2000)
+param_scheduler = [
+    dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type="PolyLR", power=1.0, eta_min=0.0, begin=1500, end=10000, by_epoch=False),
+]

@@ -1,0 +1,12 @@
+# Paper Table 7: Twins_PCPVT-S | 20000 iterations | UPerNet |
+#   aAcc 58.91 | mIoU 38.00 | params 53.30M | Flops 0.234T
+# MMSegmentation version of configs/seg/ade20k/upernet_twins_pcpvt_s_seg_20k.yaml (docs/mmseg.md); needs
+# MMSegmentation + mmcv with compiled ops; `lkca seg train --config` that yaml needs neither.
+# Backbone: MMSegmentation's PCPVT as Twins-PCPVT-S (its twins_pcpvt-s_*.py); no lkca neck.
+# Everything as upernet_twins_pcpvt_s_seg_10k.py but the schedule.
+_base_ = ["upernet_twins_pcpvt_s_seg_10k.py"]
+train_cfg = dict(max_iters=20000, val_interval=2000)
+param_scheduler = [
+    dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type="PolyLR", power=1.0, eta_min=0.0, begin=1500, end=20000, by_epoch=False),
+]

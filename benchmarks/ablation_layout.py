@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lkca_mixer's machine description
 RESULTS = ROOT / "benchmarks" / "results"
 BASE_MODEL = "vit_lkca_500k"
 
@@ -98,22 +97,6 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out[variant] = entry
     return out
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version()}
 
 
 def write_results(path: Path, data: dict[str, Any]) -> None:
@@ -211,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             data = old  # resume: keep finished runs
         else:
             print(f"{path}: settings differ, starting afresh", flush=True)
-    data["machine"] = machine()
+    from lkca_mixer import machine  # the benchmarks' one machine description
+
+    from lkca.train.engine import resolve_device
+
+    data["machine"] = machine(resolve_device(args.device))
     data["settings"] = settings
     done = {(r["variant"], r["seed"]) for r in data["runs"]}
     for seed in args.seeds:  # seed-major: a partial ablation has every variant at least once

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lkca.analysis.tables import baseline_rows, model_table_markdown
+from lkca.analysis.tables import baseline_rows, model_table_markdown, replace_between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "baselines.md"
@@ -30,9 +30,7 @@ def main() -> int:
     rows = baseline_rows()
     table = model_table_markdown(rows)
     doc = DOC.read_text()
-    head, rest = doc.split(START)
-    _, tail = rest.split(END)
-    updated = f"{head}{START}\n{table}\n{END}{tail}"
+    updated = replace_between_markers(doc, START, END, table)
     if args.check:
         return 0 if updated == doc else 1
     DOC.write_text(updated)

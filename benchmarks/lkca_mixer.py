@@ -158,6 +158,7 @@ def machine(device: torch.device) -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "platform": platform.platform(),
     }
     if device.type == "cuda":
         desc["gpu"] = torch.cuda.get_device_name(device)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from lkca.analysis.tables import model_rows, model_table_markdown
+from lkca.analysis.tables import model_rows, model_table_markdown, replace_between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- models:start -->", "<!-- models:end -->"
@@ -24,9 +24,7 @@ def main() -> int:
     rows = model_rows()
     table = model_table_markdown(rows)
     readme = (ROOT / "README.md").read_text()
-    head, rest = readme.split(START)
-    _, tail = rest.split(END)
-    updated = f"{head}{START}\n{table}\n{END}{tail}"
+    updated = replace_between_markers(readme, START, END, table)
     if args.check:
         return 0 if updated == readme else 1
     (ROOT / "README.md").write_text(updated)

@@ -55,7 +55,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -64,6 +63,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
+
 from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.device_loader import DeviceLoader
@@ -71,6 +73,7 @@ from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.layers.lkca import global_kernel_size
 from lkca.layers.lkca_cost import choose_impl, predict
 from lkca.models import create_model
+from lkca.train.engine import mixed_precision
 from lkca.train.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,23 +87,6 @@ DROP_PATH, LABEL_SMOOTHING, LR, WEIGHT_DECAY, WARMUP_EPOCHS = 0.1, 0.1, 1e-3, 0.
 # --- machine and load ---------------------------------------------------------------------------
 
 
-def _cpu_ticks() -> tuple[int, int, int]:
-    """(busy ticks of the whole machine, all ticks, this process's ticks) from /proc."""
-    try:
-        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # no /proc: no load figures
-        return 0, 0, 0
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields), int(own[11]) + int(own[12])
-
-
-def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
-    """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings."""
-    busy, total, own = (a - b for a, b in zip(after, before))
-    return max(0.0, (busy - own) / total) if total > 0 else 0.0
-
-
 def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -108,28 +94,13 @@ def load_average() -> list[float] | None:
         return None
 
 
-def machine(device: torch.device) -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    desc = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+def machine_with_kornia(device: torch.device) -> dict:
+    """lkca_mixer's machine description plus the kornia version (the augmentation library)."""
+    desc = machine(device)
     with contextlib.suppress(ImportError):
         import kornia
 
         desc["kornia"] = kornia.__version__
-    if device.type == "cuda":
-        desc["gpu"] = torch.cuda.get_device_name(device)
-        desc["cuda"] = torch.version.cuda
     return desc
 
 
@@ -158,8 +129,7 @@ def make_cases(args: argparse.Namespace, device: torch.device) -> tuple[dict, di
     augment = TrainAugment(AugmentConfig.from_dataset(info)).to(device)
     eval_transform = EvalTransform(info.mean, info.std).to(device)
     mix_cfg = MixConfig()  # SPT: mix half of the batches, CutMix or Mixup half each, alpha = beta = 1
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-           else contextlib.nullcontext())
+    amp = mixed_precision(device)
     steps_per_epoch = TRAIN_IMAGES // args.batch
 
     def pipeline() -> None:
@@ -218,8 +188,7 @@ def lkca_choice(device: torch.device, batch: int, dtype: torch.dtype) -> dict:
     grid = (8, 8)
     shape = dict(batch=batch, channels=192, heads=12, grid_size=grid,
                  kernel_size=global_kernel_size(grid), dtype=dtype, device=device, training=True)
-    with (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-          else contextlib.nullcontext()):
+    with mixed_precision(device):
         choice = choose_impl(**shape)
     times = predict(**shape)
     return {"shape": {k: (str(v) if k in ("dtype", "device") else v) for k, v in shape.items()},
@@ -465,7 +434,7 @@ def main() -> int:
                      "median over round-robin samples",
         "device": device.type,
         "precision": "bf16 autocast" if cuda else "fp32",
-        "machine": machine(device),
+        "machine": machine_with_kornia(device),
         "load_average_start": load_start,
         "load_average_end": load_end,
         "settings": {"batch": args.batch, "rounds": args.rounds, "warmup": args.warmup,

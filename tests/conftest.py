@@ -3,6 +3,7 @@ crash-safety tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -83,6 +84,31 @@ class CrashKit:
             self.assert_intact(out)
         assert not list((out / "checkpoints").glob(".*.tmp")), "a temporary file was left behind"
         return landed
+
+
+    def killed_run_equals_uninterrupted(self, argv: list[str], tmp: Path, kills: int = 3) -> None:
+        """Run ``lkca *argv --out tmp/ref`` uninterrupted and ``--out tmp/killed`` through
+        :meth:`kill_and_resume`; at least ``kills`` random kills must land, and the final weights
+        and the metrics (timing fields aside) must be identical."""
+        import torch
+        from safetensors.torch import load_file
+
+        ref, out = tmp / "ref", tmp / "killed"
+        proc = self.start(argv + ["--out", str(ref)])
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        landed = self.kill_and_resume(argv + ["--out", str(out)], out, kills=kills)
+        assert landed >= kills, landed
+        ref_w = load_file(str(ref / "checkpoints" / "last.safetensors"))
+        got_w = load_file(str(out / "checkpoints" / "last.safetensors"))
+        for k in ref_w:
+            assert torch.equal(ref_w[k], got_w[k]), k
+        assert _metrics(ref) == _metrics(out)
+
+
+def _metrics(run: Path) -> list[dict]:
+    """metrics.jsonl without its timing fields (images/s, iterations/s, wall time)."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if "per_s" not in k and "wall" not in k} for r in rows]
 
 
 @pytest.fixture

@@ -131,7 +131,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from lkca.data import dataset_info
     from lkca.data.augment import EvalTransform
     from lkca.train.config import TrainConfig
-    from lkca.train.engine import device_tensors, evaluate, load_for_eval, resolve_device
+    from lkca.train.engine import device_tensors, evaluate, load_for_eval, mixed_precision, resolve_device
 
     device = resolve_device(args.device)
     model, meta = load_for_eval(Path(args.checkpoint), device)
@@ -140,18 +140,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     images, labels, _ = device_tensors(cfg, "test", device)
     info = dataset_info(dataset)
     transform = EvalTransform(info.mean, info.std).to(device)
-    top1, loss = evaluate(model, images, labels, transform, 500, _amp(device))
+    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))
     print(f"{meta['model']} on {dataset} test: top-1 {top1:.2f}%  loss {loss:.4f}")
-
-
-def _amp(device):
-    import contextlib
-
-    import torch
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "seed", "device",

@@ -51,3 +51,11 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
             f"{100 * (core / r['paper_macs'] - 1):+.1f}% |"
         )
     return "\n".join(lines)
+
+
+def replace_between_markers(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` marker lines replaced by ``body``
+    (the README / docs tables that scripts regenerate)."""
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    return f"{head}{start}\n{body}\n{end}{tail}"

@@ -15,7 +15,6 @@ import hashlib
 import os
 import signal
 import time
-from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from lkca.train.engine import (
     StopRequest,
     all_finite,
     check_writable,
+    mixed_precision,
     resolve_device,
     rng_state,
     setup_distributed,
@@ -99,10 +99,6 @@ class _TrainStep(nn.Module):
         return self.model.forward_train(images, labels)
 
 
-def _amp(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
 @torch.no_grad()
 def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_size: int = 512,
              stride: int = 341, scale: tuple[int, int] = (2048, 512), num_classes: int | None = None,
@@ -131,7 +127,7 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     for i in range(rank, n, world):
         image, label = dataset[i]
         x = resize_for_test(image, device, scale)
-        with _amp(device):
+        with mixed_precision(device):
             logits = (model.predict_whole(x, out_size=label.shape) if mode == "whole" else
                       model.predict_slide(x, crop_size, stride, out_size=label.shape))
         cm.update(logits.float(), torch.from_numpy(label).to(device)[None])
@@ -210,7 +206,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             gen = torch.Generator().manual_seed(iter_seed(cfg.seed, it, env.rank, "augment"))
             idx = sample_indices(cfg.seed, it, cfg.batch_size, len(train_set))[shard]
             images, labels = transform([train_set[i] for i in idx], device, gen)
-            with _amp(device):
+            with mixed_precision(device):
                 losses = step(images, labels)
             loss = losses["loss"]
             if not all_finite(loss, env):

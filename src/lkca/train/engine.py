@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -51,6 +51,13 @@ def setup_distributed(device: torch.device) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def mixed_precision(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on CUDA; nothing (fp32) elsewhere. Reusable across ``with`` blocks."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,8 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
            if v is not None})).to(device)
     eval_transform = EvalTransform(info.mean, info.std).to(device)
     mix_cfg = MixConfig(cfg.mix_prob, cfg.cutmix_prob, cfg.mixup_alpha, cfg.cutmix_beta)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-           else nullcontext())
+    amp = mixed_precision(device)
 
     pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0, "loss_sum": 0.0,
                            "seen": 0}

@@ -65,21 +65,20 @@ def _rss_bytes() -> int:
 
 def worker(backbone: str, head: str, batch: int, device_name: str, threads: int) -> None:
     """Reads one line per request from stdin; answers one JSON line per iteration on stdout."""
-    from contextlib import nullcontext
-
     from lkca.seg.engine import seg_param_groups
     from lkca.seg.segmentor import create_segmentor
-    from lkca.train.optim import warmup_poly
+    from lkca.train.engine import mixed_precision
+    from lkca.train.optim import adamw, warmup_poly
 
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device_name)
     torch.manual_seed(0)
     model = create_segmentor(backbone, head).to(device).train()
-    optimizer = torch.optim.AdamW(seg_param_groups(model, 0.01), lr=6e-5, betas=(0.9, 0.999))
+    optimizer = adamw(seg_param_groups(model, 0.01), 6e-5)  # as lkca seg train builds it
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_poly(s, 1500, 20000))
     batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    amp = mixed_precision(device)
     base_rss = _rss_bytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

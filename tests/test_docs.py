@@ -278,21 +278,22 @@ def _mixer(grid: int, module: str, key: str):
     return lambda d: next(r for r in d["rows"] if r["grid"] == [grid, grid])["ratios"][module][key]
 
 
-BENCHMARK_RATIOS = {  # the ratios docs/benchmarks.md quotes, recomputed from their JSON
-    "1.08x": ("lkca_mixer_cpu.json", lambda d: max(r["ratios"][m]["auto_to_best"]
-                                                   for r in d["rows"] for m in r["ratios"])),
-    "0.13x": ("lkca_mixer_cpu.json", _mixer(8, "lkca", "auto_to_attention")),
-    "10.5x": ("lkca_mixer_cpu.json", _mixer(16, "lkca", "conv_to_auto")),
-    "34.9x": ("lkca_mixer_cpu.json", _mixer(32, "lkca", "conv_to_auto")),
-    "95.2x": ("lkca_mixer_cpu.json", _mixer(64, "lkca", "conv_to_auto")),
-    "5.0x": ("lkca_mixer_cpu.json", _mixer(16, "lkca_proj", "conv_to_auto")),
-    "39.5x": ("train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_2p7m"]),
-    "40.1x": ("train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_lkca_2p7m"]),
-    "0.99x": ("train_throughput_cpu.json", lambda d: d["ratios"]["lkca_to_vit_train"]),
-    "1.07x": ("seg_step_cpu.json",
-              lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_upernet"]["ratio"]),
-    "1.28x": ("seg_step_cpu.json", lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_fpn"]["ratio"]),
-}
+BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from their JSON (a list:
+    # two results may quote the same figure)
+    ("1.08x", "lkca_mixer_cpu.json", lambda d: max(r["ratios"][m]["auto_to_best"]
+                                                  for r in d["rows"] for m in r["ratios"])),
+    ("0.13x", "lkca_mixer_cpu.json", _mixer(8, "lkca", "auto_to_attention")),
+    ("10.5x", "lkca_mixer_cpu.json", _mixer(16, "lkca", "conv_to_auto")),
+    ("34.9x", "lkca_mixer_cpu.json", _mixer(32, "lkca", "conv_to_auto")),
+    ("95.2x", "lkca_mixer_cpu.json", _mixer(64, "lkca", "conv_to_auto")),
+    ("5.0x", "lkca_mixer_cpu.json", _mixer(16, "lkca_proj", "conv_to_auto")),
+    ("39.5x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_2p7m"]),
+    ("40.1x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_lkca_2p7m"]),
+    ("0.99x", "train_throughput_cpu.json", lambda d: d["ratios"]["lkca_to_vit_train"]),
+    ("1.08x", "seg_step_cpu.json",
+     lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_upernet"]["ratio"]),
+    ("1.22x", "seg_step_cpu.json", lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_fpn"]["ratio"]),
+]
 
 
 def test_onnx_export_results_quoted_in_the_docs():
@@ -312,7 +313,7 @@ def test_onnx_export_results_quoted_in_the_docs():
 def test_benchmark_page_quotes_its_json():
     text = (ROOT / "docs" / "benchmarks.md").read_text()
     results = ROOT / "benchmarks" / "results"
-    for quoted, (name, get) in BENCHMARK_RATIOS.items():
+    for quoted, name, get in BENCHMARK_RATIOS:
         data = json.loads((results / name).read_text())
         decimals = len(quoted.split(".")[1]) - 1
         assert f"{get(data):.{decimals}f}x" == quoted, (name, quoted)

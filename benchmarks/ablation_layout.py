@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: settings differ, starting afresh", flush=True)
     from lkca_mixer import machine  # the benchmarks' one machine description
 
-    from lkca.train.engine import resolve_device
+    from lkca.runtime.device import resolve_device
 
     data["machine"] = machine(resolve_device(args.device))
     data["settings"] = settings

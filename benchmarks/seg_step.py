@@ -65,10 +65,10 @@ def _rss_bytes() -> int:
 
 def worker(backbone: str, head: str, batch: int, device_name: str, threads: int) -> None:
     """Reads one line per request from stdin; answers one JSON line per iteration on stdout."""
-    from lkca.seg.engine import seg_param_groups
+    from lkca.runtime.device import mixed_precision
+    from lkca.runtime.optim import adamw
+    from lkca.seg.optim import seg_param_groups, warmup_poly
     from lkca.seg.segmentor import create_segmentor
-    from lkca.train.engine import mixed_precision
-    from lkca.train.optim import adamw, warmup_poly
 
     if threads:
         torch.set_num_threads(threads)

@@ -73,7 +73,7 @@ from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.layers.lkca import global_kernel_size
 from lkca.layers.lkca_cost import choose_impl, predict
 from lkca.models import create_model
-from lkca.train.engine import mixed_precision
+from lkca.runtime.device import mixed_precision
 from lkca.train.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytest
 # Runs the CLI with fsync slowed down and announced, so a test can kill inside a checkpoint write.
 SLOW_FSYNC = """
 import os, sys, time
-import lkca.train.checkpoint as c
+import lkca.checkpoint.files as c
 real = os.fsync
 def slow(fd):
     print("FSYNC", flush=True)
@@ -36,7 +36,7 @@ class CrashKit:
     @staticmethod
     def assert_intact(out: Path) -> None:
         """Whatever exists is complete: loadable training state, loadable weights."""
-        from lkca.train.checkpoint import load_state, read_weights
+        from lkca.checkpoint.files import load_state, read_weights
 
         ck = out / "checkpoints"
         if (ck / "last.pt").exists():

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lkca.checkpoint import files as checkpoint
+from lkca.checkpoint.files import save_weights
 from lkca.cli import main
-from lkca.train import checkpoint
-from lkca.train.checkpoint import save_weights
 
 TINY_YAML = """dataset: digits
 model: vit_lkca_500k

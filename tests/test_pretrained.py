@@ -21,13 +21,14 @@ def _same_outputs(a, b, shape=(2, 3, 32, 32)):
         assert torch.equal(a.eval()(x), b.eval()(x))
 
 
-def test_registered_model_round_trip_writes_name_and_overrides(tmp_path):
+def test_registered_model_round_trip_writes_name_and_model_args(tmp_path):
     model = lkca.create_model("vit_lkca_500k", num_classes=7, **TINY)
     assert model.save_pretrained(tmp_path / "p") == tmp_path / "p"
     config = json.loads((tmp_path / "p" / "config.json").read_text())
-    assert {k: config[k] for k in ("format", "task", "model", "num_classes", "img_size", "overrides")} == {
-        "format": "lkca-pretrained", "task": "classification", "model": "vit_lkca_500k",
-        "num_classes": 7, "img_size": 32, "overrides": TINY}
+    assert {k: config[k] for k in ("schema_version", "task", "model", "num_classes", "img_size",
+                                   "model_args", "in_chans")} == {
+        "schema_version": 2, "task": "classification", "model": "vit_lkca_500k",
+        "num_classes": 7, "img_size": 32, "model_args": TINY, "in_chans": 3}
     loaded = lkca.from_pretrained(tmp_path / "p")
     assert isinstance(loaded, VisionTransformer) and not loaded.training
     _same_outputs(model, loaded)
@@ -57,7 +58,7 @@ def test_segmentor_round_trip(tmp_path):
 def test_config_that_does_not_fit_the_weights_is_refused_listing_keys(tmp_path):
     lkca.create_model("vit_lkca_500k", **TINY).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    config["overrides"].update(depth=3, dim=48)
+    config["model_args"].update(depth=3, dim=48)
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError) as err:
         lkca.from_pretrained(tmp_path)
@@ -98,9 +99,10 @@ def test_train_exports_the_best_model_to_pretrained(tmp_path):
     train(cfg)
     run = tmp_path / "run"
     config = json.loads((run / "pretrained" / "config.json").read_text())
-    assert config["model"] == "vit_lkca_500k" and config["overrides"] == TINY
+    assert config["model"] == "vit_lkca_500k" and config["model_args"] == TINY
     assert config["dataset"] == "digits"
     best = lkca.from_pretrained(run / "checkpoints" / "best.safetensors")
-    _same_outputs(best, lkca.from_pretrained(run))  # a run folder means its pretrained/ export
+    _same_outputs(best, lkca.from_pretrained(run))  # a run folder means its best model
+    _same_outputs(best, lkca.from_pretrained(run / "pretrained"))  # exported there
     last = lkca.from_pretrained(run / "checkpoints" / "last.safetensors")
     _same_outputs(last, lkca.from_pretrained(run / "checkpoints" / "last.pt"))  # training state

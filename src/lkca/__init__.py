@@ -7,11 +7,11 @@ from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
 from lkca.pretrained import from_pretrained, save_pretrained
 from lkca.seg.segmentor import create_segmentor
-
-__version__ = "0.1.0"
+from lkca.version import __version__
 
 __all__ = [
     "LKCA",
+    "__version__",
     "UserError",
     "VisionTransformer",
     "create_model",

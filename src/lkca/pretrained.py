@@ -1,159 +1,214 @@
-"""Pretrained models as a folder: ``config.json`` (what builds the model) + ``model.safetensors``.
+"""Loading trained models: pretrained folders, checkpoints and run directories.
 
-``save_pretrained(model, "dir")`` writes::
+A pretrained folder (written by :func:`save_pretrained`, :mod:`lkca.checkpoint.pretrained_dir`)::
 
-    dir/config.json        {"format": "lkca-pretrained", "task": "classification",
-                            "model": "vit_lkca_1m", "num_classes": 10, "img_size": 32,
-                            "overrides": {"dim": 96}, "lkca_version": "0.1.0"}
-    dir/model.safetensors  the weights; its metadata repeats the config, so the file alone rebuilds
-                           the model too (``lkca eval --checkpoint dir/model.safetensors``)
+    dir/config.json        the metadata record (lkca.checkpoint.metadata), e.g.
+                           {"schema_version": 2, "task": "classification", "model": "vit_lkca_1m",
+                            "model_args": {"dim": 96}, "num_classes": 10, "img_size": 32,
+                            "in_chans": 3, "mean": [...], "std": [...], "dataset": "cifar10", ...}
+    dir/model.safetensors  the weights; their metadata repeats the record, so the file alone
+                           rebuilds the model too (``lkca eval --checkpoint dir/model.safetensors``)
 
-and ``from_pretrained("dir")`` (or the ``.safetensors`` file, or a run directory of ``lkca train``)
-rebuilds the model with :func:`lkca.create_model` and loads the weights strictly: a config that
-does not fit the weights is refused with a :class:`~lkca.errors.CheckpointError` listing the
-missing, unexpected and mismatched keys. Segmentors (``task: "seg"``) are stored the same way with
-``backbone``, ``head`` and ``num_classes``. Everything is local: no network, no model hub.
+:func:`from_pretrained` (and the ``lkca eval`` / ``lkca seg eval`` / ``predict`` / ``erf`` /
+``kernels`` / ``export`` commands, through :func:`load_trained`) reads any of: such a folder, its
+``config.json``, a ``.safetensors`` or ``.pt`` checkpoint of ``lkca train`` / ``lkca seg train``,
+or a run directory. It rebuilds the model with :func:`lkca.create_model` or
+:func:`lkca.create_segmentor` and loads the weights strictly: a record that does not fit the
+weights is refused with a :class:`~lkca.errors.CheckpointError` listing the missing, unexpected
+and mismatched keys. Records of older lkca versions are upgraded by :func:`upgrade_record`.
+Everything is local: no network, no model hub.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from lkca.checkpoint.files import load_state, load_weights, read_weights
+from lkca.checkpoint.metadata import (
+    SCHEMA_VERSION,
+    check_record,
+    classifier_record,
+    segmentor_record,
+    set_pretrained_cfg,
+)
+from lkca.checkpoint.pretrained_dir import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from lkca.data.registry import DATASETS
 from lkca.errors import CheckpointError
-from lkca.train import checkpoint as ckpt
+from lkca.models import registry
+from lkca.models.registry import create_model
+from lkca.models.vit import VisionTransformer, ViTConfig
+from lkca.seg.normalisation import unit_mean_std
+from lkca.seg.segmentor import create_segmentor
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT = "lkca-pretrained"
+__all__ = ["build_model", "export_checkpoint", "from_pretrained", "load_trained", "read_trained",
+           "save_pretrained", "upgrade_record"]
+
+# In a run directory, the first of these that exists is the model it stands for: the best
+# checkpoint (classification), the pretrained export of it, then the last checkpoint.
+RUN_CANDIDATES = ("checkpoints/best.safetensors", "best.safetensors", "pretrained",
+                  "checkpoints/last.safetensors", "last.safetensors")
 
 
-def pretrained_config(model: nn.Module) -> dict[str, Any]:
-    """The ``config.json`` content that rebuilds ``model``.
+def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dict[str, Any]:
+    """A metadata record of any lkca version in the current schema (the one place old files are
+    read; :data:`~lkca.checkpoint.metadata.SCHEMA_VERSION` 2).
 
-    Models made by :func:`lkca.create_model` / :func:`lkca.create_segmentor` remember their
-    arguments (``model.create_args``); a :class:`VisionTransformer` built directly is described by
-    its full :class:`ViTConfig` (``"model": null``).
+    lkca 0.1.0 wrote records without ``schema_version``: ``config.json`` named the constructor
+    overrides ``overrides`` (with ``format`` and ``lkca_version``), checkpoints named them
+    ``model_args`` and had no ``task`` for classifiers. The upgrade renames, adds ``task`` and
+    the input description (channels, and mean/std and class names from the data set when it is
+    known), and maps classifier names whose architecture changed since 0.1.0 to the name and
+    overrides that rebuild the 0.1.0 one (``lkca.models.registry.legacy_model``).
     """
-    from lkca import __version__
-    from lkca.models.vit import VisionTransformer
-
-    args = dict(getattr(model, "create_args", None) or {})
-    if args.get("task") == "seg":
-        args.pop("task")
-        config = {"task": "seg", "backbone": args.pop("backbone"), "head": args.pop("head"),
-                  "num_classes": args.pop("num_classes"), "overrides": args}
-    elif args:
-        vit_cfg = getattr(model, "cfg", None)
-        name = args.pop("model")
-        num_classes = args.pop("num_classes", getattr(vit_cfg, "num_classes", None))
-        img_size = args.pop("img_size", getattr(vit_cfg, "img_size", None))
-        config = {"task": "classification", "model": name, "num_classes": num_classes,
-                  "img_size": img_size, "overrides": args}
-    elif isinstance(model, VisionTransformer):
-        full = asdict(model.cfg)
-        config = {"task": "classification", "model": None, "num_classes": full.pop("num_classes"),
-                  "img_size": full.pop("img_size"), "overrides": full}
+    version = record.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise CheckpointError(f"{source} has metadata schema {version!r}, newer than this lkca's "
+                              f"{SCHEMA_VERSION}; upgrade lkca to read it")
+    if version == SCHEMA_VERSION:
+        return dict(record)
+    old = dict(record)
+    args = old.get("overrides", old.get("model_args"))
+    model_args = {} if args is None else dict(args) if isinstance(args, dict) else args
+    in_chans = int(model_args.get("in_chans", 3)) if isinstance(model_args, dict) else 3
+    dataset = cast("str | None", old.get("dataset"))
+    info = DATASETS.get(str(dataset))
+    num_classes = cast(int, old.get("num_classes"))
+    new: dict[str, Any]
+    if old.get("task") == "seg":
+        mean, std = unit_mean_std()  # every segmentor's input normalisation
+        new = segmentor_record(cast(str, old.get("backbone")), cast(str, old.get("head")),
+                               num_classes, {}, crop_size=old.get("crop_size"),
+                               img_scale=old.get("img_scale"), slide_stride=old.get("slide_stride"),
+                               in_chans=in_chans, mean=mean, std=std, dataset=dataset)
     else:
-        raise CheckpointError(
-            f"cannot describe a {type(model).__name__} for save_pretrained; build it with "
-            "lkca.create_model / lkca.create_segmentor or pass config=..."
-        )
-    return json.loads(json.dumps({"format": FORMAT, **config, "lkca_version": __version__}))
+        name = old.get("model")
+        if name is not None and isinstance(model_args, dict):
+            legacy = getattr(registry, "legacy_model", None)  # identity until models provide it
+            if legacy is not None:
+                name, model_args = legacy(name, model_args)
+        new = classifier_record(name, {}, num_classes, old.get("img_size"), in_chans=in_chans,
+                                mean=info.mean if info else None, std=info.std if info else None,
+                                dataset=dataset, class_names=info.class_names if info else None)
+    new["model_args"] = model_args
+    for key in ("backbone", "head", "model", "num_classes", "img_size"):
+        if key not in old and key in new:  # missing stays missing: check_record names it
+            del new[key]
+    if "lkca_version" in old:
+        new["lkca_version"] = old["lkca_version"]
+    return new
 
 
-def save_pretrained(model: nn.Module, directory: str | Path,
-                    config: dict[str, Any] | None = None) -> Path:
-    """Write ``directory/config.json`` and ``directory/model.safetensors``; returns ``directory``.
+def build_model(record: dict[str, Any], **train_args: Any) -> nn.Module:
+    """An untrained model as ``record`` describes it, carrying it as ``model.pretrained_cfg``.
 
-    ``config`` defaults to :func:`pretrained_config` of the model. Both files are written
-    atomically (a crash never leaves half a file).
+    ``train_args`` are keywords for training only (``drop_path_rate``), not part of the record.
     """
-    directory = Path(directory)
-    model = getattr(model, "module", model)  # unwrap DDP / torch.compile wrappers
-    model = getattr(model, "_orig_mod", model)
-    config = pretrained_config(model) if config is None else {"format": FORMAT, **config}
-    _check_config(config, directory / CONFIG_NAME)
-    ckpt.save_weights(directory / WEIGHTS_NAME, model, _weights_meta(config))
-    ckpt.atomic_write(directory / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
-    return directory
+    model_args = dict(record.get("model_args") or {})
+    if record.get("task") == "seg":
+        model: nn.Module = create_segmentor(record["backbone"], record["head"],
+                                            record["num_classes"], **model_args, **train_args)
+        return set_pretrained_cfg(model, record)
+    img = record["img_size"]
+    img = tuple(img) if isinstance(img, list) else img
+    if record.get("model") is None:  # a VisionTransformer saved with its whole ViTConfig
+        unknown = sorted(set(model_args) - {f.name for f in fields(ViTConfig)})
+        if unknown:
+            raise CheckpointError(f"unknown ViTConfig field(s) {unknown} in the record; the file "
+                                  "was written by another lkca version")
+        model = VisionTransformer(ViTConfig(num_classes=record["num_classes"], img_size=img,
+                                            **{**model_args, **train_args}))
+    else:
+        model = create_model(record["model"], num_classes=record["num_classes"], img_size=img,
+                             **model_args, **train_args)
+    return set_pretrained_cfg(model, record)
 
 
-def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model saved by :func:`save_pretrained` (or by ``lkca train``) in eval mode.
+def _resolve(path: Path) -> Path:
+    """A run directory -> the model it stands for (:data:`RUN_CANDIDATES`); anything else as is."""
+    if path.is_dir() and not (path / CONFIG_NAME).is_file():
+        return next((path / c for c in RUN_CANDIDATES if (path / c).exists()), path)
+    return path
 
-    ``path``: a folder holding ``config.json`` + ``model.safetensors``, a ``lkca train`` run
-    folder (its ``pretrained/`` export, else ``checkpoints/best`` or ``last.safetensors``), the
-    ``config.json`` itself, or a checkpoint file of ``lkca train`` (``.safetensors``, or the
-    ``.pt`` training state; their metadata is the config when no ``config.json`` lies beside).
-    Raises :class:`~lkca.errors.CheckpointError` (one line) for a missing or corrupt file, or a
-    config whose model does not fit the weights (listing the mismatched keys).
-    """
-    path = Path(path)
-    if path.is_dir() and not (path / CONFIG_NAME).is_file():  # a run folder of `lkca train`
-        run = [path / "pretrained", path / "checkpoints" / "best.safetensors",
-               path / "checkpoints" / "last.safetensors"]
-        path = next((p for p in run if p.exists()), path)
+
+def read_trained(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """(weights, record in the current schema, the file they came from) for any path
+    :func:`from_pretrained` takes. Raises :class:`CheckpointError` (one line) for a missing,
+    corrupt or unlabelled file."""
+    path = _resolve(Path(path))
     if path.is_dir():
-        config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+        config_path: Path | None = path / CONFIG_NAME
+        weights_path = path / WEIGHTS_NAME
     elif path.name == CONFIG_NAME:
         config_path, weights_path = path, path.with_name(WEIGHTS_NAME)
-    else:
-        config_path, weights_path = path.with_name(CONFIG_NAME), path
-        if path.name != WEIGHTS_NAME or not config_path.is_file():
-            config_path = None  # a lone .safetensors / .pt checkpoint: its metadata is the config
+    else:  # a lone checkpoint, unless it is a pretrained folder's weights file
+        weights_path = path
+        config_path = path.with_name(CONFIG_NAME) if (
+            path.name == WEIGHTS_NAME and path.with_name(CONFIG_NAME).is_file()) else None
     if config_path is not None and not config_path.is_file():
         raise CheckpointError(f"{config_path} does not exist; pass a folder written by "
                               "save_pretrained (config.json + model.safetensors)")
-    if weights_path.suffix == ".pt":  # training state of `lkca train` (weights_only load)
-        state = ckpt.load_state(weights_path)
+    if weights_path.suffix == ".pt":  # the training state (weights_only load)
+        state = load_state(weights_path)
         tensors, meta = state.get("model") or {}, state.get("meta") or {}
     else:
-        tensors, meta = ckpt.read_weights(weights_path)
-    config = _read_config(config_path) if config_path is not None else _config_from_meta(meta, path)
-    model = build_from_config(config, config_path or weights_path)
-    ckpt.load_weights(model, tensors, config_path or weights_path)
-    return model.to(device).eval()
+        tensors, meta = read_weights(weights_path)
+    source = config_path or weights_path
+    if config_path is not None:
+        meta = _read_json(config_path)
+    if not meta or not tensors:
+        raise CheckpointError(f"checkpoint {source} has no lkca model metadata; pass a folder "
+                              "written by save_pretrained or a checkpoint of `lkca train`")
+    record = upgrade_record(meta, source)
+    check_record(record, source)
+    return tensors, record, source
 
 
-def build_from_config(config: dict[str, Any], source: Path | str = "config") -> nn.Module:
-    """An untrained model as described by a ``config.json`` dict (see :func:`save_pretrained`)."""
-    from lkca.models.registry import create_model
-    from lkca.models.vit import VisionTransformer, ViTConfig
-    from lkca.seg.segmentor import create_segmentor
-
-    _check_config(config, source)
-    overrides = dict(config.get("overrides") or {})
-    if config.get("task") == "seg":
-        return create_segmentor(config["backbone"], config["head"], config["num_classes"], **overrides)
-    img = config["img_size"]
-    img = tuple(img) if isinstance(img, list) else img
-    if config.get("model") is None:
-        known = {f.name for f in fields(ViTConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise CheckpointError(f"{source}: unknown ViTConfig field(s) {unknown}; the file was "
-                                  "written by another lkca version")
-        return VisionTransformer(ViTConfig(num_classes=config["num_classes"], img_size=img,
-                                           **overrides))
-    return create_model(config["model"], num_classes=config["num_classes"], img_size=img, **overrides)
+def load_trained(path: str | Path, device: str | torch.device = "cpu",
+                 task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, its record) from any path :func:`from_pretrained`
+    takes; ``task`` (``"classification"`` or ``"seg"``) refuses the other kind with a one-line
+    error naming the command for it."""
+    tensors, record, source = read_trained(path)
+    if task == "classification" and record["task"] == "seg":
+        raise CheckpointError(f"checkpoint {source} is a segmentation checkpoint; use `lkca seg "
+                              "eval --checkpoint ...` (or pass one written by `lkca train`)")
+    if task == "seg" and record["task"] != "seg":
+        raise CheckpointError(f"checkpoint {source} is not a segmentation checkpoint; pass one "
+                              "written by `lkca seg train` (RUN/checkpoints/last.safetensors)")
+    model = build_model(record)
+    load_weights(model, tensors, source)
+    return model.to(device).eval(), record
 
 
-def _check_config(config: dict[str, Any], source: Path | str) -> None:
-    need = ("backbone", "head", "num_classes") if config.get("task") == "seg" else (
-        "model", "num_classes", "img_size")
-    missing = [k for k in need if k not in config]
-    if missing or not isinstance(config.get("overrides", {}), dict):
-        raise CheckpointError(f"{source} lacks {', '.join(missing) or 'a valid overrides dict'}; "
-                              "write it with lkca.save_pretrained")
+def from_pretrained(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save_pretrained` (or trained by ``lkca train`` /
+    ``lkca seg train``) in eval mode on ``device``.
+
+    ``path``: a folder holding ``config.json`` + ``model.safetensors``, its ``config.json``, a
+    checkpoint (``.safetensors``, or the ``.pt`` training state: their metadata is the record
+    when no ``config.json`` lies beside), or a run directory (its best checkpoint, the
+    ``pretrained/`` export of it, else its last). The record is the model's
+    ``model.pretrained_cfg`` (:mod:`lkca.checkpoint.metadata`: input size, channels, mean/std,
+    classes). Raises :class:`~lkca.errors.CheckpointError` (one line) for a missing or corrupt
+    file, or a record whose model does not fit the weights (listing the mismatched keys).
+    """
+    return load_trained(path, device)[0]
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
+    """Turn a training checkpoint (e.g. ``lkca train``'s ``checkpoints/best.safetensors``) into a
+    pretrained folder; returns ``directory``."""
+    model, record = load_trained(checkpoint)
+    return save_pretrained(model, directory, config=record)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
@@ -161,29 +216,3 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; rewrite it with save_pretrained")
     return config
-
-
-def _weights_meta(config: dict[str, Any]) -> dict[str, Any]:
-    """The config in the checkpoint metadata layout of ``lkca train`` / ``lkca seg train``."""
-    return {**config, "model_args": config.get("overrides", {})}
-
-
-def _config_from_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A pretrained config from the metadata of a training checkpoint (``model_args``)."""
-    if not meta:
-        raise CheckpointError(f"{path} has no lkca metadata and no config.json beside it; pass a "
-                              "folder written by save_pretrained or a checkpoint of `lkca train`")
-    config = {k: v for k, v in meta.items() if k != "model_args"}
-    config["overrides"] = meta.get("overrides", meta.get("model_args", {}))
-    return config
-
-
-def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
-    """Turn a training checkpoint (``.safetensors`` with lkca metadata, e.g. ``lkca train``'s
-    ``checkpoints/best.safetensors``) into a pretrained folder; returns ``directory``."""
-    checkpoint = Path(checkpoint)
-    tensors, meta = ckpt.read_weights(checkpoint)
-    config = _config_from_meta(meta, checkpoint)
-    model = build_from_config(config, checkpoint)
-    ckpt.load_weights(model, tensors, checkpoint)
-    return save_pretrained(model, directory, config=config)

@@ -15,12 +15,12 @@ from lkca.cli import main
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run directory as `lkca train` writes it (DESIGN.md section 3): metrics.jsonl of two
+    """A run directory as `lkca train` writes it (docs/design.md, run directory): metrics.jsonl of two
     epochs and a checkpoint of a 2-block, 2-head ViT-LKCA on digits, saved by the library."""
     import torch
 
     from lkca import create_model
-    from lkca.train.checkpoint import save_weights
+    from lkca.checkpoint.files import save_weights
 
     out = tmp_path_factory.mktemp("tiny") / "lkca-run"
     args = {"depth": 2, "dim": 16, "num_heads": 2}
@@ -163,7 +163,7 @@ def test_erf_on_another_data_set_at_its_image_size(tmp_path, capsys, monkeypatch
 def seg_checkpoint(tmp_path_factory) -> Path:
     """A run directory holding a 4-block LKCA-S + FPN segmentor checkpoint (tiny widths)."""
     from lkca import create_segmentor
-    from lkca.train.checkpoint import save_weights
+    from lkca.checkpoint.files import save_weights
 
     out = tmp_path_factory.mktemp("segckpt") / "seg"
     args = {"img_size": 32, "depth": 4, "dim": 32, "num_heads": 2}

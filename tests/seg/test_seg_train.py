@@ -17,13 +17,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from PIL import Image
 
+from lkca.checkpoint.files import read_weights
 from lkca.cli import main
 from lkca.errors import ConfigError
 from lkca.seg import engine
 from lkca.seg.config import SegConfig, build_seg_config
+from lkca.seg.optim import warmup_poly
 from lkca.seg.predict import palette
-from lkca.train.checkpoint import read_weights
-from lkca.train.optim import warmup_poly
 
 ROOT = Path(__file__).resolve().parents[2]
 SEG_CONFIGS = ROOT / "configs" / "seg" / "ade20k"
@@ -167,8 +167,9 @@ def _ddp_worker(rank: int, world: int, port: int, config: str, data_dir: str, ou
     try:
         engine.train(build_seg_config(config, {"data_dir": data_dir, "out": out, "iters": 4,
                                                "eval_interval": 4, "batch_size": 4}))
-    finally:
-        dist.destroy_process_group()
+    finally:  # the run ends the process group it started; this only cleans up after a failure
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def test_two_processes_train_and_all_reduce_the_confusion_matrix(config, data_dir, tmp_path, capsys):

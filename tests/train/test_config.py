@@ -7,7 +7,7 @@ import yaml
 
 from lkca.errors import ConfigError
 from lkca.models.registry import resolve_name
-from lkca.train.config import DIGITS_DEFAULTS, TrainConfig, build_config, load_yaml
+from lkca.train.config import DIGITS_DEFAULTS, TrainConfig, build_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cls"
 
@@ -57,15 +57,6 @@ def test_overrides_win_and_ints_become_floats(tmp_path):
     f.write_text(f"base: {CONFIGS / 'base.yaml'}\ndataset: cifar10\nmodel: lkca_t\nlr: 1\n")
     cfg = build_config(f, {"epochs": 3, "model": None})
     assert (cfg.epochs, cfg.model, cfg.lr, cfg.weight_decay) == (3, "lkca_t", 1.0, 0.05)
-
-
-def test_invalid_yaml_and_missing_file(tmp_path):
-    f = tmp_path / "bad.yaml"
-    f.write_text("epochs: [1,\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_yaml(f)
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_yaml(tmp_path / "nope.yaml")
 
 
 def test_digits_demo_depth_is_not_forced_on_another_model():

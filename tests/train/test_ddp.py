@@ -29,8 +29,10 @@ def _worker(rank, world, port, out):
     torch.set_num_threads(1)
     try:
         train(TrainConfig(**CFG, out=out))
-    finally:
-        dist.destroy_process_group()
+        assert not dist.is_initialized()  # the run ended the process group it started
+    finally:  # the run ends the process group it started; this only cleans up after a failure
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _free_port():

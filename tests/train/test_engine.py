@@ -12,6 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from lkca.cli import main
+from lkca.runtime import session
+from lkca.runtime.nonfinite import NonFiniteLoss
+from lkca.runtime.signals import Interrupted, StopRequest
 from lkca.train import engine
 from lkca.train.config import build_config
 from lkca.train.engine import train
@@ -59,7 +62,7 @@ def test_resume_after_an_epoch_is_exact(tiny_cfg, tmp_path):
     assert _metrics(tmp_path / "full") == _metrics(tmp_path / "part")
 
 
-class _StopAtStep(engine.StopRequest):
+class _StopAtStep(StopRequest):
     """Acts as if SIGTERM arrived during the given (global) step."""
 
     steps = 0
@@ -77,8 +80,8 @@ class _StopAtStep(engine.StopRequest):
 
 def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypatch):
     train(tiny_cfg(out=str(tmp_path / "full")))
-    monkeypatch.setattr(engine, "StopRequest", _StopAtStep)
-    with pytest.raises(engine.Interrupted, match="SIGTERM at epoch 2 step 3.*--resume"):
+    monkeypatch.setattr(session, "StopRequest", _StopAtStep)
+    with pytest.raises(Interrupted, match="SIGTERM at epoch 2 step 3.*--resume"):
         train(tiny_cfg(out=str(tmp_path / "cut")))
     monkeypatch.undo()
     state = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
@@ -149,7 +152,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, 
         return loss * float("nan") if calls["n"] == 2 else loss
 
     monkeypatch.setattr(engine, "mixed_cross_entropy", poisoned)
-    with pytest.raises(engine.NonFiniteLoss, match="non-finite loss at epoch 2 step 2"):
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at epoch 2 step 2"):
         train(tiny_cfg(epochs=2), resume=True)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == saved
     calls["n"] = 0
@@ -168,7 +171,7 @@ def test_crafted_pickle_checkpoint_is_refused_without_running(tmp_path):
     path = tmp_path / "checkpoints" / "last.pt"
     path.parent.mkdir()
     torch.save({"epoch": 1, "x": Payload()}, path)
-    from lkca.train.checkpoint import load_state
+    from lkca.checkpoint.files import load_state
 
     with pytest.raises(ValueError, match="refused"):
         load_state(path)

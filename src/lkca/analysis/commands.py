@@ -1,14 +1,16 @@
-"""The analysis commands: ``lkca erf``, ``lkca kernels``, ``lkca plot``, ``lkca tables``.
+"""The analysis commands: ``lkca profile``, ``lkca list``, ``lkca erf``, ``lkca kernels``,
+``lkca plot``, ``lkca tables``.
 
-Imports only argparse at module level (the CLI loads it for every command); torch, the data and
-matplotlib are imported inside each command.
+Imports only argparse at module level: the CLI loads every command module to build its parser,
+so each command imports what it needs (models, data, matplotlib) when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+
+from lkca.errors import UserError
 
 
 class _AppendSource(argparse.Action):
@@ -22,7 +24,20 @@ class _AppendSource(argparse.Action):
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the ``erf``, ``kernels``, ``plot`` and ``tables`` sub-commands."""
+    """Add the ``profile``, ``list``, ``erf``, ``kernels``, ``plot`` and ``tables`` sub-commands."""
+    p = sub.add_parser("profile", help="print a model's parameters and MACs (paper's 'Flops')")
+    p.set_defaults(func=_cmd_profile)
+    p.add_argument("--model", required=True, help="registered model name or alias")
+    p.add_argument("--img-size", type=int, default=None, help="input side (default: model's)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes (default: model's)")
+    p.add_argument("--head", choices=("upernet", "fpn"),
+                   help="segmentation head, with --model vit_s_seg | lkca_s_seg (default: both)")
+
+    p = sub.add_parser("list", help="list registered models")
+    p.set_defaults(func=_cmd_list)
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_lkca*'")
+    p.add_argument("--aliases", action="store_true", help="include aliases")
+
     p = sub.add_parser("erf", help="effective receptive fields of models, side by side, to a PNG")
     p.set_defaults(func=_cmd_erf, sources=None)
     p.add_argument("--model", action=_AppendSource, metavar="NAME",
@@ -56,14 +71,66 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_tables_parser(sub)
 
 
+# --- lkca profile, lkca list ----------------------------------------------------------------------
+
+
+def _cmd_profile(args: argparse.Namespace) -> None:
+    from lkca.analysis.profile import profile  # imported when the command runs (see above)
+    from lkca.models.registry import create_model, paper_figures
+    from lkca.seg.backbone import BACKBONES
+
+    if args.model in BACKBONES or args.head is not None:
+        return _profile_segmentor(args)
+    model = create_model(args.model, num_classes=args.num_classes, img_size=args.img_size)
+    paper = paper_figures(args.model)
+    img = args.img_size or paper.get("img_size", 32)
+    stats = profile(model, img)
+    print(f"model   {args.model}  (input {img}x{img})")
+    print(f"params  {stats['params'] / 1e6:.3f}M" + _paper(paper.get("params"), args))
+    print(f"MACs    {stats['macs'] / 1e6:.2f}M" + _paper(paper.get("macs"), args))
+
+
+def _paper(value: float | None, args: argparse.Namespace) -> str:
+    if value is None or args.img_size not in (None, 32) or args.num_classes not in (None, 10):
+        return ""
+    return f"   (paper: {value / 1e6:.2f}M)"
+
+
+def _profile_segmentor(args: argparse.Namespace) -> None:
+    """Params of the segmentor(s) with ``args.model`` as backbone, beside the paper's Table 7."""
+    from lkca.seg.segmentor import HEADS, segmentor_params  # imported when the command runs
+
+    classes = args.num_classes or 150
+    for row in segmentor_params(classes, combos=[(args.model, h) for h in [args.head] if h] or
+                                [(args.model, h) for h in HEADS]):
+        paper = row["paper_params"] if classes == 150 else None
+        note = f"   (paper Table 7: {paper / 1e6:.2f}M)" if paper else ""
+        parts = {"backbone": row["backbone_params"], "neck": row["neck_params"],
+                 "head": row["head_params"], "aux head": row["aux_params"]}
+        print(f"model   {args.model} + {row['head']}  ({classes} classes)")
+        print(f"params  {row['params'] / 1e6:.3f}M{note}")
+        print("        " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in parts.items() if v))
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from lkca.models.registry import list_models  # imported when the command runs (see above)
+
+    for name in list_models(args.pattern, aliases=args.aliases):
+        print(name)
+
+
 # --- lkca erf ------------------------------------------------------------------------------------
 
 
 def _cmd_erf(args: argparse.Namespace) -> None:
-    from lkca.analysis.erf import THRESHOLDS, area_ratios, effective_receptive_field, real_images
+    from lkca.analysis.erf import (  # imported when the command runs (see above)
+        THRESHOLDS,
+        area_ratios,
+        effective_receptive_field,
+        real_images,
+    )
     from lkca.analysis.plots import erf_figure, require_matplotlib, save_png
-    from lkca.errors import UserError
-    from lkca.train.engine import resolve_device
+    from lkca.runtime.device import resolve_device
 
     if not args.sources:
         raise UserError("lkca erf needs at least one --model NAME or --checkpoint PATH "
@@ -89,16 +156,16 @@ def _cmd_erf(args: argparse.Namespace) -> None:
 def _erf_models(args: argparse.Namespace, device):
     """(model in eval mode, panel label, data set, image side) for each --model / --checkpoint
     (and its init twin with --with-init), in command-line order."""
-    import torch
+    import torch  # imported when the command runs (see above)
 
     from lkca.data import dataset_info
     from lkca.models.registry import create_model
-    from lkca.train.engine import build_model, load_for_eval
+    from lkca.pretrained import build_model, load_trained
 
     for kind, value in args.sources:
-        if kind == "checkpoint":
-            model, meta = load_for_eval(Path(value), device)  # refuses segmentation checkpoints
-            dataset, size = args.dataset or meta.get("dataset", "digits"), meta["img_size"]
+        if kind == "checkpoint":  # refuses segmentation checkpoints
+            model, meta = load_trained(value, device, task="classification")
+            dataset, size = args.dataset or meta.get("dataset") or "digits", meta["img_size"]
             yield model, f"{meta['model']} ({_run_name(Path(value))})", dataset, size
             if args.with_init:  # the same architecture (model_args included) before training
                 torch.manual_seed(args.seed)
@@ -123,15 +190,17 @@ def _run_name(path: Path) -> str:
 
 
 def _cmd_kernels(args: argparse.Namespace) -> None:
-    import torch
+    import torch  # imported when the command runs (see above)
 
     from lkca.analysis.plots import kernel_figure, lkca_kernels, require_matplotlib, save_png
-    from lkca.errors import UserError
     from lkca.models.registry import create_model
+    from lkca.pretrained import load_trained
 
     require_matplotlib()  # fail on a missing matplotlib before any work
-    if args.checkpoint:
-        model, name = _load_trained(Path(args.checkpoint))
+    if args.checkpoint:  # a classifier's or a segmentor's
+        model, meta = load_trained(args.checkpoint)
+        name = (f"{meta['backbone']} + {meta['head']}" if meta["task"] == "seg" else
+                meta["model"] or "VisionTransformer")
         title = f"{name} ({_run_name(Path(args.checkpoint))})"
     else:
         torch.manual_seed(args.seed)
@@ -148,27 +217,16 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
           f"kernels {'x'.join(map(str, kernels[0][1].shape[1:]))}")
 
 
-def _load_trained(path: Path) -> tuple[Any, str]:
-    """(model, name) from a classification or a segmentation checkpoint / run directory."""
-    import torch
-
-    from lkca.errors import CheckpointError
-    from lkca.seg.engine import load_segmentor
-    from lkca.train.engine import load_for_eval
-
-    try:
-        model, meta = load_segmentor(path, torch.device("cpu"))
-        return model, f"{meta['backbone']} + {meta['head']}"
-    except CheckpointError:  # not a segmentation checkpoint: a classifier's (or its clear error)
-        classifier, meta = load_for_eval(path, torch.device("cpu"))
-        return classifier, meta["model"]
-
-
 # --- lkca plot -----------------------------------------------------------------------------------
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from lkca.analysis.plots import curves_figure, read_run, require_matplotlib, save_png
+    from lkca.analysis.plots import (  # imported when the command runs (see above)
+        curves_figure,
+        read_run,
+        require_matplotlib,
+        save_png,
+    )
 
     require_matplotlib()  # fail on a missing matplotlib before reading anything
     runs = [read_run(path) for path in args.runs]
@@ -189,8 +247,7 @@ def _add_tables_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
-    from lkca.analysis.paper_report import render_tables
-    from lkca.errors import UserError
+    from lkca.analysis.paper_report import render_tables  # imported when the command runs
 
     if args.runs is not None and not Path(args.runs).is_dir():
         raise UserError(f"--runs {args.runs} is not a folder; point --runs at the folder holding "

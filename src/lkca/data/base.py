@@ -54,7 +54,7 @@ class ArrayDataset:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What the model and the augmentation recipe need to know about a data set (DESIGN.md 6)."""
+    """What the model and the augmentation recipe need to know about a data set (docs/recipe.md)."""
 
     name: str
     num_classes: int
@@ -65,6 +65,7 @@ class DatasetInfo:
     autoaugment_policy: str | None  # "cifar10", "svhn", "imagenet" or None
     hflip: bool
     crop_padding: int
+    class_names: tuple[str, ...] | None = None  # where the data set fixes them without its files
 
 
 # --- validation shared by the loaders ---------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from lkca.data.base import (
     ArrayDataset,
+    DatasetInfo,
     cached,
     check_images,
     check_labels,
@@ -23,6 +24,7 @@ from lkca.data.base import (
     require_dir,
     require_file,
 )
+from lkca.data.registry import register_dataset
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 LAYOUTS = {
@@ -130,12 +132,26 @@ def _load(name: str, folder: str, files: list[str], label_key: str, num_classes:
     return cached(name, split, paths, decode, data_dir=data_dir)
 
 
+# Means/stds and AutoAugment policies: the SPT recipe (aanna0701/SPT_LSA_ViT utils/dataloader.py),
+# flip + crop (padding 4) as SPT does; class names: CIFAR-10's batches.meta label_names.
+@register_dataset(DatasetInfo(
+    "cifar10", num_classes=10, img_size=32, in_chans=3,
+    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+    autoaugment_policy="cifar10", hflip=True, crop_padding=4,
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                 "truck"),
+))
 def load_cifar10(data_dir: Path, split: str) -> ArrayDataset:
     """CIFAR-10: train 50,000 / test 10,000 images, (N, 32, 32, 3) uint8, 10 classes."""
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     return _load("cifar10", "cifar-10-batches-py", files, "labels", 10, data_dir, split)
 
 
+@register_dataset(DatasetInfo(
+    "cifar100", num_classes=100, img_size=32, in_chans=3,
+    mean=(0.5070, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+    autoaugment_policy="cifar10", hflip=True, crop_padding=4,
+))
 def load_cifar100(data_dir: Path, split: str) -> ArrayDataset:
     """CIFAR-100 with the 100 fine labels: train 50,000 / test 10,000 images (N, 32, 32, 3)."""
     return _load("cifar100", "cifar-100-python", [split], "fine_labels", 100, data_dir, split)

@@ -1,4 +1,8 @@
-"""``lkca data ...``: preparing data sets on disk (lkca never downloads)."""
+"""``lkca data ...``: preparing data sets on disk (lkca never downloads).
+
+Imports only argparse at module level: the CLI loads every command module to build its parser,
+so each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import argparse
 
 
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from lkca.data.archive import safe_extract
+    from lkca.data.archive import safe_extract  # imported when the command runs (see above)
 
     names = safe_extract(args.archive, args.to)
     print(f"extracted {len(names)} members of {args.archive} into {args.to}")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command with its ``extract`` sub-command."""
     data = sub.add_parser("data", help="prepare data sets on disk")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser(

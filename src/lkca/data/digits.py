@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lkca.data.base import ArrayDataset
+from lkca.data.base import ArrayDataset, DatasetInfo
+from lkca.data.registry import register_dataset
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -27,6 +28,14 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, bunch.target.astype(np.int64)
 
 
+@register_dataset(DatasetInfo(
+    "digits", num_classes=10, img_size=8, in_chans=3,
+    # images / 255 of the fixed train split (1,437 images), over all pixels and channels
+    # (the 3 channels are copies): x.mean(), x.std() with numpy's default ddof=0.
+    mean=(0.3054, 0.3054, 0.3054), std=(0.3760, 0.3760, 0.3760),
+    autoaugment_policy=None, hflip=False, crop_padding=1,  # digits are not mirror-symmetric
+    class_names=tuple(str(d) for d in range(10)),
+))
 def load_digits_split(data_dir: Path | None, split: str) -> ArrayDataset:
     """The fixed train (1,437) or test (360) split; ``data_dir`` is ignored (data is bundled)."""
     from sklearn.model_selection import train_test_split

@@ -12,6 +12,7 @@ import numpy as np
 
 from lkca.data.base import (
     ArrayDataset,
+    DatasetInfo,
     cached,
     check_images,
     check_labels,
@@ -19,6 +20,7 @@ from lkca.data.base import (
     require_dir,
     require_file,
 )
+from lkca.data.registry import register_dataset
 
 LAYOUT = (
     "DIR/train_32x32.mat and DIR/test_32x32.mat as downloaded from "
@@ -60,6 +62,14 @@ def read_mat(path: Path, split: str) -> ArrayDataset:
     return ArrayDataset(images, labels % 10, 10, "svhn", split)
 
 
+# Mean/std and AutoAugment policy: the SPT recipe (aanna0701/SPT_LSA_ViT utils/dataloader.py),
+# flip + crop (padding 4) as SPT does, even for digits; class i is the digit i.
+@register_dataset(DatasetInfo(
+    "svhn", num_classes=10, img_size=32, in_chans=3,
+    mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
+    autoaugment_policy="svhn", hflip=True, crop_padding=4,
+    class_names=tuple(str(d) for d in range(10)),
+))
 def load_svhn(data_dir: Path, split: str) -> ArrayDataset:
     """SVHN: train 73,257 / test 26,032 images, (N, 32, 32, 3) uint8, labels 0..9 (digit value)."""
     path = require_file("svhn", require_dir("svhn", data_dir, LAYOUT) / f"{split}_32x32.mat", LAYOUT)

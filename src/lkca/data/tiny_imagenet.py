@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lkca.data.base import ArrayDataset, cached, data_error, require_dir, require_file
+from lkca.data.base import (
+    ArrayDataset,
+    DatasetInfo,
+    cached,
+    data_error,
+    require_dir,
+    require_file,
+)
+from lkca.data.registry import register_dataset
 
 NAME = "tinyimagenet"
 SIZE = 64
@@ -127,6 +135,12 @@ def decode_images(paths: list[Path], desc: str) -> np.ndarray:
     return out
 
 
+# Mean/std and AutoAugment policy: the SPT recipe (aanna0701/SPT_LSA_ViT utils/dataloader.py).
+@register_dataset(DatasetInfo(
+    NAME, num_classes=200, img_size=SIZE, in_chans=3,
+    mean=(0.4802, 0.4481, 0.3975), std=(0.2770, 0.2691, 0.2821),
+    autoaugment_policy="imagenet", hflip=True, crop_padding=4,
+))
 def load_tiny_imagenet(data_dir: Path, split: str) -> ArrayDataset:
     """Tiny-ImageNet: train 100,000 / test (= val) 10,000 images, (N, 64, 64, 3) uint8.
 

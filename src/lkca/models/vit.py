@@ -165,7 +165,7 @@ class VisionTransformer(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` for
         :func:`lkca.from_pretrained` (see :mod:`lkca.pretrained`)."""
-        from lkca.pretrained import save_pretrained
+        from lkca.checkpoint.pretrained_dir import save_pretrained
 
         return save_pretrained(self, directory)
 

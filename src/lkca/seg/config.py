@@ -1,24 +1,24 @@
-"""Segmentation training configuration (paper section 4.2): one dataclass, YAML files that extend
-``configs/seg/ade20k/base.yaml``, CLI overrides by the same names.
+"""Segmentation training configuration (paper section 4.2): one dataclass in the config language
+of :mod:`lkca.config` (YAML files that extend ``configs/seg/ade20k/base.yaml``, short flags,
+``--set key=value``).
 
 The paper trains with MMSegmentation from scratch and gives only the iteration counts; every other
 value is MMSegmentation's ViT + UperNet ADE20K recipe, cited per field below as "MMSeg <file>":
 ``configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py`` (optimiser, schedule, batch),
 ``configs/_base_/datasets/ade20k.py`` (pipeline) and ``configs/_base_/schedules/schedule_20k.py``
-(evaluation interval). The YAML loader, ``base:`` merging and unknown-key messages are those of
-the classification config (:mod:`lkca.train.config`).
+(evaluation interval).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lkca.config import check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
 from lkca.seg.backbone import BACKBONES, backbone_keys
 from lkca.seg.segmentor import HEADS
-from lkca.train.config import check_types, load_yaml, reject_unknown_keys, suggest
 
 EVAL_MODES = ("whole", "slide")
 MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight"}  # create_segmentor's; + backbone_keys
@@ -55,7 +55,9 @@ class SegConfig:
     # evaluation
     eval_interval: int = 2000  # MMSeg schedule_20k.py val_interval=2000 (and at the last iter)
     eval_mode: str = "whole"  # MMSeg vit model config test_cfg mode='whole'; or "slide"
-    slide_stride: int = 341  # sliding window: crop_size windows every 341 px (MMSeg slide configs)
+    # sliding window: crop_size windows every slide_stride px; null = 2/3 of crop_size rounded
+    # down, MMSeg's slide configs' 341 for 512 (stride=(341, 341), crop_size=(512, 512))
+    slide_stride: int | None = None
     max_eval_images: int | None = None  # evaluate on the first N validation images (quick looks)
     # engine
     seed: int = 0
@@ -65,6 +67,8 @@ class SegConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        if self.slide_stride is None:  # derived: follows the crop
+            self.slide_stride = self.crop_size * 2 // 3
         if self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}"
                               f"{suggest(self.backbone, list(BACKBONES))} (choose one of "
@@ -75,15 +79,15 @@ class SegConfig:
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got "
                               f"{self.eval_mode!r}")
+        if self.crop_size <= 0 or self.crop_size % 16:
+            raise ConfigError(f"crop_size must be a positive multiple of the patch size 16, got "
+                              f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")
         for name in ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("max_eval_images", "stop_after_iters", "grad_clip"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
-        if self.crop_size <= 0 or self.crop_size % 16:
-            raise ConfigError(f"crop_size must be a positive multiple of the patch size 16, got "
-                              f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")
         if min(self.img_scale) <= 0:
             raise ConfigError(f"img_scale must hold two positive sides, got {self.img_scale}")
         if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:
@@ -97,7 +101,7 @@ class SegConfig:
         if self.slide_stride > self.crop_size:
             raise ConfigError(f"slide_stride {self.slide_stride} is larger than crop_size "
                               f"{self.crop_size}: sliding windows would leave gaps; use at most "
-                              f"{self.crop_size} (MMSeg: 341 for 512)")
+                              f"{self.crop_size}, or null for 2/3 of it (MMSeg: 341 for 512)")
         own = sorted(backbone_keys(self.backbone))
         allowed = sorted(MODEL_KEYS | set(own))
         for key in self.model_args:
@@ -108,6 +112,7 @@ class SegConfig:
 
     @property
     def out_dir(self) -> Path:
+        """The run directory: ``out``, or ``runs/seg-<head>_<backbone>``."""
         return Path(self.out or f"runs/seg-{self.head}_{self.backbone}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,17 +120,9 @@ class SegConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(SegConfig)]
-
-
-def build_seg_config(path: str | Path | None = None,
-                     overrides: dict[str, Any] | None = None) -> SegConfig:
-    """Defaults, then the YAML file (with its ``base:`` chain), then non-None ``overrides``."""
-    values: dict[str, Any] = load_yaml(path) if path is not None else {}
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if "model_args" in overrides:  # merged key by key, as load_yaml merges a base's model_args
-        overrides["model_args"] = {**values.get("model_args", {}), **overrides["model_args"]}
-    values.update(overrides)
-    reject_unknown_keys(values, field_names(), path)
-    return SegConfig(**values)
+def build_seg_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                     sets: dict[str, Any] | None = None) -> SegConfig:
+    """Defaults, then the YAML file (with its ``base:`` chain), then ``overrides`` (the short
+    flags; ``None``: not given), then ``sets`` (``--set``, :func:`lkca.config.parse_overrides`)."""
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return load_config(SegConfig, path, merge(flags, sets or {}))

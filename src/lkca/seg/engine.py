@@ -5,58 +5,63 @@ seeded by (seed, pass); every process decodes and augments its slice of that bat
 (:class:`TrainTransform`, its generator seeded by (seed, iter, rank)) and reseeds torch's RNG by
 (seed, iter, rank) for drop-path and dropout. Nothing random depends on earlier iterations, so
 ``--resume`` from ``checkpoints/last.pt`` continues bit for bit. AdamW with linear warm-up and
-poly decay per iteration; bf16 autocast on CUDA; DDP under torchrun (SyncBatchNorm on GPUs).
-The checkpoint, logging, signal and distributed pieces are the classification engine's.
+poly decay per iteration (:mod:`lkca.seg.optim`); bf16 autocast on CUDA; DDP under torchrun
+(SyncBatchNorm on GPUs). Device, processes, signals, checkpoints and the run log are the shared
+runtime's (:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step
+and the evaluation.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import time
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from lkca.analysis.profile import count_params
+from lkca.checkpoint.metadata import segmentor_record
 from lkca.data.ade20k import ADE20K, load_ade20k
-from lkca.errors import CheckpointError, ConfigError, UserError
+from lkca.errors import ConfigError
+from lkca.pretrained import build_model
+from lkca.runtime.console import progress_bar
+from lkca.runtime.device import mixed_precision
+from lkca.runtime.distributed import all_reduce_sum
+from lkca.runtime.session import Session
+from lkca.runtime.training_state import TrainingParts
 from lkca.seg.config import EVAL_MODES, SegConfig
 from lkca.seg.metrics import ConfusionMatrix
-from lkca.seg.segmentor import Segmentor, create_segmentor
+from lkca.seg.normalisation import unit_mean_std
+from lkca.seg.optim import build_seg_optimizer, build_seg_scheduler
+from lkca.seg.segmentor import Segmentor
 from lkca.seg.transforms import TrainTransform, resize_for_test
-from lkca.train import checkpoint as ckpt
-from lkca.train.config import save_yaml
-from lkca.train.engine import (
-    Dist,
-    Interrupted,
-    NonFiniteLoss,
-    StopRequest,
-    all_finite,
-    check_writable,
-    mixed_precision,
-    resolve_device,
-    rng_state,
-    setup_distributed,
-)
-from lkca.train.log import RunLog, write_json
-from lkca.train.optim import adamw, param_groups, warmup_poly
 
 
 def seg_meta(cfg: SegConfig) -> dict[str, Any]:
-    """What rebuilds the segmentor and its test-time resizing: stored beside the weights."""
-    return {"task": "seg", "backbone": cfg.backbone, "head": cfg.head,
-            "num_classes": cfg.num_classes, "model_args": {"img_size": cfg.crop_size, **cfg.model_args},
-            "crop_size": cfg.crop_size, "img_scale": list(cfg.img_scale),
-            "slide_stride": cfg.slide_stride}
+    """The metadata record stored beside the weights (:mod:`lkca.checkpoint.metadata`): what
+    rebuilds the segmentor (built for ``crop_size`` inputs) and its test pipeline."""
+    mean, std = unit_mean_std()
+    return segmentor_record(cfg.backbone, cfg.head, cfg.num_classes,
+                            {"img_size": cfg.crop_size, **cfg.model_args},
+                            crop_size=cfg.crop_size, img_scale=cfg.img_scale,
+                            slide_stride=cfg.slide_stride, mean=mean, std=std, dataset="ade20k")
 
 
 def build_segmentor(meta: dict[str, Any]) -> Segmentor:
-    return create_segmentor(meta["backbone"], meta["head"], meta["num_classes"], **meta["model_args"])
+    """The segmentor a record describes (see :func:`seg_meta`)."""
+    return cast(Segmentor, build_model(meta))
+
+
+def test_pipeline(meta: dict[str, Any]) -> tuple[int, int, tuple[int, int]]:
+    """(crop size, slide stride, test scale) of a segmentor's record: its training run's, else
+    :class:`SegConfig`'s defaults for the input size it was built for."""
+    crop = meta.get("crop_size") or int(meta["model_args"].get("img_size", SegConfig.crop_size))
+    stride = meta.get("slide_stride") or crop * 2 // 3
+    long, short = meta.get("img_scale") or SegConfig.img_scale
+    return crop, stride, (long, short)
 
 
 def iter_seed(seed: int, it: int, rank: int = 0, stream: str = "") -> int:
@@ -76,16 +81,6 @@ def sample_indices(seed: int, it: int, batch_size: int, n: int) -> list[int]:
     InfiniteSampler with shuffle)."""
     positions = range(it * batch_size, (it + 1) * batch_size)
     return [int(_permutation(seed, p // n, n)[p % n]) for p in positions]
-
-
-def seg_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """:func:`param_groups` (no decay on biases and norms) with the position table undecayed too,
-    as MMSegmentation's ViT configs (``pos_embed`` decay_mult 0)."""
-    decay, no_decay = param_groups(model, weight_decay)
-    pos = {id(p) for n, p in model.named_parameters() if "pos_embed" in n}
-    return [{"params": [p for p in decay["params"] if id(p) not in pos], "weight_decay": weight_decay},
-            {"params": no_decay["params"] + [p for p in decay["params"] if id(p) in pos],
-             "weight_decay": 0.0}]
 
 
 class _TrainStep(nn.Module):
@@ -123,7 +118,7 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     cm = ConfusionMatrix(num_classes or dataset.num_classes, dataset.ignore_index, device)
     was_training = model.training
     model.eval()
-    bar = _bar(progress and rank == 0, len(range(rank, n, world)), 0, "eval")
+    bar = progress_bar(progress and rank == 0, len(range(rank, n, world)), 0, "eval")
     for i in range(rank, n, world):
         image, label = dataset[i]
         x = resize_for_test(image, device, scale)
@@ -131,88 +126,61 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
             logits = (model.predict_whole(x, out_size=label.shape) if mode == "whole" else
                       model.predict_slide(x, crop_size, stride, out_size=label.shape))
         cm.update(logits.float(), torch.from_numpy(label).to(device)[None])
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     model.train(was_training)
     return {**cm.all_reduce().compute(), "images": n}
 
 
-def _bar(enabled: bool, total: int, initial: int, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
-
-
 def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a segmentation training; returns the summary written to summary.json."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if cfg.batch_size % world:
-        raise UserError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes "
-                        "(WORLD_SIZE); choose a global batch that is a multiple of the world size")
     if cfg.data_dir is None:
         raise ConfigError("no ADE20K folder given: pass --data-dir DIR (the folder holding "
                           "ADEChallengeData2016/) or set data_dir in the config")
-    device = resolve_device(cfg.device)
-    env = setup_distributed(device)
+    # data: file lists here, images decoded and augmented per iteration
     train_set, val_set = load_ade20k(cfg.data_dir, "training"), load_ade20k(cfg.data_dir, "validation")
     if cfg.num_classes < train_set.num_classes:
         raise ConfigError(f"num_classes {cfg.num_classes} is below ADE20K's {train_set.num_classes} "
                           f"label values; use num_classes: {train_set.num_classes}")
-    out, ckpt_dir = cfg.out_dir, cfg.out_dir / "checkpoints"
-    if resume and not (ckpt_dir / "last.pt").exists():
-        raise CheckpointError(f"--resume: no checkpoint at {ckpt_dir / 'last.pt'}; "
-                              "start without --resume or point --out at the run to continue")
-    if env.main:
-        check_writable(out)
-
-    meta = seg_meta(cfg)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_segmentor(meta).to(device)
-    if env.world_size > 1 and device.type == "cuda":  # torch's SyncBatchNorm needs GPU tensors
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    params = sum(p.numel() for p in model.parameters())
-    optimizer = adamw(seg_param_groups(model, cfg.weight_decay), cfg.lr, (cfg.betas[0], cfg.betas[1]))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_poly(
-        s, cfg.warmup_iters, cfg.iters, cfg.power, cfg.min_lr / cfg.lr, cfg.warmup_ratio))
-    pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
-                           "train_s": 0.0, "last_eval": {}}
-    if resume:
-        pos = _restore(ckpt_dir / "last.pt", model, optimizer, scheduler)
-    step: nn.Module = _TrainStep(model)
-    if env.world_size > 1:
-        step = nn.parallel.DistributedDataParallel(
-            step, device_ids=[device.index] if device.type == "cuda" else None)
-
-    log = RunLog(out, enabled=env.main, step_key="iter")
-    if env.main:
-        save_yaml(cfg, out / "config.yaml")
-        if resume:
-            log.truncate_after(pos["iter"])
     transform = TrainTransform(scale=cfg.img_scale, crop_size=(cfg.crop_size, cfg.crop_size))
-    local = cfg.batch_size // env.world_size
-    shard = slice(env.rank * local, (env.rank + 1) * local)
-    t_run, done = time.perf_counter(), pos["iter"]
-    last_eval: dict[str, Any] = pos["last_eval"]
-    bar = _bar(cfg.progress and env.main, cfg.iters, done, f"{cfg.head}_{cfg.backbone}")
-    model.train()
-    with StopRequest() as stop:
+    with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+                 progress=cfg.progress, step_key="iter") as run:
+        device, env = run.device, run.env
+        shard = env.shard(cfg.batch_size)
+
+        # model, optimiser, schedule (the same initial weights on every rank)
+        meta = seg_meta(cfg)
+        torch.manual_seed(cfg.seed)
+        model = build_segmentor(meta).to(device)
+        if env.world_size > 1 and device.type == "cuda":  # torch's SyncBatchNorm needs GPU tensors
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        params = count_params(model)
+        optimizer = build_seg_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.betas[0], cfg.betas[1]))
+        scheduler = build_seg_scheduler(optimizer, cfg.warmup_iters, cfg.iters, cfg.power,
+                                        cfg.min_lr / cfg.lr, cfg.warmup_ratio)
+        parts = TrainingParts(model, optimizer, scheduler)
+        pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
+                               "train_s": 0.0, "last_eval": {}}
+        if resume:
+            pos = run.restore(parts)
+        step = run.wrap(_TrainStep(model))
+        run.begin(cfg.to_dict(), resumed_at=pos["iter"] if resume else None)
+
+        t_run, done = time.perf_counter(), pos["iter"]
+        last_eval: dict[str, Any] = pos["last_eval"]
+        bar = run.console.progress(cfg.iters, done, f"{cfg.head}_{cfg.backbone}")
+        model.train()
         for it in range(pos["iter"], cfg.iters):
+            # step: this rank's slice of the global batch, every draw seeded by (seed, iter, rank)
             t0 = time.perf_counter()
             torch.manual_seed(iter_seed(cfg.seed, it, env.rank, "model"))  # drop-path, dropout
             gen = torch.Generator().manual_seed(iter_seed(cfg.seed, it, env.rank, "augment"))
             idx = sample_indices(cfg.seed, it, cfg.batch_size, len(train_set))[shard]
             images, labels = transform([train_set[i] for i in idx], device, gen)
-            with mixed_precision(device):
+            with run.amp:
                 losses = step(images, labels)
             loss = losses["loss"]
-            if not all_finite(loss, env):
-                raise NonFiniteLoss(
-                    f"non-finite loss at iter {it + 1}; the last good checkpoint "
-                    f"{ckpt_dir / 'last.pt'} is kept: lower --lr or set grad_clip, then --resume")
+            run.finite(loss, f"iter {it + 1}")  # raises NonFiniteLoss: no skip option here
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -223,46 +191,46 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             pos["loss_count"] += 1
             pos["train_s"] += time.perf_counter() - t0
             done = it + 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+
+            # evaluate and log
             if done % cfg.eval_interval == 0 or done == cfg.iters:
-                last_eval = _evaluate_and_log(cfg, model, val_set, env, log, done, pos,
+                last_eval = _evaluate_and_log(cfg, model, val_set, run, done, pos,
                                               float(scheduler.get_last_lr()[0]))
                 pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
+
+            # checkpoint: at each evaluation, at the end, and before stopping
+            signalled = run.stop_requested
             stopping = cfg.stop_after_iters is not None and cfg.stop_after_iters <= done < cfg.iters
-            if stop.signum is not None or stopping or done == cfg.iters or (
-                    done % cfg.eval_interval == 0):
-                if env.main:
-                    _save(ckpt_dir, model, optimizer, scheduler, meta, dict(
-                        pos, iter=done, last_eval=last_eval,
-                        wall_s=pos["wall_s"] + time.perf_counter() - t_run))
-            if stop.signum is not None:
-                if bar is not None:
-                    bar.close()
-                raise Interrupted(f"stopped by {signal.Signals(stop.signum).name} at iter {done}; "
-                                  f"checkpoint saved to {ckpt_dir / 'last.pt'}: continue with --resume")
+            if signalled or stopping or done == cfg.iters or done % cfg.eval_interval == 0:
+                run.save(parts, meta, dict(pos, iter=done, last_eval=last_eval,
+                                           wall_s=pos["wall_s"] + time.perf_counter() - t_run))
+            if signalled:
+                bar.close()
+                raise run.interrupted(f"iter {done}")
             if stopping:
-                if env.main:
-                    print(f"stopping after iter {done} as asked (stop_after_iters); continue with "
-                          "--resume", flush=True)
+                run.console.print(f"stopping after iter {done} as asked (stop_after_iters); "
+                                  "continue with --resume")
                 break
-    if bar is not None:
         bar.close()
-    summary: dict[str, Any] = {}
-    if env.main:
-        keys = ("aAcc", "mIoU", "mAcc", "top10_mIoU", "per_class_iou")
-        summary = {"backbone": cfg.backbone, "head": cfg.head, "params": params, "iters": done,
-                   **{k: last_eval.get(k) for k in keys}, "eval_mode": cfg.eval_mode,
-                   "eval_images": last_eval.get("images"),
-                   "wall_s": pos["wall_s"] + time.perf_counter() - t_run}
-        write_json(out / "summary.json", summary)
-        log.close()
+
+        summary: dict[str, Any] = {}
+        if env.main:
+            keys = ("aAcc", "mIoU", "mAcc", "top10_mIoU", "per_class_iou")
+            summary = {"backbone": cfg.backbone, "head": cfg.head, "params": params, "iters": done,
+                       **{k: last_eval.get(k) for k in keys}, "eval_mode": cfg.eval_mode,
+                       "eval_images": last_eval.get("images"),
+                       "wall_s": pos["wall_s"] + time.perf_counter() - t_run}
+            run.finish(summary)
     return summary
 
 
-def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, env: Dist, log: RunLog,
-                      done: int, pos: dict[str, Any], lr: float) -> dict[str, Any]:
+def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, run: Session, done: int,
+                      pos: dict[str, Any], lr: float) -> dict[str, Any]:
+    """Evaluate, then log the record of iterations since the last evaluation (all ranks' sums)."""
+    env = run.env
+    assert cfg.slide_stride is not None  # derived from crop_size by SegConfig
     if env.world_size > 1:  # BatchNorm statistics of each rank's shard: evaluate (and save) rank 0's
         for buffer in model.buffers():
             dist.broadcast(buffer, 0)
@@ -271,54 +239,14 @@ def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, env: Di
                        max_images=cfg.max_eval_images, progress=cfg.progress)
     totals = torch.tensor([pos["loss_sum"], pos["loss_count"], pos["train_s"]], dtype=torch.float64)
     if env.world_size > 1:
-        totals = totals.to(next(model.parameters()).device)
-        dist.all_reduce(totals)
+        totals = all_reduce_sum(totals.to(next(model.parameters()).device), env)
         totals = totals.cpu() / torch.tensor([1.0, 1.0, env.world_size], dtype=torch.float64)
     loss_sum, count, train_s = totals.tolist()
     record = {"iter": done, **{k: metrics[k] for k in ("aAcc", "mIoU", "mAcc", "top10_mIoU")},
               "loss": loss_sum / max(count, 1), "lr": lr,
               "iters_per_s": (count / env.world_size) / max(train_s, 1e-9)}
-    if env.main:
-        log.write(record)
-        print(f"iter {done}/{cfg.iters}  loss {record['loss']:.4f}  aAcc {record['aAcc']:.2f}  "
-              f"mIoU {record['mIoU']:.2f}  mAcc {record['mAcc']:.2f}  "
-              f"({record['iters_per_s']:.2f} it/s)", flush=True)
+    run.record(record)
+    run.console.print(f"iter {done}/{cfg.iters}  loss {record['loss']:.4f}  aAcc "
+                      f"{record['aAcc']:.2f}  mIoU {record['mIoU']:.2f}  mAcc {record['mAcc']:.2f}  "
+                      f"({record['iters_per_s']:.2f} it/s)")
     return metrics
-
-
-def _save(ckpt_dir: Path, model: nn.Module, optimizer, scheduler, meta: dict[str, Any],
-          position: dict[str, Any]) -> None:
-    """``last.pt`` alone resumes the run; ``last.safetensors`` (weights + meta) is for eval/predict.
-    Both are written atomically."""
-    ckpt.save_weights(ckpt_dir / "last.safetensors", model, meta)
-    ckpt.save_state(ckpt_dir / "last.pt", dict(
-        position, meta=meta, model=model.state_dict(), optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict(), rng=rng_state()))
-
-
-def _restore(path: Path, model: nn.Module, optimizer, scheduler) -> dict[str, Any]:
-    state = ckpt.load_state(path)
-    ckpt.load_weights(model, state["model"], path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return {k: state[k] for k in ("iter", "wall_s", "loss_sum", "loss_count", "train_s", "last_eval")}
-
-
-def load_segmentor(path: Path, device: torch.device) -> tuple[Segmentor, dict[str, Any]]:
-    """A segmentor and its meta from ``last.safetensors`` / ``last.pt`` or a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        path = next((p for p in (path / "checkpoints" / "last.safetensors", path / "last.safetensors")
-                     if p.is_file()), path / "checkpoints" / "last.safetensors")
-    if path.suffix == ".pt":
-        state = ckpt.load_state(path)
-        tensors, meta = state.get("model"), state.get("meta")
-    else:
-        tensors, meta = ckpt.read_weights(path)
-    if not meta or meta.get("task") != "seg" or not tensors:
-        raise CheckpointError(f"checkpoint {path} is not a segmentation checkpoint; pass one "
-                              "written by `lkca seg train` (RUN/checkpoints/last.safetensors)")
-    model = build_segmentor(meta)
-    ckpt.load_weights(model, tensors, path)
-    return model.to(device).eval(), meta
-

@@ -7,7 +7,7 @@ optional auxiliary head for training; whole-image and sliding-window inference.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,12 +15,51 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lkca.analysis.profile import count_params
+from lkca.checkpoint.metadata import segmentor_record, set_pretrained_cfg
+from lkca.checkpoint.pretrained_dir import save_pretrained
 from lkca.errors import ConfigError
-from lkca.seg.backbone import BACKBONES, HIERARCHICAL, create_backbone
+from lkca.seg.backbone import HIERARCHICAL, create_backbone
 from lkca.seg.heads import FCNHead, SemanticFPN, UPerHead, resize
 from lkca.seg.neck import MultiLevelNeck
 
-HEADS = ("upernet", "fpn")
+# A head factory: (channels of the 4 levels, classes, channels or None for its default, auxiliary
+# loss weight) -> (decode head, auxiliary head or None).
+HeadFactory = Callable[[list[int], int, "int | None", float], "tuple[nn.Module, FCNHead | None]"]
+HEADS: dict[str, HeadFactory] = {}  # filled by @register_head; names accepted by create_segmentor
+
+
+def register_head(name: str) -> Callable[[HeadFactory], HeadFactory]:
+    """Register a decode-head factory under ``name`` (the registry style of
+    :func:`lkca.models.registry.register_model`)."""
+
+    def wrap(fn: HeadFactory) -> HeadFactory:
+        if name in HEADS:
+            raise ValueError(f"segmentation head {name!r} is registered twice")
+        HEADS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_head("upernet")
+def upernet(levels: list[int], num_classes: int, channels: int | None,
+            aux_weight: float) -> tuple[nn.Module, FCNHead | None]:
+    """UperNet (channels 512) with an FCN auxiliary head (half the channels, 256) on the third
+    level, loss weight ``aux_weight`` (MMSegmentation's UperNet configs)."""
+    ch = channels or 512
+    return (UPerHead(levels, num_classes, ch),
+            FCNHead(levels[2], num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
+
+
+@register_head("fpn")
+def fpn(levels: list[int], num_classes: int, channels: int | None,
+        aux_weight: float) -> tuple[nn.Module, FCNHead | None]:
+    """Semantic FPN: FPN neck with twice the head's channels (256), head channels 128, no
+    auxiliary head (MMSegmentation's FPN configs)."""
+    ch = channels or 128
+    return SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch), None
+
 # Paper Table 7 (ADE20K, 512x512): parameters of the whole segmentor.
 PAPER_PARAMS = {
     ("vit_s_seg", "upernet"): 57.66e6, ("lkca_s_seg", "upernet"): 50.58e6,
@@ -58,8 +97,6 @@ class Segmentor(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory`` for
         :func:`lkca.from_pretrained` (segmentors made by :func:`create_segmentor`)."""
-        from lkca.pretrained import save_pretrained
-
         return save_pretrained(self, directory)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -141,7 +178,7 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     are their constructor's (``drop_path_rate``, ``depths`` ...).
     """
     if head not in HEADS:
-        close = difflib.get_close_matches(head, HEADS, n=1, cutoff=0.4)
+        close = difflib.get_close_matches(head, list(HEADS), n=1, cutoff=0.4)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"unknown segmentation head {head!r}; {hint}choose one of {', '.join(HEADS)}")
     if num_classes < 1:
@@ -155,20 +192,12 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
         dim = out_channels[0]
         neck = MultiLevelNeck(out_channels, dim, (4, 2, 1, 0.5), neck_resample)
         levels = [dim] * 4
-    if head == "upernet":
-        ch = head_channels or 512
-        model = Segmentor(bb, neck, UPerHead(levels, num_classes, ch),
-                          FCNHead(levels[2], num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
-    else:
-        ch = head_channels or 128
-        model = Segmentor(bb, neck, SemanticFPN(levels, num_classes, ch, fpn_channels=2 * ch))
-    # What rebuilds this segmentor (read by lkca.pretrained.save_pretrained).
+    decode, aux = HEADS[head](levels, num_classes, head_channels, aux_weight)
+    model = Segmentor(bb, neck, decode, aux)
     extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels),
                                ("neck_resample", neck_resample)) if v != _DEFAULTS[k]}
-    object.__setattr__(model, "create_args", {"task": "seg", "backbone": backbone, "head": head,
-                                              "num_classes": num_classes, **extra,
-                                              **backbone_overrides})
-    return model
+    return cast(Segmentor, set_pretrained_cfg(model, segmentor_record(
+        backbone, head, num_classes, {**extra, **backbone_overrides})))
 
 
 _DEFAULTS = {"aux_weight": 0.4, "head_channels": None, "neck_resample": "deconv"}
@@ -176,26 +205,23 @@ _DEFAULTS = {"aux_weight": 0.4, "head_channels": None, "neck_resample": "deconv"
 
 def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv",
                      combos: Sequence[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
-    """Parameter counts of the Table 7 combinations (``combos``, default all of
-    :data:`PAPER_PARAMS`), with the paper's figure and the parts.
+    """Parameter counts of (backbone, head) ``combos`` (default: the Table 7 combinations of
+    :data:`PAPER_PARAMS`), with the paper's figure (None for a combination it does not list)
+    and the parts.
 
     Rows: ``{"backbone", "head", "params", "paper_params", "ratio", "backbone_params",
     "neck_params", "head_params", "aux_params"}``.
     """
     rows = []
     for bb, head in combos or list(PAPER_PARAMS):
-        paper = PAPER_PARAMS[bb, head]
+        paper = PAPER_PARAMS.get((bb, head))
         model = create_segmentor(bb, head, num_classes, neck_resample=neck_resample)
-        parts = {name: sum(p.numel() for p in m.parameters()) if m is not None else 0
+        parts = {name: count_params(m) if m is not None else 0
                  for name, m in (("backbone", model.backbone), ("neck", model.neck),
                                  ("head", model.head), ("aux", model.aux_head))}
         total = sum(parts.values())
-        rows.append({"backbone": bb, "head": head, "params": total, "paper_params": int(paper),
-                     "ratio": total / paper, **{f"{k}_params": v for k, v in parts.items()}})
+        rows.append({"backbone": bb, "head": head, "params": total,
+                     "paper_params": int(paper) if paper else None,
+                     "ratio": total / paper if paper else None,
+                     **{f"{k}_params": v for k, v in parts.items()}})
     return rows
-
-
-def backbone_names() -> list[str]:
-    """Names accepted by :func:`create_segmentor` as ``backbone``."""
-    return list(BACKBONES)
-

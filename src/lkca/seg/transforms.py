@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MEAN = (123.675, 116.28, 103.53)  # ImageNet RGB mean / std in 0..255 (MMSegmentation's preprocessor)
-STD = (58.395, 57.12, 57.375)
+from lkca.seg.normalisation import MEAN, STD
+
 IGNORE_INDEX = 255
 
 

@@ -1,22 +1,19 @@
-"""Training configuration: one dataclass, YAML files that extend a base recipe, CLI overrides.
+"""Classification training configuration: one dataclass in the config language of
+:mod:`lkca.config` (YAML files that extend a base recipe, short flags, ``--set key=value``).
 
 The defaults are the paper's classification recipe (section 4.1); values the paper does not give
 come from the recipe it follows, "Vision Transformer for Small-Size Datasets" (SPT, repository
-aanna0701/SPT_LSA_ViT, main.py and utils/dataloader.py), as DESIGN.md section 6 lists.
+aanna0701/SPT_LSA_ViT, main.py and utils/dataloader.py), as docs/recipe.md lists value by value.
 ``configs/cls/base.yaml`` spells the same recipe out for readers (a test keeps them equal).
 """
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lkca.config import check_types, load_config, merge
 from lkca.errors import ConfigError
 
 
@@ -43,7 +40,7 @@ class TrainConfig:
     # regularisation
     label_smoothing: float = 0.1  # SPT --smoothing
     drop_path: float = 0.1  # SPT --sd (max stochastic-depth rate)
-    # augmentation (None = the data set's default, DESIGN.md section 6)
+    # augmentation (None = the data set's default, docs/recipe.md)
     hflip: bool | None = None  # SPT: RandomHorizontalFlip p=0.5
     crop_padding: int | None = None  # SPT: RandomCrop(img_size, padding=4)
     autoaugment: str | None = "auto"  # paper: data set's policy; "none" to disable
@@ -76,12 +73,17 @@ class TrainConfig:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0 (got {self.lr}, "
                               f"{self.weight_decay})")
+        if "drop_path_rate" in self.model_args:  # the engine passes drop_path as drop_path_rate
+            raise ConfigError("model_args.drop_path_rate is set by the drop_path field; set "
+                              f"drop_path: {self.model_args['drop_path_rate']} instead")
 
     @property
     def out_dir(self) -> Path:
+        """The run directory: ``out``, or ``runs/<dataset>-<model>``."""
         return Path(self.out or f"runs/{self.dataset}-{self.model}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain YAML-able values (what ``config.yaml`` holds)."""
         return asdict(self)
 
 
@@ -103,116 +105,17 @@ DIGITS_DEFAULTS: dict[str, Any] = dict(
 )
 
 
-def field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
+def build_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                 sets: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file (if any), then ``overrides`` (the short flags; ``None``: not
+    given), then ``sets`` (``--set``, parsed by :func:`lkca.config.parse_overrides`).
 
-
-def suggest(key: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; ``base: other.yaml`` (relative to the file) is merged underneath."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}; fix its syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value")
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    merged = load_yaml(path.parent / base)
-    model_args = {**merged.get("model_args", {}), **data.get("model_args", {})}
-    merged.update(data)
-    if model_args:
-        merged["model_args"] = model_args
-    return merged
-
-
-def build_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> TrainConfig:
-    """Defaults, then the YAML file (if any), then non-None ``overrides`` (CLI flags).
-
-    With neither a file nor a data set chosen, the embedded digits job is used.
+    With neither a file nor a data set chosen, the embedded digits job is the starting point.
     """
-    values: dict[str, Any] = {}
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if path is not None:
-        values.update(load_yaml(path))
-    elif overrides.get("dataset", "digits") == "digits":
-        values.update(DIGITS_DEFAULTS)
+    overrides = merge({k: v for k, v in (overrides or {}).items() if v is not None}, sets or {})
+    base: dict[str, Any] = {}
+    if path is None and overrides.get("dataset", "digits") == "digits":
+        base = dict(DIGITS_DEFAULTS)
         if overrides.get("model", DIGITS_DEFAULTS["model"]) != DIGITS_DEFAULTS["model"]:
-            values.pop("model_args")  # the demo's depth is for its own model, not another's
-    values.update(overrides)
-    reject_unknown_keys(values, field_names(), path)
-    return TrainConfig(**values)
-
-
-def save_yaml(cfg: Any, path: Path) -> None:  # a TrainConfig or SegConfig (has to_dict)
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def check_types(cfg: Any) -> None:
-    """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
-    ints are accepted for floats, lists for fixed-length tuples."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in fields(cfg):
-        value, expected = getattr(cfg, f.name), hints[f.name]
-        if typing.get_origin(expected) is tuple:
-            kinds = typing.get_args(expected)
-            if (not isinstance(value, (list, tuple)) or len(value) != len(kinds)
-                    or not all(_matches(v, k) or (k is float and _matches(v, int))
-                               for v, k in zip(value, kinds))):
-                raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
-                                  f"{kinds[0].__name__}s, got {value!r}")
-            setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
-        elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
-            setattr(cfg, f.name, float(value))
-        elif not _matches(value, expected):
-            raise ConfigError(f"{f.name} must be {_describe(expected)}, got {value!r} "
-                              f"({type(value).__name__})")
-
-
-def reject_unknown_keys(values: dict[str, Any], names: list[str], path: str | Path | None) -> None:
-    """One clear line for the first key that is not a config field, with the closest suggested."""
-    for key in values:
-        if key not in names:
-            source = f" in {path}" if path else ""
-            raise ConfigError(f"unknown config key {key!r}{source}{suggest(key, names)}")
-
-
-def _args(tp: Any) -> tuple[Any, ...]:
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        return typing.get_args(tp)
-    return (tp,)
-
-
-def _accepts(tp: Any, kind: type) -> bool:
-    return any(a is kind for a in _args(tp))
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    for a in _args(tp):
-        if a is type(None) and value is None:
-            return True
-        origin = typing.get_origin(a) or a
-        if origin is bool and isinstance(value, bool):
-            return True
-        if origin in (int, float) and isinstance(value, origin) and not isinstance(value, bool):
-            return True
-        if origin in (str, dict) and isinstance(value, origin):
-            return True
-    return False
-
-
-def _describe(tp: Any) -> str:
-    names = [getattr(a, "__name__", str(a)).replace("NoneType", "null") for a in _args(tp)]
-    return " or ".join(names)
+            base.pop("model_args")  # the demo's depth is for its own model, not another's
+    return load_config(TrainConfig, path, overrides, base=base)

@@ -2,87 +2,53 @@
 
 Data lives on the device as uint8; each step draws a global batch by index, augments it on the
 device (kornia), mixes it (Mixup/CutMix), and every process trains on its slice of that global
-batch, so the result does not depend on the number of processes (torchrun, DDP).
+batch, so the result does not depend on the number of processes (torchrun, DDP). Device,
+processes, signals, checkpoints and the run log are the shared runtime's
+(:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step and the
+evaluation.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lkca.analysis.profile import profile
+from lkca.checkpoint.metadata import classifier_record
 from lkca.data import dataset_info, load_dataset
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
+from lkca.data.base import DatasetInfo
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
-from lkca.errors import CheckpointError, UserError
-from lkca.models.registry import create_model, resolve_name
-from lkca.train import checkpoint as ckpt
-from lkca.train.config import TrainConfig, save_yaml
-from lkca.train.log import RunLog, write_json
+from lkca.models.registry import resolve_name
+from lkca.pretrained import build_model as build_from_record
+from lkca.pretrained import export_checkpoint
+from lkca.runtime.session import Session
+from lkca.runtime.training_state import TrainingParts
+from lkca.train.config import TrainConfig
 from lkca.train.optim import build_optimizer, build_scheduler
 
 
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: torch.device) -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def mixed_precision(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast on CUDA; nothing (fp32) elsewhere. Reusable across ``with`` blocks."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-def model_meta(cfg: TrainConfig, num_classes: int, img_size: int) -> dict[str, Any]:
-    """What rebuilds the model: stored beside the weights."""
-    return {"model": cfg.model, "num_classes": num_classes, "img_size": img_size,
-            "model_args": cfg.model_args, "dataset": cfg.dataset}
+def model_meta(cfg: TrainConfig, info: DatasetInfo, num_classes: int, img_size: int,
+               in_chans: int) -> dict[str, Any]:
+    """The metadata record stored beside the weights (:mod:`lkca.checkpoint.metadata`)."""
+    return classifier_record(cfg.model, cfg.model_args, num_classes, img_size, in_chans=in_chans,
+                             mean=info.mean, std=info.std, dataset=cfg.dataset,
+                             class_names=info.class_names)
 
 
 def build_model(meta: dict[str, Any], drop_path: float = 0.0) -> nn.Module:
-    return create_model(meta["model"], num_classes=meta["num_classes"], img_size=meta["img_size"],
-                        drop_path_rate=drop_path, **meta.get("model_args", {}))
+    """The classifier a record describes, with stochastic depth up to ``drop_path``."""
+    return build_from_record(meta, drop_path_rate=drop_path)
 
 
 def device_tensors(cfg: TrainConfig, split: str, device: torch.device):
+    """A split's uint8 images (N, C, H, W) and labels on ``device``, and its class count."""
     data = load_dataset(cfg.dataset, cfg.data_dir, split)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(device)
     return images, torch.from_numpy(data.labels).to(device), data.num_classes
@@ -104,134 +70,69 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return 100.0 * correct / len(images), loss_sum / len(images)
 
 
-class StopRequest:
-    """SIGTERM / SIGINT set a flag; the loop saves a resumable checkpoint and exits cleanly."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-class NonFiniteLoss(UserError):
-    """The loss became NaN or inf; the last checkpoint is left as it was."""
-
-
-def all_finite(loss: torch.Tensor, env: Dist) -> bool:
-    """One flag for all ranks, so every process skips or stops together (no DDP hang)."""
-    bad = (~torch.isfinite(loss.detach())).float()
-    if env.world_size > 1:
-        dist.all_reduce(bad)
-    return bad.item() == 0
-
-
-class Interrupted(UserError):
-    """Training stopped by a signal after saving a resumable checkpoint."""
-
-
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a classification training; returns the summary written to summary.json."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if cfg.batch_size % world:
-        raise UserError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes "
-                        "(WORLD_SIZE); choose a global batch that is a multiple of the world size")
-    device = resolve_device(cfg.device)
-    env = setup_distributed(device)
-    resolve_name(cfg.model)  # fail fast on a bad model name, before loading data
+    resolve_name(cfg.model)  # fail fast on a bad model name, before any work
     info = dataset_info(cfg.dataset)
-    out = cfg.out_dir
-    ckpt_dir = out / "checkpoints"
-    if resume and not (ckpt_dir / "last.pt").exists():
-        raise CheckpointError(f"--resume: no checkpoint at {ckpt_dir / 'last.pt'}; "
-                              "start without --resume or point --out at the run to continue")
-    if env.main:
-        check_writable(out)
+    with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+                 progress=cfg.progress, step_key="epoch") as run:
+        device, env = run.device, run.env
 
-    train_x, train_y, num_classes = device_tensors(cfg, "train", device)
-    test_x, test_y, _ = device_tensors(cfg, "test", device)
-    img_size = train_x.shape[-1]
-    loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
-                          seed=cfg.seed)  # the global batch; each rank slices it after mixing
-    steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
+        # data: the whole data set on the device; one global batch per step, sliced per rank
+        train_x, train_y, num_classes = device_tensors(cfg, "train", device)
+        test_x, test_y, _ = device_tensors(cfg, "test", device)
+        loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
+                              seed=cfg.seed)
+        steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
+        shard = env.shard(cfg.batch_size)
 
-    torch.manual_seed(cfg.seed)  # same on every rank: identical augmentation of the global batch
-    meta = model_meta(cfg, num_classes, img_size)
-    model = build_model(meta, cfg.drop_path).to(device)
-    stats = profile(model, img_size, in_chans=train_x.shape[1])
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
-    scheduler = build_scheduler(optimizer, min(cfg.warmup_epochs, cfg.epochs) * steps_per_epoch,
-                                cfg.epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
-    ema = _build_ema(model, cfg.ema_decay)
-    policy = None if cfg.autoaugment in (None, "none") else (
-        info.autoaugment_policy if cfg.autoaugment == "auto" else cfg.autoaugment)
-    augment = TrainAugment(AugmentConfig.from_dataset(
-        info, autoaugment=policy, erasing_p=cfg.erasing_p,
-        **{k: v for k, v in (("hflip", cfg.hflip), ("crop_padding", cfg.crop_padding))
-           if v is not None})).to(device)
-    eval_transform = EvalTransform(info.mean, info.std).to(device)
-    mix_cfg = MixConfig(cfg.mix_prob, cfg.cutmix_prob, cfg.mixup_alpha, cfg.cutmix_beta)
-    amp = mixed_precision(device)
+        # model, optimiser, schedule (the same seed on every rank: the same weights and
+        # augmentation of the global batch)
+        torch.manual_seed(cfg.seed)
+        img_size = train_x.shape[-1]
+        meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
+        model = build_model(meta, cfg.drop_path).to(device)
+        stats = profile(model, img_size, in_chans=train_x.shape[1])
+        optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+        scheduler = build_scheduler(optimizer, min(cfg.warmup_epochs, cfg.epochs) * steps_per_epoch,
+                                    cfg.epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
+        ema = _build_ema(model, cfg.ema_decay)
+        parts = TrainingParts(model, optimizer, scheduler, ema)
+        augment, eval_transform, mix_cfg = _augmentation(cfg, info, device)
 
-    pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0, "loss_sum": 0.0,
-                           "seen": 0}
-    if resume:
-        pos = _restore(ckpt_dir / "last.pt", model, optimizer, scheduler, ema)
-    start_epoch, start_step, best_top1, wall_before = (
-        pos["epoch"], pos["step"], pos["best_top1"], pos["wall_s"])
-    net: nn.Module = model
-    if env.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
-
-    log = RunLog(out, enabled=env.main)
-    if env.main:
-        save_yaml(cfg, out / "config.yaml")
+        pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
+                               "loss_sum": 0.0, "seen": 0}
         if resume:
-            log.truncate_after(start_epoch)
-    local = cfg.batch_size // env.world_size
-    t_run = time.perf_counter()
-    summary: dict[str, Any] = {}
-    top1 = 0.0
-    with StopRequest() as stop:
+            pos = run.restore(parts)
+        start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
+        net = run.wrap(model)
+        if cfg.compile:
+            net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
+        run.begin(cfg.to_dict(), resumed_at=start_epoch if resume else None)
+
+        t_run = time.perf_counter()
+        top1 = 0.0
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
             loader.set_epoch(epoch)
-            first = start_step if epoch == start_epoch else 0
-            bar = _progress(cfg, env, epoch, steps_per_epoch, first)
+            first = pos["step"] if epoch == start_epoch else 0
+            bar = run.console.progress(steps_per_epoch, first, f"epoch {epoch + 1}/{cfg.epochs}")
             loss_sum, seen, skipped, t0 = 0.0, 0, 0, time.perf_counter()
             if first:  # resumed mid-epoch: carry the epoch's running loss
                 loss_sum, seen = pos["loss_sum"], pos["seen"]
             for step, (x, y) in enumerate(loader.iter_from(first), start=first):
                 if step >= steps_per_epoch:
                     break
+                # step: augment and mix the global batch, train on this rank's slice
                 batch = mix_batch(augment(x), y, mix_cfg)
-                shard = slice(env.rank * local, (env.rank + 1) * local)
                 batch = batch._replace(images=batch.images[shard],
                                        targets_a=batch.targets_a[shard],
                                        targets_b=batch.targets_b[shard])
-                with amp:
+                with run.amp:
                     logits = net(batch.images)
                 loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                if not all_finite(loss, env):
-                    if not cfg.skip_nonfinite:
-                        raise NonFiniteLoss(
-                            f"non-finite loss at epoch {epoch + 1} step {step + 1}; the last good "
-                            f"checkpoint {ckpt_dir / 'last.pt'} is kept: lower --lr, set grad_clip, "
-                            "or set skip_nonfinite: true, then --resume")
+                if not run.finite(loss, f"epoch {epoch + 1} step {step + 1}", cfg.skip_nonfinite):
                     skipped += 1
                     scheduler.step()
                     continue
@@ -244,153 +145,77 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     ema.update_parameters(model)
                 loss_sum += loss.item() * len(x)
                 seen += len(x)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}",
-                                    img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-                if stop.signum is not None:
-                    if bar is not None:
-                        bar.close()
-                    if env.main:
-                        _save(ckpt_dir, "last", model, optimizer, scheduler, ema, meta,
-                              {"epoch": epoch, "step": step + 1, "best_top1": best_top1,
-                               "wall_s": wall_before + time.perf_counter() - t_run,
-                               "loss_sum": loss_sum, "seen": seen})
-                    raise Interrupted(
-                        f"stopped by {signal.Signals(stop.signum).name} at epoch {epoch + 1} step "
-                        f"{step + 1}; checkpoint saved to {ckpt_dir / 'last.pt'}: continue with "
-                        "--resume")
-            if bar is not None:
-                bar.close()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}",
+                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                if run.stop_requested:  # SIGTERM / Ctrl-C: save where we are, then stop
+                    bar.close()
+                    run.save(parts, meta, {"epoch": epoch, "step": step + 1, "best_top1": best_top1,
+                                           "wall_s": wall_before + time.perf_counter() - t_run,
+                                           "loss_sum": loss_sum, "seen": seen})
+                    raise run.interrupted(f"epoch {epoch + 1} step {step + 1}")
+            bar.close()
             train_s = time.perf_counter() - t0
+
+            # evaluate (the EMA weights when EMA is on)
             eval_model = ema.module if ema is not None else model
             top1, test_loss = evaluate(eval_model, test_x, test_y, eval_transform,
-                                       cfg.eval_batch_size, amp)
+                                       cfg.eval_batch_size, run.amp)
             is_best = top1 > best_top1
             best_top1 = max(best_top1, top1)
+
+            # log, checkpoint
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],
                       "images_per_s": seen * env.world_size / max(train_s, 1e-9)}
             if skipped:
                 record["skipped_nonfinite"] = skipped
-            if env.main:
-                log.write(record)
-                wall = wall_before + time.perf_counter() - t_run
-                _save(ckpt_dir, "last", model, optimizer, scheduler, ema, meta,
-                      {"epoch": epoch + 1, "step": 0, "best_top1": best_top1, "wall_s": wall,
-                       "loss_sum": 0.0, "seen": 0})
-                if is_best:
-                    ckpt.save_weights(ckpt_dir / "best.safetensors", eval_model, meta)
-                print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss {record['train_loss']:.4f}  "
-                      f"test_top1 {top1:.2f}%  ({record['images_per_s']:.0f} img/s)", flush=True)
+            run.record(record)
+            run.save(parts, meta, {"epoch": epoch + 1, "step": 0, "best_top1": best_top1,
+                                   "wall_s": wall_before + time.perf_counter() - t_run,
+                                   "loss_sum": 0.0, "seen": 0})
+            if is_best:
+                run.save_weights("best", eval_model, meta)
+            run.console.print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss "
+                              f"{record['train_loss']:.4f}  test_top1 {top1:.2f}%  "
+                              f"({record['images_per_s']:.0f} img/s)")
             if cfg.stop_after_epochs and epoch + 1 >= cfg.stop_after_epochs < cfg.epochs:
-                if env.main:
-                    print(f"stopping after epoch {epoch + 1} as asked (stop_after_epochs); "
-                          "continue with --resume", flush=True)
+                run.console.print(f"stopping after epoch {epoch + 1} as asked "
+                                  "(stop_after_epochs); continue with --resume")
                 break
-    if env.main:
-        from lkca.train.log import read_metrics
 
-        rows = read_metrics(log.metrics_path) if log.metrics_path.exists() else []
-        speeds = [r["images_per_s"] for r in rows]
-        summary = {"model": cfg.model, "dataset": cfg.dataset, "params": stats["params"],
-                   "macs": stats["macs"], "epochs": cfg.epochs,
-                   "top1": rows[-1]["test_top1"] if rows else top1, "best_top1": best_top1,
-                   "train_images_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
-                   "wall_s": wall_before + time.perf_counter() - t_run}
-        if (ckpt_dir / "best.safetensors").is_file():  # the best model for from_pretrained
-            from lkca.pretrained import export_checkpoint
-
-            export_checkpoint(ckpt_dir / "best.safetensors", out / "pretrained")
-        write_json(out / "summary.json", summary)
-        log.close()
+        summary: dict[str, Any] = {}
+        if env.main:
+            rows = run.metrics()
+            speeds = [r["images_per_s"] for r in rows]
+            summary = {"model": cfg.model, "dataset": cfg.dataset, "params": stats["params"],
+                       "macs": stats["macs"], "epochs": cfg.epochs,
+                       "top1": rows[-1]["test_top1"] if rows else top1, "best_top1": best_top1,
+                       "train_images_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
+                       "wall_s": wall_before + time.perf_counter() - t_run}
+            if run.dir.weights("best").is_file():  # the best model for from_pretrained
+                export_checkpoint(run.dir.weights("best"), run.dir.pretrained)
+            run.finish(summary)
     return summary
 
 
-def check_writable(out: Path) -> None:
-    try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for stale in (out / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-write
-            stale.unlink()
-        probe = out / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"output directory {out} is not writable ({err.strerror or err}); "
-                        "choose another --out") from None
+def _augmentation(cfg: TrainConfig, info: DatasetInfo, device: torch.device
+                  ) -> tuple[nn.Module, nn.Module, MixConfig]:
+    """The training augmentation, the evaluation transform and the mixing of the recipe."""
+    policy = None if cfg.autoaugment in (None, "none") else (
+        info.autoaugment_policy if cfg.autoaugment == "auto" else cfg.autoaugment)
+    augment = TrainAugment(AugmentConfig.from_dataset(
+        info, autoaugment=policy, erasing_p=cfg.erasing_p,
+        **{k: v for k, v in (("hflip", cfg.hflip), ("crop_padding", cfg.crop_padding))
+           if v is not None})).to(device)
+    eval_transform = EvalTransform(info.mean, info.std).to(device)
+    return augment, eval_transform, MixConfig(cfg.mix_prob, cfg.cutmix_prob, cfg.mixup_alpha,
+                                              cfg.cutmix_beta)
 
 
-def _build_ema(model: nn.Module, decay: float | None):
+def _build_ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of the weights (``None`` when ``decay`` is off)."""
     if not decay:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def _progress(cfg: TrainConfig, env: Dist, epoch: int, total: int, first: int):
-    if not (cfg.progress and env.main):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                leave=False, dynamic_ncols=True)
-
-
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _save(ckpt_dir: Path, tag: str, model, optimizer, scheduler, ema, meta,
-          position: dict[str, Any]) -> None:
-    """``tag.pt`` alone resumes the run (weights included); ``tag.safetensors`` is for eval/export.
-
-    Each file is written atomically, so a crash at any moment leaves a complete ``tag.pt``.
-    """
-    ckpt.save_weights(ckpt_dir / f"{tag}.safetensors", model, meta)
-    state = dict(position, meta=meta, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                 scheduler=scheduler.state_dict(), rng=rng_state())
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    ckpt.save_state(ckpt_dir / f"{tag}.pt", state)
-
-
-def _restore(path: Path, model, optimizer, scheduler, ema) -> dict[str, Any]:
-    state = ckpt.load_state(path)
-    ckpt.load_weights(model, state["model"], path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if ema is not None and "ema" in state:
-        ema.load_state_dict(state["ema"])
-    torch.set_rng_state(state["rng"]["cpu"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state
-
-
-def load_for_eval(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """A model and its metadata from a ``.safetensors`` or ``.pt`` checkpoint (or a run dir)."""
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.safetensors", path / "best.safetensors",
-                          path / "checkpoints" / "last.safetensors"):
-            if candidate.is_file():
-                path = candidate
-                break
-    if path.suffix == ".pt":
-        state = ckpt.load_state(path)
-        tensors, meta = state.get("model"), state.get("meta")
-    else:
-        tensors, meta = ckpt.read_weights(path)
-    if not meta or not tensors:
-        raise CheckpointError(f"checkpoint {path} has no lkca model metadata; pass a checkpoint "
-                              "written by `lkca train`")
-    if meta.get("task") == "seg":
-        raise CheckpointError(f"checkpoint {path} is a segmentation checkpoint; use `lkca seg eval "
-                              "--checkpoint ...` (or pass one written by `lkca train`)")
-    model = build_model(meta)
-    ckpt.load_weights(model, tensors, path)
-    return model.to(device).eval(), meta

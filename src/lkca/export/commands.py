@@ -1,8 +1,14 @@
-"""``lkca export``: a trained classifier to ONNX (imports fast: torch is loaded by the command)."""
+"""``lkca export``: a trained classifier to ONNX.
+
+Imports only argparse at module level: the CLI loads every command module to build its parser,
+so the command imports torch and the exporter when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from lkca.errors import UserError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -24,13 +30,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     import importlib.util
 
-    from lkca.errors import UserError
-    from lkca.export.onnx_export import export_onnx, onnx_max_abs_diff, require_onnx
-    from lkca.pretrained import from_pretrained
+    from lkca.export.onnx_export import (  # imported when the command runs (torch, onnx)
+        export_onnx,
+        onnx_max_abs_diff,
+        require_onnx,
+    )
+    from lkca.pretrained import load_trained
 
     require_onnx()
-    model = from_pretrained(args.checkpoint)
-    if getattr(model, "create_args", {}).get("task") == "seg":
+    model, record = load_trained(args.checkpoint)
+    if record["task"] == "seg":
         raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "
                         "(checkpoints of `lkca train`)")
     path = export_onnx(model, args.out, args.img_size, args.impl, args.opset)

@@ -1,4 +1,4 @@
-"""Run outputs: config.yaml, metrics.jsonl (one object per epoch), summary.json, TensorBoard."""
+"""The run log: ``metrics.jsonl`` (one object per epoch or evaluation) and its TensorBoard mirror."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lkca.train.checkpoint import atomic_write
+from lkca.checkpoint.files import atomic_write
 
 
 class RunLog:
@@ -15,15 +15,15 @@ class RunLog:
     Records are keyed by ``step_key``: ``"epoch"`` for classification, ``"iter"`` for segmentation.
     """
 
-    def __init__(self, out_dir: Path, enabled: bool = True, step_key: str = "epoch") -> None:
-        self.out_dir, self.enabled, self.step_key = out_dir, enabled, step_key
-        self.metrics_path = out_dir / "metrics.jsonl"
+    def __init__(self, metrics_path: Path, tensorboard_dir: Path, enabled: bool = True,
+                 step_key: str = "epoch") -> None:
+        self.metrics_path, self.enabled, self.step_key = metrics_path, enabled, step_key
         self.tb = None
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+                self.tb = SummaryWriter(str(tensorboard_dir))
             except ImportError:  # tensorboard is optional
                 self.tb = None
 
@@ -35,6 +35,7 @@ class RunLog:
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` (rewriting the file atomically) and mirror its numbers to TensorBoard."""
         if not self.enabled:
             return
         rows = read_metrics(self.metrics_path) if self.metrics_path.exists() else []
@@ -52,8 +53,10 @@ class RunLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file, in order."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically (``summary.json``)."""
     atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())

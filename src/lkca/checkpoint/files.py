@@ -1,10 +1,11 @@
-"""Checkpoints: atomic writes, model weights as safetensors, training state for weights_only load.
+"""Checkpoint files: atomic writes, weights as safetensors, training state for a weights_only load.
 
-A run directory holds ``checkpoints/last.safetensors`` + ``checkpoints/last.pt`` (and ``best``).
-The ``.safetensors`` file carries the weights and, in its metadata, the model name and arguments,
-so it rebuilds the model on its own. The ``.pt`` file holds only tensors, numbers and strings
-(optimiser, scheduler, RNG states, position in the run) and is read with
-``torch.load(weights_only=True)``: a crafted pickle cannot run code.
+The one place that writes and reads the bytes of checkpoints and pretrained folders. A
+``.safetensors`` file carries the weights and, under the metadata key ``lkca``, the record of
+:mod:`lkca.checkpoint.metadata` that rebuilds the model, so it stands on its own. A ``.pt`` file
+holds only tensors, numbers and strings (optimiser, scheduler, RNG states, position in the run)
+and is read with ``torch.load(weights_only=True)``: a crafted pickle cannot run code
+(docs/design.md).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _umask() -> int:
 
 
 def save_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Write ``model``'s state dict (on the CPU) with ``meta`` as its ``lkca`` metadata, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, st_save(tensors, metadata={"lkca": json.dumps(meta)}))
 
@@ -109,6 +111,7 @@ def _few(items: list[str], n: int = 4) -> str:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a training state (tensors, numbers, strings, lists and dicts of them), atomically."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(path, buffer.getvalue())

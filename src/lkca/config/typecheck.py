@@ -1,0 +1,70 @@
+"""Type checking of config dataclasses against their type hints, and "did you mean" suggestions."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any
+
+from lkca.errors import ConfigError
+
+
+def suggest(key: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""`` if none is close."""
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_types(cfg: Any) -> None:
+    """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
+    ints are accepted for floats, lists for fixed-length tuples. Raises :class:`ConfigError`
+    naming the field, the expected type and the value given."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value, expected = getattr(cfg, f.name), hints[f.name]
+        if typing.get_origin(expected) is tuple:
+            kinds = typing.get_args(expected)
+            if (not isinstance(value, (list, tuple)) or len(value) != len(kinds)
+                    or not all(_matches(v, k) or (k is float and _matches(v, int))
+                               for v, k in zip(value, kinds))):
+                raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
+                                  f"{kinds[0].__name__}s, got {value!r}")
+            setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
+        elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
+            setattr(cfg, f.name, float(value))
+        elif not _matches(value, expected):
+            raise ConfigError(f"{f.name} must be {describe(expected)}, got {value!r} "
+                              f"({type(value).__name__})")
+
+
+def describe(tp: Any) -> str:
+    """A type hint in words: ``int | None`` -> ``"int or null"``."""
+    names = [getattr(a, "__name__", str(a)).replace("NoneType", "null") for a in _args(tp)]
+    return " or ".join(names)
+
+
+def _args(tp: Any) -> tuple[Any, ...]:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return typing.get_args(tp)
+    return (tp,)
+
+
+def _accepts(tp: Any, kind: type) -> bool:
+    return any(a is kind for a in _args(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    for a in _args(tp):
+        if a is type(None) and value is None:
+            return True
+        origin = typing.get_origin(a) or a
+        if origin is bool and isinstance(value, bool):
+            return True
+        if origin in (int, float) and isinstance(value, origin) and not isinstance(value, bool):
+            return True
+        if origin in (str, dict) and isinstance(value, origin):
+            return True
+    return False

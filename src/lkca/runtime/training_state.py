@@ -1,0 +1,72 @@
+"""Checkpoints of a training run: save and restore everything that continues it bit for bit.
+
+``<tag>.pt`` alone resumes a run: the weights, the optimiser, the scheduler, the EMA weights
+(if any), torch's RNG states, the metadata record and the run's position (epoch/step or iter and
+running sums). ``<tag>.safetensors`` beside it holds the weights and the record for evaluation,
+export and :func:`lkca.from_pretrained`. Each file is written atomically
+(:func:`lkca.checkpoint.files.atomic_write`), so a crash at any moment leaves a complete one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lkca.checkpoint.files import load_state, load_weights, save_state, save_weights
+
+_PARTS = ("model", "optimizer", "scheduler", "ema", "rng", "meta")
+
+
+@dataclass
+class TrainingParts:
+    """What a checkpoint saves and restores beside the run's position."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch.optim.lr_scheduler scheduler (state_dict / load_state_dict)
+    ema: nn.Module | None = None  # torch.optim.swa_utils.AveragedModel
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's CPU RNG state and, when CUDA is available, every GPU's."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(directory: Path, tag: str, parts: TrainingParts, meta: dict[str, Any],
+                    position: dict[str, Any]) -> None:
+    """Write ``<tag>.safetensors`` (weights + ``meta``) and ``<tag>.pt`` (the whole state with
+    the entries of ``position`` at its top level) to ``directory``."""
+    save_weights(directory / f"{tag}.safetensors", parts.model, meta)
+    state = dict(position, meta=meta, model=parts.model.state_dict(),
+                 optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
+                 rng=rng_state())
+    if parts.ema is not None:
+        state["ema"] = parts.ema.state_dict()
+    save_state(directory / f"{tag}.pt", state)
+
+
+def restore_checkpoint(path: Path, parts: TrainingParts) -> dict[str, Any]:
+    """Load a ``.pt`` of :func:`save_checkpoint` into ``parts`` and torch's RNGs; returns the
+    position saved with it."""
+    state = load_state(path)
+    load_weights(parts.model, state["model"], path)
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    if parts.ema is not None and "ema" in state:
+        parts.ema.load_state_dict(state["ema"])
+    set_rng_state(state["rng"])
+    return {k: v for k, v in state.items() if k not in _PARTS}

@@ -1,0 +1,104 @@
+"""``lkca seg train | eval | predict``: semantic segmentation on ADE20K (paper section 4.2).
+
+Imports only argparse and the config language's argument helpers at module level: the CLI loads
+every command module to build its parser, so each command imports its engine when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lkca.config.command_line import add_config_arguments, config_overrides
+
+# Config fields with a short flag of their own; any field: --set.
+SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_size",
+                   "eval_interval", "device", "out", "seed")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``seg`` command with its ``train``, ``eval`` and ``predict`` sub-commands."""
+    seg = sub.add_parser("seg", help="semantic segmentation on ADE20K (paper section 4.2)")
+    seg_sub = seg.add_subparsers(dest="seg_command", required=True)
+    p = seg_sub.add_parser("train", help="train a segmentor (iteration-based)")
+    p.set_defaults(func=_cmd_train)
+    add_config_arguments(p, "configs/seg/ade20k/upernet_lkca_s_seg_20k.yaml")
+    p.add_argument("--data-dir", help="folder holding ADEChallengeData2016/")
+    p.add_argument("--backbone", help="vit_s_seg | lkca_s_seg | resnet50_seg | swin_s_seg | "
+                                       "twins_pcpvt_s_seg")
+    p.add_argument("--head", help="upernet | fpn")
+    p.add_argument("--iters", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch over all processes")
+    p.add_argument("--crop-size", type=int, help="training crop; the slide stride follows it "
+                                                  "(2/3 of it) unless slide_stride is set")
+    p.add_argument("--eval-interval", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--out", help="run directory (default runs/seg-<head>_<backbone>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = seg_sub.add_parser("eval", help="aAcc / mIoU / mAcc of a checkpoint on ADE20K validation")
+    p.set_defaults(func=_cmd_eval)
+    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--data-dir", required=True, help="folder holding ADEChallengeData2016/")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole",
+                   help="whole image, or crop_size windows every slide_stride px (the run's)")
+    p.add_argument("--max-images", type=int, help="only the first N validation images")
+    p.add_argument("--device", default="auto")
+
+    p = seg_sub.add_parser("predict", help="write the image and its colour-coded prediction")
+    p.set_defaults(func=_cmd_predict)
+    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--image", required=True, help="a JPEG or PNG")
+    p.add_argument("--out", help="PNG to write (default <image stem>_seg.png beside the image)")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole")
+    p.add_argument("--device", default="auto")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from lkca.seg.config import build_seg_config  # imported when the command runs (see above)
+    from lkca.seg.engine import train
+
+    cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
+    print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> {cfg.out_dir}")
+    summary = train(cfg, resume=args.resume)
+    if summary and summary.get("mIoU") is not None:
+        print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  mAcc {summary['mAcc']:.2f}  "
+              f"(iter {summary['iters']}, {summary['wall_s']:.0f} s)")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from lkca.data.ade20k import load_ade20k  # imported when the command runs (see above)
+    from lkca.pretrained import load_trained
+    from lkca.runtime.device import resolve_device
+    from lkca.seg.engine import evaluate, test_pipeline
+    from lkca.seg.segmentor import Segmentor
+
+    model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
+    assert isinstance(model, Segmentor)
+    dataset = load_ade20k(args.data_dir, "validation")
+    crop, stride, scale = test_pipeline(meta)
+    m = evaluate(model, dataset, args.mode, crop_size=crop, stride=stride, scale=scale,
+                 num_classes=meta["num_classes"], max_images=args.max_images)
+    print(f"{meta['head']} + {meta['backbone']} on ADE20K validation ({m['images']} images, "
+          f"{args.mode}): aAcc {m['aAcc']:.2f}  mIoU {m['mIoU']:.2f}  mAcc {m['mAcc']:.2f}  "
+          f"top-10 mIoU {m['top10_mIoU']:.2f}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lkca.pretrained import load_trained  # imported when the command runs (see above)
+    from lkca.runtime.device import resolve_device
+    from lkca.seg.engine import test_pipeline
+    from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
+    from lkca.seg.segmentor import Segmentor
+
+    model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
+    assert isinstance(model, Segmentor)
+    image_path = Path(args.image)
+    image = load_image(image_path)
+    pred = predict_image(model, image, args.mode, *test_pipeline(meta))
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}_seg.png")
+    save_png(side_by_side(image, pred, meta["num_classes"]), out)
+    print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")

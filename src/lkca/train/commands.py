@@ -1,0 +1,73 @@
+"""``lkca train`` and ``lkca eval``: classification.
+
+Imports only argparse and the config language's argument helpers at module level: the CLI loads
+every command module to build its parser, so each command imports its engine when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lkca.config.command_line import add_config_arguments, config_overrides
+
+# Config fields with a short flag of their own (--data-dir for data_dir ...); any field: --set.
+TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "seed", "device",
+               "out", "compile")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``eval`` sub-commands."""
+    p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)")
+    p.set_defaults(func=_cmd_train)
+    add_config_arguments(p, "configs/cls/cifar10/vit_lkca_2p7m.yaml")
+    p.add_argument("--dataset", help="digits | cifar10 | cifar100 | svhn | tinyimagenet")
+    p.add_argument("--data-dir", help="folder holding the data set as distributed")
+    p.add_argument("--model", help="registered model name (see `lkca list`)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch over all processes")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--out", help="run directory (default runs/<dataset>-<model>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("eval", help="re-evaluate a checkpoint on a test set")
+    p.set_defaults(func=_cmd_eval)
+    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from lkca.train.config import build_config  # imported when the command runs (see above)
+    from lkca.train.engine import train
+
+    cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
+    print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {cfg.out_dir}")
+    summary = train(cfg, resume=args.resume)
+    if summary:
+        print(f"test accuracy (top-1): {summary['top1']:.2f}%  best {summary['best_top1']:.2f}%  "
+              f"({summary['wall_s']:.0f} s)")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from lkca.data import dataset_info  # imported when the command runs (see above)
+    from lkca.data.augment import EvalTransform
+    from lkca.pretrained import load_trained
+    from lkca.runtime.device import mixed_precision, resolve_device
+    from lkca.train.config import TrainConfig
+    from lkca.train.engine import device_tensors, evaluate
+
+    device = resolve_device(args.device)
+    model, meta = load_trained(args.checkpoint, device, task="classification")
+    dataset = args.dataset or meta.get("dataset") or "digits"
+    images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
+                                       device)
+    info = dataset_info(dataset)
+    transform = EvalTransform(info.mean, info.std).to(device)
+    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))
+    name = meta["model"] or "VisionTransformer"
+    print(f"{name} on {dataset} test: top-1 {top1:.2f}%  loss {loss:.4f}")

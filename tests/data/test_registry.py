@@ -1,4 +1,4 @@
-"""The data set registry: names, metadata from DESIGN.md section 6, and load_dataset's checks."""
+"""The data set registry: names, metadata from docs/recipe.md, and load_dataset's checks."""
 
 from __future__ import annotations
 

@@ -65,3 +65,8 @@ def test_digits_demo_depth_is_not_forced_on_another_model():
     assert build_config(None, {}).model_args == DIGITS_DEFAULTS["model_args"]
     cfg = build_config(None, {"model": "crossvit_t"})
     assert cfg.model == "crossvit_t" and cfg.model_args == {}
+
+
+def test_drop_path_rate_is_set_by_drop_path_not_model_args():
+    with pytest.raises(ConfigError, match="set drop_path: 0.2 instead"):
+        TrainConfig(model_args={"drop_path_rate": 0.2})

@@ -1,8 +1,9 @@
 """The analysis commands: ``lkca profile``, ``lkca list``, ``lkca erf``, ``lkca kernels``,
 ``lkca plot``, ``lkca tables``.
 
-Imports only argparse at module level: the CLI loads every command module to build its parser,
-so each command imports what it needs (models, data, matplotlib) when it runs.
+The CLI imports every command module to build its parser; what these commands use is what
+``import lkca`` loads anyway or light (matplotlib is imported by the plotting functions, kornia by
+the ERF's data pipeline, when they run).
 """
 
 from __future__ import annotations
@@ -10,7 +11,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from lkca.analysis.erf import THRESHOLDS, area_ratios, effective_receptive_field, real_images
+from lkca.analysis.paper_report import render_tables
+from lkca.analysis.plots import (
+    curves_figure,
+    erf_figure,
+    kernel_figure,
+    lkca_kernels,
+    read_run,
+    require_matplotlib,
+    save_png,
+)
+from lkca.analysis.profile import profile
+from lkca.data import dataset_info
 from lkca.errors import UserError
+from lkca.models.registry import create_model, list_models, paper_figures
+from lkca.pretrained import build_model, load_trained
+from lkca.runtime.device import resolve_device
+from lkca.seg.backbone import BACKBONES
+from lkca.seg.segmentor import HEADS, segmentor_params
 
 
 class _AppendSource(argparse.Action):
@@ -75,10 +96,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_profile(args: argparse.Namespace) -> None:
-    from lkca.analysis.profile import profile  # imported when the command runs (see above)
-    from lkca.models.registry import create_model, paper_figures
-    from lkca.seg.backbone import BACKBONES
-
     if args.model in BACKBONES or args.head is not None:
         return _profile_segmentor(args)
     model = create_model(args.model, num_classes=args.num_classes, img_size=args.img_size)
@@ -98,8 +115,6 @@ def _paper(value: float | None, args: argparse.Namespace) -> str:
 
 def _profile_segmentor(args: argparse.Namespace) -> None:
     """Params of the segmentor(s) with ``args.model`` as backbone, beside the paper's Table 7."""
-    from lkca.seg.segmentor import HEADS, segmentor_params  # imported when the command runs
-
     classes = args.num_classes or 150
     for row in segmentor_params(classes, combos=[(args.model, h) for h in [args.head] if h] or
                                 [(args.model, h) for h in HEADS]):
@@ -113,8 +128,6 @@ def _profile_segmentor(args: argparse.Namespace) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    from lkca.models.registry import list_models  # imported when the command runs (see above)
-
     for name in list_models(args.pattern, aliases=args.aliases):
         print(name)
 
@@ -123,15 +136,6 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_erf(args: argparse.Namespace) -> None:
-    from lkca.analysis.erf import (  # imported when the command runs (see above)
-        THRESHOLDS,
-        area_ratios,
-        effective_receptive_field,
-        real_images,
-    )
-    from lkca.analysis.plots import erf_figure, require_matplotlib, save_png
-    from lkca.runtime.device import resolve_device
-
     if not args.sources:
         raise UserError("lkca erf needs at least one --model NAME or --checkpoint PATH "
                         "(e.g. --model vit_lkca_500k)")
@@ -156,12 +160,6 @@ def _cmd_erf(args: argparse.Namespace) -> None:
 def _erf_models(args: argparse.Namespace, device):
     """(model in eval mode, panel label, data set, image side) for each --model / --checkpoint
     (and its init twin with --with-init), in command-line order."""
-    import torch  # imported when the command runs (see above)
-
-    from lkca.data import dataset_info
-    from lkca.models.registry import create_model
-    from lkca.pretrained import build_model, load_trained
-
     for kind, value in args.sources:
         if kind == "checkpoint":  # refuses segmentation checkpoints
             model, meta = load_trained(value, device, task="classification")
@@ -190,12 +188,6 @@ def _run_name(path: Path) -> str:
 
 
 def _cmd_kernels(args: argparse.Namespace) -> None:
-    import torch  # imported when the command runs (see above)
-
-    from lkca.analysis.plots import kernel_figure, lkca_kernels, require_matplotlib, save_png
-    from lkca.models.registry import create_model
-    from lkca.pretrained import load_trained
-
     require_matplotlib()  # fail on a missing matplotlib before any work
     if args.checkpoint:  # a classifier's or a segmentor's
         model, meta = load_trained(args.checkpoint)
@@ -221,13 +213,6 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from lkca.analysis.plots import (  # imported when the command runs (see above)
-        curves_figure,
-        read_run,
-        require_matplotlib,
-        save_png,
-    )
-
     require_matplotlib()  # fail on a missing matplotlib before reading anything
     runs = [read_run(path) for path in args.runs]
     width, height = save_png(curves_figure(runs), args.out)
@@ -247,7 +232,6 @@ def _add_tables_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
-    from lkca.analysis.paper_report import render_tables  # imported when the command runs
 
     if args.runs is not None and not Path(args.runs).is_dir():
         raise UserError(f"--runs {args.runs} is not a folder; point --runs at the folder holding "

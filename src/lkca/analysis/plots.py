@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lkca.errors import UserError
+from lkca.layers import LKCA
 
 DPI = 100
 ERF_PANEL_IN = (3.0, 3.6)  # one ERF map with its two-line title
@@ -89,8 +90,6 @@ def erf_figure(panels: list[tuple[str, Any, tuple[float, ...]]], thresholds: tup
 
 def lkca_kernels(model) -> list[tuple[str, Any]]:
     """Every LKCA module's kernel in model order: [(module name, weight (heads, kh, kw)), ...]."""
-    from lkca.layers import LKCA
-
     return [(name, m.weight.detach().float().cpu()) for name, m in model.named_modules()
             if isinstance(m, LKCA)]
 

@@ -1,4 +1,4 @@
-"""The paper's training augmentation as batched on-device tensor ops (DESIGN.md section 6).
+"""The paper's training augmentation as batched on-device tensor ops (docs/recipe.md).
 
 Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py)::
 
@@ -186,7 +186,7 @@ class PolicyAutoAugment(nn.Module):
 
 
 class TrainAugment(nn.Module):
-    """The training augmentation of DESIGN.md section 6, as a sequence of named stages.
+    """The training augmentation of docs/recipe.md, as a sequence of named stages.
 
     ``forward(x)``: x is a uint8 batch (B, C, H, W) (or float in [0, 1]) on any device; returns the
     normalised float32 batch, same shape. Stages are children in order (``named_children()``), so
@@ -205,7 +205,7 @@ class TrainAugment(nn.Module):
             if cfg.autoaugment else nn.Identity()
         )
         self.normalize = Normalize(cfg.mean, cfg.std)
-        # value 0 after normalisation is the data set mean (DESIGN.md section 6)
+        # value 0 after normalisation is the data set mean (docs/recipe.md)
         self.erase = (
             K.RandomErasing(p=cfg.erasing_p, scale=cfg.erasing_scale,
                             ratio=cfg.erasing_ratio, value=0.0)

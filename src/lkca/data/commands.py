@@ -1,17 +1,16 @@
 """``lkca data ...``: preparing data sets on disk (lkca never downloads).
 
-Imports only argparse at module level: the CLI loads every command module to build its parser,
-so each command imports what it needs when it runs.
+The CLI imports every command module to build its parser; the archive reader is light.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from lkca.data.archive import safe_extract
+
 
 def _cmd_extract(args: argparse.Namespace) -> None:
-    from lkca.data.archive import safe_extract  # imported when the command runs (see above)
-
     names = safe_extract(args.archive, args.to)
     print(f"extracted {len(names)} members of {args.archive} into {args.to}")
 

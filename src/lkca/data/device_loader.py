@@ -1,4 +1,4 @@
-"""Batches drawn by index from a data set that lives on the training device (DESIGN.md 1.3).
+"""Batches drawn by index from a data set that lives on the training device (docs/design.md, "Why").
 
 The whole split is one uint8 tensor on the device, so a batch is ``images[idx]``: no workers, no
 per-sample Python, no host-to-device copy per step (the airbench approach). The order of an epoch

@@ -1,4 +1,4 @@
-"""Mixup and CutMix per batch, as in the SPT recipe (DESIGN.md section 6).
+"""Mixup and CutMix per batch, as in the SPT recipe (docs/recipe.md).
 
 Per batch: with probability ``mix_prob`` mix, else not; when mixing, CutMix with probability
 ``cutmix_prob``, else Mixup; ``lam ~ Beta(alpha, alpha)`` (Mixup) or ``Beta(beta, beta)``

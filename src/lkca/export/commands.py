@@ -1,14 +1,17 @@
 """``lkca export``: a trained classifier to ONNX.
 
-Imports only argparse at module level: the CLI loads every command module to build its parser,
-so the command imports torch and the exporter when it runs.
+The CLI imports every command module to build its parser; the exporter is light (onnx and
+onnxscript are imported by torch.onnx when it exports), so everything is imported here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 from lkca.errors import UserError
+from lkca.export.onnx_export import export_onnx, onnx_max_abs_diff, require_onnx
+from lkca.pretrained import load_trained
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +31,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    import importlib.util
-
-    from lkca.export.onnx_export import (  # imported when the command runs (torch, onnx)
-        export_onnx,
-        onnx_max_abs_diff,
-        require_onnx,
-    )
-    from lkca.pretrained import load_trained
-
     require_onnx()
     model, record = load_trained(args.checkpoint)
     if record["task"] == "seg":

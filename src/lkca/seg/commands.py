@@ -1,14 +1,20 @@
 """``lkca seg train | eval | predict``: semantic segmentation on ADE20K (paper section 4.2).
 
-Imports only argparse and the config language's argument helpers at module level: the CLI loads
-every command module to build its parser, so each command imports its engine when it runs.
+The CLI imports every command module to build its parser, so the engine, the transforms (kornia)
+and the image reading (PIL) are imported inside the commands that use them; everything else here
+is what ``import lkca`` loads anyway.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lkca.config.command_line import add_config_arguments, config_overrides
+from lkca.pretrained import load_trained
+from lkca.runtime.device import resolve_device
+from lkca.seg.config import build_seg_config
+from lkca.seg.segmentor import Segmentor
 
 # Config fields with a short flag of their own; any field: --set.
 SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_size",
@@ -56,8 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from lkca.seg.config import build_seg_config  # imported when the command runs (see above)
-    from lkca.seg.engine import train
+    from lkca.seg.engine import train  # kornia, PIL: only when training (see above)
 
     cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
     print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> {cfg.out_dir}")
@@ -68,11 +73,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from lkca.data.ade20k import load_ade20k  # imported when the command runs (see above)
-    from lkca.pretrained import load_trained
-    from lkca.runtime.device import resolve_device
+    from lkca.data.ade20k import load_ade20k  # PIL, kornia: only when evaluating (see above)
     from lkca.seg.engine import evaluate, test_pipeline
-    from lkca.seg.segmentor import Segmentor
 
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
@@ -86,13 +88,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from lkca.pretrained import load_trained  # imported when the command runs (see above)
-    from lkca.runtime.device import resolve_device
-    from lkca.seg.engine import test_pipeline
+    from lkca.seg.engine import test_pipeline  # PIL, kornia: only when predicting (see above)
     from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
-    from lkca.seg.segmentor import Segmentor
 
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)

@@ -1,7 +1,8 @@
 """``lkca train`` and ``lkca eval``: classification.
 
-Imports only argparse and the config language's argument helpers at module level: the CLI loads
-every command module to build its parser, so each command imports its engine when it runs.
+The CLI imports every command module to build its parser, so the engine and the augmentation
+(kornia, about a second) are imported inside the commands that use them; everything else here is
+what ``import lkca`` loads anyway.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import argparse
 
 from lkca.config.command_line import add_config_arguments, config_overrides
+from lkca.data import dataset_info
+from lkca.pretrained import load_trained
+from lkca.runtime.device import mixed_precision, resolve_device
+from lkca.train.config import TrainConfig, build_config
 
 # Config fields with a short flag of their own (--data-dir for data_dir ...); any field: --set.
 TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "seed", "device",
@@ -42,8 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from lkca.train.config import build_config  # imported when the command runs (see above)
-    from lkca.train.engine import train
+    from lkca.train.engine import train  # kornia: only when training (see above)
 
     cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
     print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {cfg.out_dir}")
@@ -54,11 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from lkca.data import dataset_info  # imported when the command runs (see above)
-    from lkca.data.augment import EvalTransform
-    from lkca.pretrained import load_trained
-    from lkca.runtime.device import mixed_precision, resolve_device
-    from lkca.train.config import TrainConfig
+    from lkca.data.augment import EvalTransform  # kornia: only when evaluating (see above)
     from lkca.train.engine import device_tensors, evaluate
 
     device = resolve_device(args.device)

@@ -82,6 +82,8 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     new: dict[str, Any]
     if old.get("task") == "seg":
         mean, std = unit_mean_std()  # every segmentor's input normalisation
+        if dataset is None and old.get("crop_size") is not None:
+            dataset = "ade20k"  # trained by lkca 0.1.0's `lkca seg train`: ADE20K only
         new = segmentor_record(cast(str, old.get("backbone")), cast(str, old.get("head")),
                                num_classes, {}, crop_size=old.get("crop_size"),
                                img_scale=old.get("img_scale"), slide_stride=old.get("slide_stride"),

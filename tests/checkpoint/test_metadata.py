@@ -134,6 +134,7 @@ def test_v1_segmentation_checkpoint_and_folder_load(tmp_path):
     loaded, record = load_trained(path, task="seg")
     _same_outputs(model, loaded, (1, 3, 32, 32))
     assert (record["crop_size"], record["img_scale"], record["slide_stride"]) == (32, [64, 32], 16)
+    assert record["dataset"] == "ade20k" and record["mean"] == [0.485, 0.456, 0.406]
     config = {"format": "lkca-pretrained", "task": "seg", "backbone": "lkca_s_seg", "head": "fpn",
               "num_classes": 5, "overrides": {"head_channels": 8, **SEG_TINY},
               "lkca_version": "0.1.0"}

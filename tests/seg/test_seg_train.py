@@ -198,6 +198,18 @@ def test_seg_eval_prints_metrics(run, data_dir, mode, capsys):
         assert f"mIoU {_rows(run)[-1]['mIoU']:.2f}" in out
 
 
+def test_seg_eval_of_an_untrained_segmentor_uses_the_default_pipeline(data_dir, tmp_path, capsys):
+    """A segmentor saved before any training has no test pipeline in its record: SegConfig's
+    defaults for the crop it was built for (64: stride 42) stand in."""
+    import lkca
+
+    lkca.create_segmentor("lkca_s_seg", "fpn", num_classes=150, head_channels=8, img_size=64,
+                          depth=4, dim=16, num_heads=2).save_pretrained(tmp_path / "p")
+    assert main(["seg", "eval", "--checkpoint", str(tmp_path / "p"), "--data-dir", str(data_dir),
+                 "--mode", "slide", "--device", "cpu"]) == 0
+    assert "(2 images, slide)" in capsys.readouterr().out
+
+
 def test_seg_predict_writes_image_beside_prediction(run, data_dir, tmp_path):
     image = data_dir / "ADEChallengeData2016" / "images" / "validation" / "ADE_val_00000000.jpg"
     out = tmp_path / "pred.png"

@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lkca.checkpoint.files import atomic_write
 from lkca.config.files import dump_config
 from lkca.errors import CheckpointError, UserError
 from lkca.runtime.run_log import write_json
@@ -64,8 +63,9 @@ class RunDir:
                             f"({err.strerror or err}); choose another --out") from None
 
     def write_config(self, values: dict[str, Any]) -> None:
-        """``config.yaml``: every field of the run's config, atomically."""
-        atomic_write(self.config, dump_config(values).encode())
+        """``config.yaml``: every field of the run's config (rewritten whole at every start, so a
+        torn write is repaired by the next; checkpoints and logs are the atomic writes)."""
+        self.config.write_text(dump_config(values))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """``summary.json``, atomically."""

@@ -74,12 +74,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from lkca.data.ade20k import load_ade20k  # PIL, kornia: only when evaluating (see above)
-    from lkca.seg.engine import evaluate, test_pipeline
+    from lkca.seg.engine import eval_pipeline, evaluate
 
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
     dataset = load_ade20k(args.data_dir, "validation")
-    crop, stride, scale = test_pipeline(meta)
+    crop, stride, scale = eval_pipeline(meta)
     m = evaluate(model, dataset, args.mode, crop_size=crop, stride=stride, scale=scale,
                  num_classes=meta["num_classes"], max_images=args.max_images)
     print(f"{meta['head']} + {meta['backbone']} on ADE20K validation ({m['images']} images, "
@@ -88,14 +88,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from lkca.seg.engine import test_pipeline  # PIL, kornia: only when predicting (see above)
+    from lkca.seg.engine import eval_pipeline  # PIL, kornia: only when predicting (see above)
     from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
 
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
     image_path = Path(args.image)
     image = load_image(image_path)
-    pred = predict_image(model, image, args.mode, *test_pipeline(meta))
+    pred = predict_image(model, image, args.mode, *eval_pipeline(meta))
     out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}_seg.png")
     save_png(side_by_side(image, pred, meta["num_classes"]), out)
     print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")

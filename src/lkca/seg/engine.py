@@ -55,7 +55,7 @@ def build_segmentor(meta: dict[str, Any]) -> Segmentor:
     return cast(Segmentor, build_model(meta))
 
 
-def test_pipeline(meta: dict[str, Any]) -> tuple[int, int, tuple[int, int]]:
+def eval_pipeline(meta: dict[str, Any]) -> tuple[int, int, tuple[int, int]]:
     """(crop size, slide stride, test scale) of a segmentor's record: its training run's, else
     :class:`SegConfig`'s defaults for the input size it was built for."""
     crop = meta.get("crop_size") or int(meta["model_args"].get("img_size", SegConfig.crop_size))
@@ -194,13 +194,13 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
 
-            # evaluate and log
+            # evaluate and log, then checkpoint (the order of the classification engine's, and why)
             if done % cfg.eval_interval == 0 or done == cfg.iters:
                 last_eval = _evaluate_and_log(cfg, model, val_set, run, done, pos,
                                               float(scheduler.get_last_lr()[0]))
                 pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
 
-            # checkpoint: at each evaluation, at the end, and before stopping
+            # at each evaluation, at the end, and before stopping
             signalled = run.stop_requested
             stopping = cfg.stop_after_iters is not None and cfg.stop_after_iters <= done < cfg.iters
             if signalled or stopping or done == cfg.iters or done % cfg.eval_interval == 0:

@@ -164,7 +164,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             is_best = top1 > best_top1
             best_top1 = max(best_top1, top1)
 
-            # log, checkpoint
+            # log, then checkpoint: a kill between the two leaves a record past the checkpoint,
+            # which --resume drops (Session.begin), never a checkpoint without its record
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],

@@ -25,3 +25,18 @@ def test_unknown_model_is_one_line_exit_2():
 def test_list(capsys):
     assert main(["list", "vit_lkca*"]) == 0
     assert "vit_lkca_12m" in capsys.readouterr().out.split()
+
+
+def test_every_commands_module_is_a_registered_group():
+    """Command groups register one way: each ``lkca/<group>/commands.py`` exposes
+    ``add_parsers(sub)`` and is listed in ``COMMAND_GROUPS``."""
+    import importlib
+    from pathlib import Path
+
+    from lkca.cli import COMMAND_GROUPS
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    found = {".".join(p.relative_to(src).with_suffix("").parts)
+             for p in (src / "lkca").glob("*/commands.py")}
+    assert set(COMMAND_GROUPS) == found
+    assert all(callable(importlib.import_module(m).add_parsers) for m in COMMAND_GROUPS)

@@ -2,34 +2,35 @@
 
 Every command group lives beside its code in a ``commands`` module whose ``add_parsers(sub)``
 adds its sub-commands, each with ``set_defaults(func=...)``; a new group joins with one line in
-:data:`COMMAND_GROUPS`. Those modules import only argparse (and the config language's argument
-helpers) at module level, so building the parser stays cheap; each command imports its engine
-when it runs. Every user mistake ends with one line on stderr naming the problem and the fix,
-and exit code 2.
+:data:`COMMAND_GROUPS`. Building the parser imports every group's module, so those import their
+engines (and kornia, PIL) only inside the commands that use them. Every user mistake ends with
+one line on stderr naming the problem and the fix, and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from lkca.analysis import commands as analysis_commands
-from lkca.data import commands as data_commands
-from lkca.export import commands as export_commands
-from lkca.seg import commands as seg_commands
-from lkca.train import commands as train_commands
-
-# In help order: train, eval; seg; profile, list, erf, kernels, plot, tables; data; export.
-COMMAND_GROUPS = (train_commands, seg_commands, analysis_commands, data_commands, export_commands)
+# The command groups' modules, in help order: train, eval; seg; profile, list, erf, kernels, plot,
+# tables; data; export.
+COMMAND_GROUPS = (
+    "lkca.train.commands",
+    "lkca.seg.commands",
+    "lkca.analysis.commands",
+    "lkca.data.commands",
+    "lkca.export.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lkca`` parser with every command group's sub-commands."""
     parser = argparse.ArgumentParser(prog="lkca", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in COMMAND_GROUPS:
-        group.add_parsers(sub)
+    for name in COMMAND_GROUPS:
+        importlib.import_module(name).add_parsers(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ import torch
 import lkca
 from lkca.errors import ConfigError
 from lkca.layers import LKA, LKCA, Attention
-from lkca.models.registry import paper_figures
+from lkca.models.registry import legacy_model, paper_figures
 from lkca.models.vit import VisionTransformer, ViTConfig, mixer_layout
 
 TINY = dict(img_size=8, patch_size=2, dim=16, depth=2, num_heads=2)
@@ -150,7 +150,7 @@ def test_drop_path_schedule(schedule, rates):
 
 
 def test_registered_models_take_spt_training_settings():
-    for name in ("vit_2p7m", "lkca_b", "vit_lkcaonly_2p7m", "vit_lkca_digits"):
+    for name in ("vit_2p7m", "lkca_b", "vit_lkcaonly_2p7m"):
         cfg = lkca.create_model(name, drop_path_rate=0.1).cfg
         assert (cfg.drop_path_schedule, cfg.init) == ("constant", "spt"), name
         assert {b.drop_path.drop_prob for b in lkca.create_model(name, drop_path_rate=0.1).blocks
@@ -243,7 +243,7 @@ def test_every_name_and_alias_is_registered():
     names = {f"vit_{s}" for s in ("500k", "1m", "2m", "2p7m", "4m", "8m")}
     names |= {f"vit_{fam}_{s}" for fam in ("lkca", "lkcaonly")
               for s in ("500k", "1m", "2m", "2p7m", "4m", "8m", "12m")}
-    assert names | {"vit_lkca_digits"} == set(MODELS)
+    assert names | {"vit_lkcaonly_digits"} == set(MODELS)
     aliases = {"vit_lite": "vit_1m", "vit_small": "vit_2p7m", "lkca_t": "vit_lkca_1m",
                "lkca_b": "vit_lkca_2p7m", "lkca_l": "vit_lkca_12m"}
     for alias, name in aliases.items():
@@ -268,10 +268,15 @@ def test_registered_model_runs_and_matches_paper_params(name):
 
 
 def test_the_digits_demo_model_is_its_own_name():
-    m = lkca.create_model("vit_lkca_digits")
-    assert m.cfg.img_size == 8 and m.grid_size == (8, 8) and m.layout == "HHH"
-    assert sum(p.numel() for p in m.parameters()) == 163_085
-    assert not paper_figures("vit_lkca_digits")
+    """lkca 0.1.0's demo (vit_lkca_500k with depth 6 on digits) under its own name."""
+    m = lkca.create_model("vit_lkcaonly_digits")
+    assert m.cfg.img_size == 8 and m.grid_size == (8, 8) and m.layout == "LLLLLL"
+    assert (m.cfg.dim, m.cfg.num_heads, m.cfg.init) == (80, 5, "trunc_normal")
+    assert sum(p.numel() for p in m.parameters()) == 170_120
+    assert not paper_figures("vit_lkcaonly_digits")
+    old = lkca.create_model(*legacy_model("vit_lkca_500k", {"depth": 6}), img_size=8)
+    assert [tuple(v.shape) for v in old.state_dict().values()] == [
+        tuple(v.shape) for v in m.state_dict().values()]
 
 
 def test_unknown_model_suggests_close_matches():

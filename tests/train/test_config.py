@@ -68,9 +68,13 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_yaml(tmp_path / "nope.yaml")
 
 
-def test_digits_demo_depth_is_not_forced_on_another_model():
+def test_the_digits_demo_is_a_registered_name_without_model_args():
+    """A registered name means one architecture: the demo has its own, and --model M on digits
+    trains M as registered."""
     from lkca.train.config import DIGITS_DEFAULTS, build_config
 
-    assert build_config(None, {}).model_args == DIGITS_DEFAULTS["model_args"]
-    cfg = build_config(None, {"model": "crossvit_t"})
-    assert cfg.model == "crossvit_t" and cfg.model_args == {}
+    assert "model_args" not in DIGITS_DEFAULTS and build_config(None, {}).model_args == {}
+    assert build_config(None, {}).model == "vit_lkcaonly_digits"
+    for name in ("crossvit_t", "vit_lkca_500k"):
+        cfg = build_config(None, {"model": name})
+        assert cfg.model == name and cfg.model_args == {}

@@ -89,8 +89,7 @@ class TrainConfig:
 # sized to reach >= 95% test accuracy in under 3 minutes on a 2-core CPU. Digits are 8x8 and not
 # mirror-symmetric: patch 1 (an 8x8 grid as in the paper), no flip, no AutoAugment.
 DIGITS_DEFAULTS: dict[str, Any] = dict(
-    model="vit_lkca_500k",
-    model_args={"depth": 6},
+    model="vit_lkcaonly_digits",
     dataset="digits",
     epochs=20,
     warmup_epochs=2,
@@ -149,8 +148,6 @@ def build_config(
         values.update(load_yaml(path))
     elif overrides.get("dataset", "digits") == "digits":
         values.update(DIGITS_DEFAULTS)
-        if overrides.get("model", DIGITS_DEFAULTS["model"]) != DIGITS_DEFAULTS["model"]:
-            values.pop("model_args")  # the demo's depth is for its own model, not another's
     values.update(overrides)
     reject_unknown_keys(values, field_names(), path)
     return TrainConfig(**values)

@@ -58,7 +58,8 @@ def test_a_0_1_0_comparison_model_has_the_same_layout(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["kind"] == "seg"], ids=_id)
 def test_a_0_1_0_segmentation_backbone_is_rebuilt_exactly(case):
-    model = create_backbone(*legacy_backbone(case["name"], case["overrides"])).eval()
+    name, overrides = legacy_backbone(case["name"], case["overrides"])
+    model = create_backbone(name, **overrides).eval()
     assert fixture.layout(model) == {"params": case["params"], "layout": case["layout"]}
     fixture.fill(model)
     with torch.no_grad():
@@ -70,13 +71,14 @@ def test_a_0_1_0_segmentation_backbone_is_rebuilt_exactly(case):
 
 def test_the_0_1_0_state_dict_of_lkca_b_loads_strictly_into_the_legacy_name(tmp_path):
     """What a 0.1.0 checkpoint of lkca_b holds (LKCA-only, 18 blocks, kernel per head, 64-row
-    position table) loads into ``create_model(*legacy_model("vit_lkca_2p7m", {}))``, and not
+    position table) loads into the model ``legacy_model("vit_lkca_2p7m", {})`` names, and not
     into today's ``vit_lkca_2p7m`` (another architecture under that name now)."""
     old = VisionTransformer(ViTConfig(dim=192, depth=18, num_heads=12, mixers="lkca", pool="mean",
                                       init="trunc_normal", drop_path_schedule="linear"))
     torch.save(old.state_dict(), tmp_path / "old.pt")
     state = torch.load(tmp_path / "old.pt", weights_only=True)
-    lkca.create_model(*legacy_model("vit_lkca_2p7m", {})).load_state_dict(state, strict=True)
+    name, overrides = legacy_model("vit_lkca_2p7m", {})
+    lkca.create_model(name, **overrides).load_state_dict(state, strict=True)
     with pytest.raises(RuntimeError, match="Missing key"):
         lkca.create_model("vit_lkca_2p7m").load_state_dict(state, strict=True)
 

@@ -274,7 +274,8 @@ def test_the_digits_demo_model_is_its_own_name():
     assert (m.cfg.dim, m.cfg.num_heads, m.cfg.init) == (80, 5, "trunc_normal")
     assert sum(p.numel() for p in m.parameters()) == 170_120
     assert not paper_figures("vit_lkcaonly_digits")
-    old = lkca.create_model(*legacy_model("vit_lkca_500k", {"depth": 6}), img_size=8)
+    name, overrides = legacy_model("vit_lkca_500k", {"depth": 6})
+    old = lkca.create_model(name, img_size=8, **overrides)
     assert [tuple(v.shape) for v in old.state_dict().values()] == [
         tuple(v.shape) for v in m.state_dict().values()]
 

@@ -113,9 +113,10 @@ def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | Non
     ``cls_pos_embed=False`` (a 64-row position table, not SPT's 65); every ViT-family model
     keeps 0.1.0's truncated-normal initialisation and linear stochastic depth. ``name=None``
     (a :class:`~lkca.models.vit.ViTConfig` written out in full) gets the fields that did not
-    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged. The result
-    satisfies ``create_model(*legacy_model(name, overrides))`` loading the 0.1.0 weights
-    strictly (tests/models/test_legacy.py).
+    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged. With
+    ``new_name, new_overrides = legacy_model(name, overrides)``, ``create_model(new_name,
+    num_classes, img_size, **new_overrides)`` loads the 0.1.0 weights strictly
+    (tests/models/test_legacy.py).
     """
     overrides = dict(overrides)
     if name is None:

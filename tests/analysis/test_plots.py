@@ -15,7 +15,7 @@ from lkca.cli import main
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run directory as `lkca train` writes it (DESIGN.md section 3): metrics.jsonl of two
+    """A run directory as `lkca train` writes it (docs/design.md): metrics.jsonl of two
     epochs and a checkpoint of a 2-block ViT-LKCA (2 attention heads, 1 kernel per block) on
     digits, saved by the library."""
     import torch

@@ -148,3 +148,16 @@ def test_backbones_are_registered_with_their_keywords_declared():
         assert backbone_keys(name) == set(inspect.signature(cls).parameters) | {"img_size"}
     with pytest.raises(ValueError, match="registered twice"):
         register_backbone("vit_s_seg", keys=())(lambda: ViTBackbone)
+
+
+@pytest.mark.parametrize("reading", [{"mixers": "attn_lkca", "kernel_heads": 1},
+                                     {"mixers": "attn_lkca"}, {"kernel_heads": None}])
+def test_lkca_s_takes_any_block_reading(reading):
+    """docs/block-readings.md: the other readings of the block through model_args."""
+    torch.manual_seed(0)
+    model = create_segmentor("lkca_s_seg", "fpn", **SMALL, **reading).train()
+    losses = model.forward_train(torch.randn(2, 3, 64, 64), torch.randint(0, 8, (2, 64, 64)))
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    block = model.backbone.vit.blocks[0]
+    assert hasattr(block, "attn") == (reading.get("mixers") == "attn_lkca")

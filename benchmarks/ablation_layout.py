@@ -1,6 +1,8 @@
-"""Mixer-layout ablation of ViT-LKCA at about 0.5M parameters (issue 6, item 5).
+"""Mixer-layout ablation of ViT-LKCA at about 0.5M parameters: which block, at equal parameters.
 
-    python benchmarks/ablation_layout.py --threads 1          # digits, CPU, 5 variants x 3 seeds
+    python benchmarks/ablation_layout.py --threads 1          # digits, CPU, 8 variants x 3 seeds
+    python benchmarks/ablation_layout.py --threads 1 --set epochs=20 warmup_epochs=2 \
+        --model-set init=spt drop_path_schedule=constant    # recipe / model overrides, every run
     python benchmarks/ablation_layout.py --dataset cifar10 --data-dir DATA --device cuda
     python benchmarks/ablation_layout.py --plot-only          # redraw the PNG from the JSON
 
@@ -9,22 +11,35 @@ Results and what they show: docs/ablation.md.
 Every run goes through the real engine (``lkca.train.engine.train``) with the recipe of the data
 set: on ``digits`` the embedded default job (``DIGITS_DEFAULTS``: 20 epochs, batch 64, lr 2e-3,
 no augmentation); on any other data set the paper's recipe (``TrainConfig`` defaults, 100
-epochs). Only the model changes between variants: ``vit_lkca_500k`` (dim 80, 5 heads, MLP 160,
-mean-pooled tokens) with these ``model_args`` overrides:
+epochs). ``--set KEY=VALUE`` changes a training-config field for every run (e.g. the
+paper-faithful recipe's options, docs/recipe.md), ``--model-set KEY=VALUE`` a model field of
+every variant (e.g. ``init=spt``, ``drop_path_schedule=constant``); values are YAML
+(``0.1``, ``true``, ``[1, 2]``). Only the model changes between variants, each a registered
+model with ``model_args`` (:data:`VARIANTS`):
 
-- ``lkca``: LKCA in every block, no projections (the registered ViT-LKCA default), depth 18;
+- ``lkca``: LKCA in every block, no projections, a kernel per head, depth 18
+  (``vit_lkcaonly_500k``: dim 80, 5 heads, MLP 160, mean-pooled tokens; lkca 0.1.0's default);
 - ``alternate``: LKCA and attention alternating (``LALA...``), depth 12;
 - ``lkca_then_attn``: LKCA in the first half, attention in the second (``LLLLLLAAAAAA``), depth 12;
 - ``attn``: attention in every block (= ViT, here with mean pooling like the others), depth 9;
-- ``lkca_proj``: LKCA in every block with value/output projections, depth 12.
+- ``lkca_proj``: LKCA in every block with value/output projections, depth 12;
+- ``attn_lkca_block``: the paper's text read literally, self-attention + LKCA + MLP in every
+  block, one kernel per block, depth 9 at the same width;
+- ``attn_lkca_head``: the same with a kernel per head, depth 9;
+- ``registered``: the registered ``vit_lkca_500k`` (the same block as ``attn_lkca_block`` at its
+  best fit to the paper's row: dim 48, 3 heads, depth 26).
 
-The depths give each variant about the same parameter budget (an attention block is about twice
-the weights of an LKCA block without projections); the parameters of each are recorded.
+The depths give each variant about the same parameter budget (0.47-0.50M; an attention block
+has about twice the weights of an LKCA block without projections); the parameters of each are
+recorded, and the training time per epoch (compare it only between variants of one run: the
+machine may be shared).
 
-Writes ``benchmarks/results/ablation_layout.json`` after every run (machine, settings, every
-run, mean/std of final and best test top-1 per variant) and skips runs already in it with the
-same settings, so an interrupted ablation continues where it stopped; then draws
-``ablation_layout.png`` (bar chart, error bars = std over seeds).
+Writes ``benchmarks/results/ablation_layout_readings[_<dataset>].json`` after every run
+(machine, settings, every run, mean/std of final and best test top-1 and seconds per epoch per
+variant) and skips runs already in it with the same settings, so an interrupted ablation
+continues where it stopped; then draws the ``.png`` beside it (bar chart, error bars = std over
+seeds). lkca 0.1.0's five-variant results are ``ablation_layout.json`` / ``ablation_layout_e10
+.json`` (``--out`` them with ``--plot-only`` to redraw).
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ import argparse
 import json
 import statistics
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -40,33 +56,61 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lkca_mixer's machine description
 RESULTS = ROOT / "benchmarks" / "results"
-BASE_MODEL = "vit_lkca_500k"
+BASE_MODEL = "vit_lkcaonly_500k"  # dim 80, 5 heads, MLP ratio 2, mean pooling
 
-# name: (label, model_args overrides of vit_lkca_500k)
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lkca": ("all LKCA (default)", {"depth": 18, "mixers": "lkca"}),
-    "alternate": ("alternating L/A", {"depth": 12, "mixers": "alternate"}),
-    "lkca_then_attn": ("LKCA then attention", {"depth": 12, "mixers": "L" * 6 + "A" * 6}),
-    "attn": ("all attention (ViT)", {"depth": 9, "mixers": "attn"}),
-    "lkca_proj": ("all LKCA + projections", {"depth": 12, "mixers": "lkca",
-                                             "lkca_projections": True}),
+# name: (label, registered model, model_args)
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "lkca": ("all LKCA (0.1.0 default)", BASE_MODEL, {"depth": 18, "mixers": "lkca"}),
+    "alternate": ("alternating L/A", BASE_MODEL, {"depth": 12, "mixers": "alternate"}),
+    "lkca_then_attn": ("LKCA then attention", BASE_MODEL,
+                       {"depth": 12, "mixers": "L" * 6 + "A" * 6}),
+    "attn": ("all attention (ViT)", BASE_MODEL, {"depth": 9, "mixers": "attn"}),
+    "lkca_proj": ("all LKCA + projections", BASE_MODEL,
+                  {"depth": 12, "mixers": "lkca", "lkca_projections": True}),
+    "attn_lkca_block": ("SA + LKCA + MLP, kernel/block", BASE_MODEL,
+                        {"depth": 9, "mixers": "attn_lkca", "kernel_heads": 1}),
+    "attn_lkca_head": ("SA + LKCA + MLP, kernel/head", BASE_MODEL,
+                       {"depth": 9, "mixers": "attn_lkca"}),
+    "registered": ("vit_lkca_500k (registered)", "vit_lkca_500k", {}),
 }
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=true", "c=1e-3"]`` -> ``{"a": 1, "b": True, "c": 0.001}`` (values read as
+    YAML; a number YAML 1.1 leaves a string, such as ``1e-3``, as a float)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        out[key] = parsed
+    return out
 
 
 def run_config(variant: str, seed: int, dataset: str = "digits", data_dir: str | None = None,
                out: Path | str = "runs/ablation_layout", epochs: int | None = None,
                max_steps_per_epoch: int | None = None, device: str = "cpu",
-               model_args: dict[str, Any] | None = None):
-    """The ``TrainConfig`` of one cell: the data set's recipe with the variant's model
-    (``model_args`` are applied on top of the variant's, e.g. a tiny width for smoke tests)."""
+               model_args: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None):
+    """The ``TrainConfig`` of one cell: the data set's recipe (with ``recipe`` overrides of its
+    fields) and the variant's model (``model_args`` applied on top of the variant's: recipe
+    options of the model such as ``init``, or a tiny width for smoke tests)."""
     from lkca.train.config import build_config
 
+    _, model, args = VARIANTS[variant]
     overrides: dict[str, Any] = {
-        "dataset": dataset, "data_dir": data_dir, "model": BASE_MODEL,
-        "model_args": {**VARIANTS[variant][1], **(model_args or {})}, "seed": seed,
+        "dataset": dataset, "data_dir": data_dir, "epochs": epochs,
+        "max_steps_per_epoch": max_steps_per_epoch, **(recipe or {}),
+        "model": model, "model_args": {**args, **(model_args or {})}, "seed": seed,
         "device": device, "progress": False,
         "out": str(Path(out) / f"{dataset}-{variant}-seed{seed}"),
-        "epochs": epochs, "max_steps_per_epoch": max_steps_per_epoch,
     }
     return build_config(None, overrides)
 
@@ -79,11 +123,14 @@ def run_cell(variant: str, seed: int, **kwargs: Any) -> dict[str, Any]:
     summary = train(cfg)
     return {"variant": variant, "seed": seed, "params": summary["params"],
             "macs": summary["macs"], "epochs": summary["epochs"], "top1": summary["top1"],
-            "best_top1": summary["best_top1"], "wall_s": summary["wall_s"]}
+            "best_top1": summary["best_top1"], "wall_s": summary["wall_s"],
+            "epoch_s": summary["wall_s"] / max(1, summary["epochs"]),
+            "train_images_per_s": summary["train_images_per_s"]}
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Mean and sample std (0 for one seed) of final and best top-1 per variant."""
+    """Mean and sample std (0 for one seed) of final and best top-1 and of the seconds per epoch
+    per variant."""
     out: dict[str, dict[str, Any]] = {}
     for variant in VARIANTS:
         rows = [r for r in runs if r["variant"] == variant]
@@ -91,8 +138,10 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             continue
         entry: dict[str, Any] = {"label": VARIANTS[variant][0], "params": rows[0]["params"],
                                  "macs": rows[0]["macs"], "seeds": len(rows)}
-        for key in ("top1", "best_top1"):
-            values = [r[key] for r in rows]
+        for key in ("top1", "best_top1", "epoch_s"):
+            values = [r[key] for r in rows if key in r]
+            if not values:
+                continue
             entry[f"{key}_mean"] = statistics.fmean(values)
             entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out[variant] = entry
@@ -116,7 +165,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     variants = data["variants"]
     names = [v for v in VARIANTS if v in variants]
     xs = range(len(names))
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(9, 1.5 * len(names)), 4.8), dpi=100)
     width = 0.38
     for offset, key, label in ((-width / 2, "top1", "final"), (width / 2, "best_top1", "best")):
         means = [variants[n][f"{key}_mean"] for n in names]
@@ -126,8 +175,11 @@ def plot(data: dict[str, Any], path: Path) -> None:
             ax.annotate(f"{m:.1f}", (bar.get_x() + bar.get_width() / 2, m), ha="center",
                         va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([f"{variants[n]['label']}\n{variants[n]['params'] / 1e6:.3f}M params"
-                        for n in names], fontsize=8)
+    ax.set_xticklabels([f"{textwrap.fill(variants[n]['label'], 18)}\n"
+                        f"{variants[n]['params'] / 1e6:.3f}M params"
+                        + (f"\n{variants[n]['epoch_s_mean']:.1f} s/epoch"
+                           if "epoch_s_mean" in variants[n] else "")
+                        for n in names], fontsize=7)
     lows = [variants[n]["top1_mean"] - 3 * max(variants[n]["top1_std"], 0.5) for n in names]
     ax.set_ylim(max(0.0, min(lows) - 2), 102)  # room for the value labels near 100%
     s = data["settings"]
@@ -144,11 +196,14 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 
 def print_table(data: dict[str, Any]) -> None:
-    print(f"{'variant':<16} {'params':>9} {'seeds':>5} {'final top-1':>15} {'best top-1':>15}")
+    print(f"{'variant':<16} {'params':>9} {'seeds':>5} {'final top-1':>15} {'best top-1':>15} "
+          f"{'s / epoch':>13}")
     for name, v in data["variants"].items():
+        epoch = (f"{v['epoch_s_mean']:>6.1f} ± {v['epoch_s_std']:<4.1f}" if "epoch_s_mean" in v
+                 else f"{'-':>13}")
         print(f"{name:<16} {v['params']:>9,} {v['seeds']:>5} "
               f"{v['top1_mean']:>8.2f} ± {v['top1_std']:<4.2f} "
-              f"{v['best_top1_mean']:>8.2f} ± {v['best_top1_std']:<4.2f}")
+              f"{v['best_top1_mean']:>8.2f} ± {v['best_top1_std']:<4.2f} {epoch}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,13 +218,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (1 avoids oversubscribing a shared small CPU)")
     parser.add_argument("--runs-dir", default="runs/ablation_layout",
                         help="where the engine writes each run's directory")
-    parser.add_argument("--out", help="JSON path (default benchmarks/results/ablation_layout"
-                        "[_<dataset>].json)")
+    parser.add_argument("--set", nargs="+", metavar="KEY=VALUE", dest="recipe",
+                        help="training-config fields for every run (the recipe), e.g. epochs=20")
+    parser.add_argument("--model-set", nargs="+", metavar="KEY=VALUE", dest="model_set",
+                        help="model fields for every variant, e.g. init=spt")
+    parser.add_argument("--out", help="JSON path (default benchmarks/results/"
+                        "ablation_layout_readings[_<dataset>].json)")
     parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = parser.parse_args(argv)
 
     suffix = "" if args.dataset == "digits" else f"_{args.dataset}"
-    path = Path(args.out) if args.out else RESULTS / f"ablation_layout{suffix}.json"
+    path = Path(args.out) if args.out else RESULTS / f"ablation_layout_readings{suffix}.json"
     png = path.with_suffix(".png")
     if args.plot_only:
         data = json.loads(path.read_text())
@@ -181,15 +240,20 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    epochs = args.epochs or run_config("lkca", 0, args.dataset, args.data_dir).epochs
-    settings = {"dataset": args.dataset, "epochs": epochs, "base_model": BASE_MODEL,
-                "seeds": args.seeds, "device": args.device, "threads": args.threads,
-                "variants": {k: {"label": v[0], "model_args": v[1]} for k, v in VARIANTS.items()},
-                "recipe": "DIGITS_DEFAULTS" if args.dataset == "digits" else "paper (TrainConfig)"}
+    recipe, model_set = parse_assignments(args.recipe), parse_assignments(args.model_set)
+    epochs = args.epochs or run_config("lkca", 0, args.dataset, args.data_dir,
+                                       recipe=recipe).epochs
+    settings = {"dataset": args.dataset, "epochs": epochs, "seeds": args.seeds,
+                "device": args.device, "threads": args.threads,
+                "variants": {k: {"label": v[0], "model": v[1], "model_args": v[2]}
+                             for k, v in VARIANTS.items()},
+                "recipe": "DIGITS_DEFAULTS" if args.dataset == "digits" else "paper (TrainConfig)",
+                "recipe_overrides": recipe, "model_overrides": model_set}
     data: dict[str, Any] = {"runs": []}
     if path.exists():
         old = json.loads(path.read_text())
-        same = {k: old["settings"].get(k) for k in ("dataset", "epochs", "variants")}
+        same = {k: old["settings"].get(k) for k in ("dataset", "epochs", "variants",
+                                                    "recipe_overrides", "model_overrides")}
         if same == {k: settings[k] for k in same}:
             data = old  # resume: keep finished runs
         else:
@@ -208,13 +272,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             print(f"--- {variant} seed {seed}", flush=True)
             row = run_cell(variant, seed, dataset=args.dataset, data_dir=args.data_dir,
-                           out=args.runs_dir, epochs=epochs, device=args.device)
+                           out=args.runs_dir, epochs=epochs, device=args.device,
+                           model_args=model_set, recipe=recipe)
             row["elapsed_s"] = time.perf_counter() - t0
             data["runs"].append(row)
             data["runs"].sort(key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"]))
             write_results(path, data)
             print(f"--- {variant} seed {seed}: top-1 {row['top1']:.2f}%  best "
-                  f"{row['best_top1']:.2f}%  ({row['params']:,} params, {row['wall_s']:.0f} s)",
+                  f"{row['best_top1']:.2f}%  ({row['params']:,} params, {row['epoch_s']:.1f} s "
+                  "per epoch)",
                   flush=True)
     write_results(path, data)
     plot(data, png)

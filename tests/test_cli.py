@@ -9,7 +9,7 @@ from lkca.cli import main
 def test_profile_prints_params_and_paper(capsys):
     assert main(["profile", "--model", "lkca_b"]) == 0
     out = capsys.readouterr().out
-    assert "params  2.751M   (paper: 2.69M)" in out and "MACs" in out
+    assert "params  2.698M   (paper: 2.69M)" in out and "MACs" in out
 
 
 def test_unknown_model_is_one_line_exit_2():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lkca.analysis.erf import area_ratios, effective_receptive_field, real_images
+from lkca.analysis.erf import area_ratios, effective_receptive_field, real_images, token_map
 from lkca.layers import LKCA, PatchEmbed
 from lkca.models.vit import VisionTransformer
 
@@ -77,17 +77,17 @@ def test_erf_keeps_the_model_mode_and_leaves_no_parameter_gradient():
 
 
 def test_a_model_without_a_token_map_is_refused():
-    with pytest.raises(ValueError, match="forward_token_map"):
+    with pytest.raises(ValueError, match="forward_intermediates"):
         effective_receptive_field(nn.Flatten(), torch.randn(1, 3, 4, 4))
 
 
-@pytest.mark.parametrize("pool, mixers", [("mean", "lkca"), ("cls", "attn")])
-def test_forward_token_map_is_the_last_block_output_before_the_norm(pool, mixers):
+@pytest.mark.parametrize("pool, mixers", [("mean", "lkca"), ("cls", "attn"), ("mean", "attn_lkca")])
+def test_erf_map_is_the_last_block_output_before_the_norm(pool, mixers):
     torch.manual_seed(0)
     model = VisionTransformer(img_size=8, patch_size=2, dim=16, depth=2, num_heads=2,
                               mixers=mixers, pool=pool).eval()
     x = torch.randn(2, 3, 8, 8)
-    tmap = model.forward_token_map(x)  # (B, dim, 4, 4)
+    tmap = token_map(model, x)  # (B, dim, 4, 4)
     assert tmap.shape == (2, 16, 4, 4)
     tokens, grid = model.forward_features(x)
     patch_tokens = tokens[:, 1:] if pool == "cls" else tokens

@@ -15,8 +15,9 @@ from lkca.cli import main
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A run directory as `lkca train` writes it (docs/design.md, run directory): metrics.jsonl of two
-    epochs and a checkpoint of a 2-block, 2-head ViT-LKCA on digits, saved by the library."""
+    """A run directory as `lkca train` writes it (docs/design.md): metrics.jsonl of two
+    epochs and a checkpoint of a 2-block ViT-LKCA (2 attention heads, 1 kernel per block) on
+    digits, saved by the library."""
     import torch
 
     from lkca import create_model
@@ -76,10 +77,11 @@ def test_plot_curves_of_runs(run, seg_run, tmp_path, capsys):
 
 def test_kernels_of_a_trained_run_and_of_an_init_model(run, tmp_path, capsys):
     assert main(["kernels", "--checkpoint", str(run), "--out", str(tmp_path / "k.png")]) == 0
-    # 2 blocks x 2 heads: width max(5, 2 * 1 + 2.4) in, height 2 * 1 + 1.2 in, at 100 dpi
+    # 2 blocks x 1 kernel (vit_lkca_*: one per block): width max(5, 1 * 1 + 2.4) in, height
+    # 2 * 1 + 1.2 in, at 100 dpi
     assert _png(tmp_path / "k.png") == (500, 320)
-    assert "2 LKCA blocks x 2 heads, kernels 15x15" in capsys.readouterr().out
-    assert main(["kernels", "--model", "vit_lkca_500k", "--out", str(tmp_path / "i.png")]) == 0
+    assert "2 LKCA blocks x 1 heads, kernels 15x15" in capsys.readouterr().out
+    assert main(["kernels", "--model", "vit_lkcaonly_500k", "--out", str(tmp_path / "i.png")]) == 0
     assert _png(tmp_path / "i.png") == (740, 1920)  # 18 blocks x 5 heads
 
 
@@ -177,7 +179,7 @@ def seg_checkpoint(tmp_path_factory) -> Path:
 def test_kernels_of_a_segmentation_checkpoint(seg_checkpoint, tmp_path, capsys):
     assert main(["kernels", "--checkpoint", str(seg_checkpoint), "--out", str(tmp_path / "k.png")]) == 0
     assert _png(tmp_path / "k.png") == (500, 520)  # 4 blocks
-    assert "4 LKCA blocks x 2 heads, kernels 3x3" in capsys.readouterr().out
+    assert "4 LKCA blocks x 1 heads, kernels 3x3" in capsys.readouterr().out  # a kernel per block
 
 
 def test_erf_of_a_segmentation_checkpoint_is_refused(seg_checkpoint, tmp_path, capsys):

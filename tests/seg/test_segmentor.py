@@ -22,7 +22,11 @@ def test_backbones_are_vit_s_and_read_out_evenly_spaced_blocks():
         assert len(bb.vit.blocks) == 12 and all(isinstance(b.mixer, mixer) for b in bb.vit.blocks)
         assert bb.vit.blocks[0].mlp.fc1.out_features == 4 * 384
     assert {m.kernel_size for m in lk.modules() if isinstance(m, LKCA)} == {(63, 63)}
-    assert lk.vit.blocks[0].mixer.num_heads == 6 and lk.vit.blocks[0].mixer.proj is None
+    assert lk.vit.blocks[0].mixer.num_heads == 1 and lk.vit.blocks[0].mixer.proj is None  # kernel per block
+    assert isinstance(vit.vit.head, torch.nn.Identity) and vit.vit.cfg.num_classes == 0  # no classifier
+    # MMSegmentation's ViT settings: stochastic depth rising linearly, truncated-normal init
+    assert (vit.cfg.drop_path_schedule, vit.cfg.init) == ("linear", "trunc_normal")
+    assert [b.drop_path.drop_prob for b in vit.vit.blocks][::11] == pytest.approx([0.0, 0.1])
     with pytest.raises(ConfigError, match="did you mean lkca_s_seg"):
         create_backbone("lkca_s")
     with pytest.raises(ConfigError, match="out_indices"):
@@ -118,7 +122,42 @@ def test_param_counts_of_the_four_combos_against_table_7():
     for r in rows.values():
         assert r["params"] == sum(r[f"{k}_params"] for k in ("backbone", "neck", "head", "aux"))
     vit, lk = rows["vit_s_seg", "upernet"], rows["lkca_s_seg", "upernet"]
-    # LKCA-S drops each block's qkv + output projection (4 * 384^2 + 4 * 384) and adds 6 63x63 kernels
-    assert vit["backbone_params"] - lk["backbone_params"] == 12 * (4 * 384 * 384 + 4 * 384 - 6 * 63 * 63)
-    assert 0.97 < vit["ratio"] < 1.05 and 0.97 < lk["ratio"] < 1.05  # UperNet: +3.7% / +4.7%
+    # LKCA-S drops each block's qkv + output projection (4 * 384^2 + 4 * 384) and adds one 63x63
+    # kernel: 7.049M, Table 7's FPN pair (37.23M - 30.18M = 7.05M; docs/block-readings.md)
+    assert vit["backbone_params"] - lk["backbone_params"] == 12 * (4 * 384 * 384 + 4 * 384 - 63 * 63)
+    assert 0.97 < vit["ratio"] < 1.05 and 0.97 < lk["ratio"] < 1.05  # UperNet: +3.7% / +4.2%
     assert 0.88 < rows["vit_s_seg", "fpn"]["ratio"] < 0.95  # FPN: the paper's head is larger
+
+
+def test_backbones_are_registered_with_their_keywords_declared():
+    import inspect
+
+    from lkca.seg.backbone import (
+        BACKBONES,
+        HIERARCHICAL,
+        ViTBackbone,
+        backbone_keys,
+        register_backbone,
+    )
+    assert set(BACKBONES) == {"vit_s_seg", "lkca_s_seg", *HIERARCHICAL}
+    assert set(HIERARCHICAL) == {"resnet50_seg", "swin_s_seg", "twins_pcpvt_s_seg"}
+    assert {"dim", "depth", "mixers", "kernel_heads", "out_indices"} <= backbone_keys("lkca_s_seg")
+    assert "num_classes" not in backbone_keys("vit_s_seg")  # the segmentor's, not the backbone's
+    for name in HIERARCHICAL:  # the declaration is the constructor's keywords (+ img_size)
+        cls = type(create_backbone(name, depths=(1, 1, 1, 1)))
+        assert backbone_keys(name) == set(inspect.signature(cls).parameters) | {"img_size"}
+    with pytest.raises(ValueError, match="registered twice"):
+        register_backbone("vit_s_seg", keys=())(lambda: ViTBackbone)
+
+
+@pytest.mark.parametrize("reading", [{"mixers": "attn_lkca", "kernel_heads": 1},
+                                     {"mixers": "attn_lkca"}, {"kernel_heads": None}])
+def test_lkca_s_takes_any_block_reading(reading):
+    """docs/block-readings.md: the other readings of the block through model_args."""
+    torch.manual_seed(0)
+    model = create_segmentor("lkca_s_seg", "fpn", **SMALL, **reading).train()
+    losses = model.forward_train(torch.randn(2, 3, 64, 64), torch.randint(0, 8, (2, 64, 64)))
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    block = model.backbone.vit.blocks[0]
+    assert hasattr(block, "attn") == (reading.get("mixers") == "attn_lkca")

@@ -59,14 +59,18 @@ def test_overrides_win_and_ints_become_floats(tmp_path):
     assert (cfg.epochs, cfg.model, cfg.lr, cfg.weight_decay) == (3, "lkca_t", 1.0, 0.05)
 
 
-def test_digits_demo_depth_is_not_forced_on_another_model():
-    from lkca.train.config import DIGITS_DEFAULTS, build_config
-
-    assert build_config(None, {}).model_args == DIGITS_DEFAULTS["model_args"]
-    cfg = build_config(None, {"model": "crossvit_t"})
-    assert cfg.model == "crossvit_t" and cfg.model_args == {}
-
-
 def test_drop_path_rate_is_set_by_drop_path_not_model_args():
     with pytest.raises(ConfigError, match="set drop_path: 0.2 instead"):
         TrainConfig(model_args={"drop_path_rate": 0.2})
+
+
+def test_the_digits_demo_is_a_registered_name_without_model_args():
+    """A registered name means one architecture: the demo has its own, and --model M on digits
+    trains M as registered."""
+    from lkca.train.config import DIGITS_DEFAULTS, build_config
+
+    assert "model_args" not in DIGITS_DEFAULTS and build_config(None, {}).model_args == {}
+    assert build_config(None, {}).model == "vit_lkcaonly_digits"
+    for name in ("crossvit_t", "vit_lkca_500k"):
+        cfg = build_config(None, {"model": name})
+        assert cfg.model == name and cfg.model_args == {}

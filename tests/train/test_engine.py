@@ -93,7 +93,7 @@ def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypa
 
 def test_sigterm_to_the_process_then_resume_is_exact(tmp_path):
     """A real `lkca train` process gets SIGTERM mid-run, exits cleanly, and resumes exactly."""
-    args = ["--model", "vit_lkca_500k", "--epochs", "3", "--batch-size", "32", "--device", "cpu",
+    args = ["--model", "vit_lkcaonly_digits", "--epochs", "3", "--batch-size", "32", "--device", "cpu",
             "--no-progress"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
 

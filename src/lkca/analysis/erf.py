@@ -26,16 +26,17 @@ THRESHOLDS = (0.2, 0.5, 0.9)
 def token_map(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The feature map the ERF is read from: (B, C, H, W) images -> (B, C', h, w).
 
-    Models with ``forward_token_map`` (:class:`lkca.models.vit.VisionTransformer`: the last block's
-    patch tokens before the final norm, pooling and head) use it; any other model's ``forward``
-    must itself return a (B, C', h, w) map (a backbone, or a test module).
+    Models with ``forward_intermediates`` (:class:`lkca.models.vit.VisionTransformer`) give the
+    last block's patch-token map (before the final norm, the pooling and the head; class token
+    dropped); any other model's ``forward`` must itself return a (B, C', h, w) map (a backbone,
+    or a test module).
     """
-    token_map = getattr(model, "forward_token_map", None)
-    out = token_map(images) if token_map is not None else model(images)
+    intermediates = getattr(model, "forward_intermediates", None)
+    out = intermediates(images, indices=1)[0] if intermediates is not None else model(images)
     if out.dim() != 4:
         raise ValueError(
             f"ERF: expected a (B, C, h, w) feature map from the model, got shape {tuple(out.shape)}; "
-            "give the model a forward_token_map(x) method returning its last token map"
+            "give the model a forward_intermediates(x, indices=1) method returning [last map]"
         )
     return out
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,3 +82,32 @@ def _is_token_mixing(op: object) -> bool:
     # batched matmul of LKCA's (heads, N, N) matrix with V.
     name = str(op)
     return "attention" in name or name.endswith("bmm") or "bmm." in name
+
+
+def macs_without_mixing(stats: Mapping[str, int]) -> int:
+    """MACs of :func:`profile` without the token-mixing products: what the paper's "Flops" count.
+
+    The paper's figures leave out attention's QK^T / AV and LKCA's kernel application: its ViT
+    (SPT's, 174.25M) is our ViT's ``macs - token_mixing_macs`` (173.12M) to 0.7%, while with
+    the token mixing ours is 187.7M (+8%). Every comparison with a paper "Flops" figure (``lkca
+    profile``, ``lkca tables``, the README's model table) uses this number.
+    """
+    return int(stats["macs"]) - int(stats["token_mixing_macs"])
+
+
+def paper_comparison(stats: Mapping[str, int], paper: Mapping[str, Any]) -> dict[str, Any]:
+    """Our params and MACs (:func:`profile`'s ``stats``) beside a paper row's "# Params" and
+    "Flops" (``paper["params"]``, ``paper["macs"]``; either may be missing).
+
+    Returns ``params``, ``paper_params``, ``params_diff`` (ours / paper - 1), ``macs`` (all),
+    ``macs_without_mixing`` (:func:`macs_without_mixing`), ``paper_macs``, ``macs_diff``
+    (``macs_without_mixing`` / paper - 1); a missing paper figure gives None for it and its diff.
+    """
+    params, core = int(stats["params"]), macs_without_mixing(stats)
+    paper_params, paper_macs = paper.get("params"), paper.get("macs")
+    return {
+        "params": params, "paper_params": paper_params,
+        "params_diff": None if not paper_params else params / paper_params - 1,
+        "macs": int(stats["macs"]), "macs_without_mixing": core, "paper_macs": paper_macs,
+        "macs_diff": None if not paper_macs else core / paper_macs - 1,
+    }

@@ -1,10 +1,10 @@
-"""Tables of registered models: our params and MACs beside the paper's (DESIGN.md section 4)."""
+"""Tables of registered models: our params and MACs beside the paper's (docs/models.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lkca.analysis.profile import profile
+from lkca.analysis.profile import paper_comparison, profile
 from lkca.models.registry import create_model, is_baseline, list_models, paper_figures
 
 
@@ -40,15 +40,15 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        core = r["macs"] - r["token_mixing_macs"]
+        c = paper_comparison(r, {"params": r["paper_params"], "macs": r["paper_macs"]})
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         row = r["paper_row"] + (f" ({r['table']})" if r.get("table") else "")
         lines.append(
             f"| {name} | {row} | {r['img_size']}x{r['img_size']} | "
             f"{r['params'] / 1e6:.2f}M | {r['paper_params'] / 1e6:.2f}M | "
-            f"{100 * (r['params'] / r['paper_params'] - 1):+.1f}% | {r['macs'] / 1e6:.1f}M | "
-            f"{core / 1e6:.1f}M | {r['paper_macs'] / 1e6:.2f}M | "
-            f"{100 * (core / r['paper_macs'] - 1):+.1f}% |"
+            f"{100 * c['params_diff']:+.1f}% | {r['macs'] / 1e6:.1f}M | "
+            f"{c['macs_without_mixing'] / 1e6:.1f}M | {r['paper_macs'] / 1e6:.2f}M | "
+            f"{100 * c['macs_diff']:+.1f}% |"
         )
     return "\n".join(lines)
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+from lkca.errors import ConfigError
+
+DROP_PATH_SCHEDULES = ("constant", "linear")
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -16,7 +22,8 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
 
 
 class DropPath(nn.Module):
-    """Module form of :func:`drop_path`."""
+    """Module form of :func:`drop_path`. Each call draws its own mask, so one module applied to
+    several residual branches drops each branch independently."""
 
     def __init__(self, drop_prob: float = 0.0) -> None:
         super().__init__()
@@ -29,3 +36,24 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"drop_prob={self.drop_prob}"
+
+
+def drop_path_rates(rate: float, depths: Sequence[int],
+                    schedule: str = "linear") -> list[list[float]]:
+    """The stochastic-depth rate of every block, grouped per stage (``depths`` blocks each).
+
+    ``"linear"``: rising from 0 at the first block to ``rate`` at the last, over all stages
+    (timm, MMSegmentation). ``"constant"``: ``rate`` in every block, as the training code the
+    paper follows (SPT) builds it: one ``DropPath(stochastic_depth)`` applied to both residual
+    branches of every block (docs/recipe.md).
+    """
+    if schedule not in DROP_PATH_SCHEDULES:
+        raise ConfigError(f"drop_path_schedule {schedule!r} is not one of "
+                          f"{', '.join(DROP_PATH_SCHEDULES)}; use 'constant' (SPT) or 'linear'")
+    total = sum(depths)
+    if schedule == "constant":
+        rates = [float(rate)] * total
+    else:
+        rates = torch.linspace(0, rate, total, device="cpu").tolist()  # also under a meta device
+    starts = [sum(depths[:i]) for i in range(len(depths))]
+    return [rates[s:s + d] for s, d in zip(starts, depths)]

@@ -13,10 +13,11 @@ from torch import nn
 class LKA(nn.Module):
     """Large Kernel Attention as a token mixer: x (B, N, C) on an (H, W) grid -> (B, N, C).
 
-    Follows VAN's ``SpatialAttention``: 1x1 conv, GELU, LKA gating, 1x1 conv, plus a shortcut.
+    Follows VAN's ``SpatialAttention``: 1x1 conv, GELU, LKA gating, 1x1 conv, plus a shortcut;
+    ``proj_drop`` is dropout on the output, as attention's (VAN has none; 0 keeps VAN's module).
     """
 
-    def __init__(self, dim: int, grid_size: int | tuple[int, int]) -> None:
+    def __init__(self, dim: int, grid_size: int | tuple[int, int], proj_drop: float = 0.0) -> None:
         super().__init__()
         self.grid_size = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
         self.proj_1 = nn.Conv2d(dim, dim, 1)
@@ -25,6 +26,7 @@ class LKA(nn.Module):
         self.conv_spatial = nn.Conv2d(dim, dim, 7, padding=9, groups=dim, dilation=3)
         self.conv1 = nn.Conv2d(dim, dim, 1)
         self.proj_2 = nn.Conv2d(dim, dim, 1)
+        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int] | None = None) -> torch.Tensor:
         H, W = self.grid_size if grid_size is None else grid_size
@@ -35,4 +37,4 @@ class LKA(nn.Module):
         u = self.act(self.proj_1(y))
         attn = self.conv1(self.conv_spatial(self.conv0(u)))
         y = self.proj_2(u * attn) + y
-        return y.reshape(B, C, N).transpose(1, 2)
+        return self.proj_drop(y.reshape(B, C, N).transpose(1, 2))

@@ -208,7 +208,8 @@ class LKCA(nn.Module):
         impl: "conv", "toeplitz", "fft" or "auto" (pick the fastest for the shape); reassignable.
         projections: add Linear C -> C value and output projections (the paper's counts imply
             none, so off by default).
-        proj_drop: dropout after the output projection.
+        proj_drop: dropout on the output (after the output projection when there is one),
+            as attention's ``proj_drop``: a model's ``drop_rate`` reaches every mixer.
 
     Shapes: ``forward(x)`` with x (B, N, C), N = H * W, returns (B, N, C);
     ``forward(x, grid_size=(H2, W2))`` runs the same kernel on another grid.
@@ -281,8 +282,8 @@ class LKCA(nn.Module):
         out = lkca_apply(v, self.weight, grid, self._impl)  # (B, heads, N, d)
         out = out.transpose(1, 2).reshape(B, N, C)
         if self.proj is not None:
-            out = self.proj_drop(self.proj(out))
-        return out
+            out = self.proj(out)
+        return self.proj_drop(out)
 
     def extra_repr(self) -> str:
         return (

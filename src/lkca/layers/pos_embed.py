@@ -18,13 +18,24 @@ def resize_pos_embed(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tup
 
 
 class PosEmbed(nn.Module):
-    """Adds a learnable (1, H*W, C) table to tokens; another grid gets an interpolated table."""
+    """Adds a learnable (1, prefix_tokens + H*W, C) table to tokens (B, prefix_tokens + N, C).
 
-    def __init__(self, grid_size: tuple[int, int], dim: int) -> None:
+    ``prefix_tokens`` rows (a class token's, as SPT's ViT: 65 rows for an 8x8 grid) come first and
+    are added as they are; on another grid only the H*W patch rows are interpolated (bicubic).
+    """
+
+    def __init__(self, grid_size: tuple[int, int], dim: int, prefix_tokens: int = 0) -> None:
         super().__init__()
+        if prefix_tokens < 0:
+            raise ValueError(f"PosEmbed: prefix_tokens must be >= 0, got {prefix_tokens}")
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
-        self.pos = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], dim))
+        self.prefix_tokens = prefix_tokens
+        rows = prefix_tokens + grid_size[0] * grid_size[1]
+        self.pos = nn.Parameter(torch.zeros(1, rows, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
 
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
-        return x + resize_pos_embed(self.pos, self.grid_size, grid_size).to(x.dtype)
+        p = self.prefix_tokens
+        patches = resize_pos_embed(self.pos[:, p:], self.grid_size, grid_size)
+        table = torch.cat([self.pos[:, :p], patches], dim=1) if p else patches
+        return x + table.to(x.dtype)

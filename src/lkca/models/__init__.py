@@ -3,6 +3,7 @@
 from lkca.models.registry import (
     create_model,
     is_baseline,
+    legacy_model,
     list_models,
     paper_figures,
     register_model,
@@ -10,6 +11,6 @@ from lkca.models.registry import (
 from lkca.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
-    "VisionTransformer", "ViTConfig", "create_model", "is_baseline", "list_models", "paper_figures",
-    "register_model",
+    "VisionTransformer", "ViTConfig", "create_model", "is_baseline", "legacy_model", "list_models",
+    "paper_figures", "register_model",
 ]

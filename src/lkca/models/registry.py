@@ -95,6 +95,41 @@ def paper_figures(name: str) -> dict[str, Any]:
     return dict(_PAPER.get(resolve_name(name), {}))
 
 
+# lkca 0.1.0 -> now. Its ``vit_lkca_<size>`` (LKCA-only blocks, a kernel per head) is now
+# ``vit_lkcaonly_<size>``; its ``vit_<size>`` had a position table for the patches only; every
+# ViT-family model was initialised with timm's truncated normal and had linearly rising
+# stochastic depth. Aliases were the same as now (lkca_t / lkca_b / lkca_l, vit_lite / vit_small).
+_LEGACY_ALIASES = {"lkca_t": "vit_lkca_1m", "lkca_b": "vit_lkca_2p7m", "lkca_l": "vit_lkca_12m",
+                   "vit_lite": "vit_1m", "vit_small": "vit_2p7m"}
+_LEGACY_VIT_SIZES = ("500k", "1m", "2m", "2p7m", "4m", "8m")
+_LEGACY_TRAINING = {"init": "trunc_normal", "drop_path_schedule": "linear"}
+
+
+def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The model name and overrides that rebuild, now, what lkca 0.1.0 built from ``name`` and
+    ``overrides`` (as its checkpoints and ``config.json`` files store them).
+
+    0.1.0's ``vit_lkca_<size>`` is now ``vit_lkcaonly_<size>``; its ``vit_<size>`` gets
+    ``cls_pos_embed=False`` (a 64-row position table, not SPT's 65); every ViT-family model
+    keeps 0.1.0's truncated-normal initialisation and linear stochastic depth. ``name=None``
+    (a :class:`~lkca.models.vit.ViTConfig` written out in full) gets the fields that did not
+    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged. With
+    ``new_name, new_overrides = legacy_model(name, overrides)``, ``create_model(new_name,
+    num_classes, img_size, **new_overrides)`` loads the 0.1.0 weights strictly
+    (tests/models/test_legacy.py).
+    """
+    overrides = dict(overrides)
+    if name is None:
+        return None, {"cls_pos_embed": False, **_LEGACY_TRAINING, **overrides}
+    name = _LEGACY_ALIASES.get(name, name)
+    if name.startswith("vit_lkca_") and name.removeprefix("vit_lkca_") in (
+            *_LEGACY_VIT_SIZES, "12m"):
+        return "vit_lkcaonly_" + name.removeprefix("vit_lkca_"), {**_LEGACY_TRAINING, **overrides}
+    if name.startswith("vit_") and name.removeprefix("vit_") in _LEGACY_VIT_SIZES:
+        return name, {"cls_pos_embed": False, **_LEGACY_TRAINING, **overrides}
+    return name, overrides
+
+
 def _load_builtin_models() -> None:
     # Importing the model modules runs their @register_model decorators.
     import lkca.models.baselines  # noqa: F401

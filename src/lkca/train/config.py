@@ -91,8 +91,7 @@ class TrainConfig:
 # sized to reach >= 95% test accuracy in under 3 minutes on a 2-core CPU. Digits are 8x8 and not
 # mirror-symmetric: patch 1 (an 8x8 grid as in the paper), no flip, no AutoAugment.
 DIGITS_DEFAULTS: dict[str, Any] = dict(
-    model="vit_lkca_500k",
-    model_args={"depth": 6},
+    model="vit_lkcaonly_digits",
     dataset="digits",
     epochs=20,
     warmup_epochs=2,
@@ -116,6 +115,4 @@ def build_config(path: str | Path | None = None, overrides: dict[str, Any] | Non
     base: dict[str, Any] = {}
     if path is None and overrides.get("dataset", "digits") == "digits":
         base = dict(DIGITS_DEFAULTS)
-        if overrides.get("model", DIGITS_DEFAULTS["model"]) != DIGITS_DEFAULTS["model"]:
-            base.pop("model_args")  # the demo's depth is for its own model, not another's
     return load_config(TrainConfig, path, overrides, base=base)

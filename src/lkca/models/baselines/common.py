@@ -1,21 +1,21 @@
 """Model pieces several comparison families build the same way.
 
 Checks of the head count and of per-stage settings, SPT's ViT settings and patch embedding,
-ViT's class token, the linearly rising stochastic-depth rates, and the pre-LN residual block
-around a family's own attention and feed-forward. (How a family registers its sizes:
-:mod:`lkca.models.baselines.factory`.)
+ViT's class token. The stochastic-depth rates (:func:`lkca.layers.drop_path_rates`) and the pre-LN
+residual block (:class:`lkca.layers.PreNormBlock`) are the ViT's own, shared from
+:mod:`lkca.layers`. (How a family registers its sizes: :mod:`lkca.models.baselines.factory`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from lkca.layers import DropPath, PatchEmbed
+from lkca.layers import PatchEmbed
+from lkca.layers.drop_path import drop_path_rates
 
 
 @dataclass
@@ -63,26 +63,5 @@ def class_token(dim: int) -> nn.Parameter:
     return token
 
 
-def drop_path_rates(rate: float, depths: Sequence[int]) -> list[list[float]]:
-    """Stochastic-depth rates rising linearly from 0 to ``rate`` over all blocks, per stage."""
-    rates = torch.linspace(0, rate, sum(depths)).tolist()
-    starts = [sum(depths[:i]) for i in range(len(depths))]
-    return [rates[s:s + d] for s, d in zip(starts, depths)]
-
-
-class PreNormBlock(nn.Module):
-    """Pre-LN block: x + DropPath(attn(LN(x), *args)), then x + DropPath(mlp(LN(x))).
-
-    ``attn`` and ``mlp`` map (B, N, dim) -> (B, N, dim); ``forward(x, *args)`` passes ``args``
-    (a grid, a rotation table, ...) to ``attn``.
-    """
-
-    def __init__(self, dim: int, attn: nn.Module, mlp: nn.Module, drop_path: float) -> None:
-        super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim), attn
-        self.norm2, self.mlp = nn.LayerNorm(dim), mlp
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), *args))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+__all__ = ["SPTViTConfig", "check_heads", "check_stages", "class_token", "drop_path_rates",
+           "spt_patch_embed"]

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import Mlp
+from lkca.layers import Mlp, PreNormBlock
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -102,8 +102,8 @@ class CvTStage(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim).normal_(std=0.02)) if with_cls else None
         # pre-LN blocks: x + DropPath(ConvAttention(LN(x))), then x + DropPath(MLP(LN(x)))
         self.blocks = nn.ModuleList(
-            common.PreNormBlock(
-                dim, ConvAttention(dim, cfg.num_heads[i], cfg.kv_stride, cfg.qkv_bias),
+            PreNormBlock(
+                dim, [("attn", ConvAttention(dim, cfg.num_heads[i], cfg.kv_stride, cfg.qkv_bias))],
                 Mlp(dim, int(dim * cfg.mlp_ratio)), r) for r in rates)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

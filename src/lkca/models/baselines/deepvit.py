@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lkca.layers import Mlp, PosEmbed
+from lkca.layers import Mlp, PosEmbed, PreNormBlock
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -69,8 +69,8 @@ class DeepViT(nn.Module):
         (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
         # pre-LN blocks: x + DropPath(ReAttention(LN(x))), then x + DropPath(MLP(LN(x)))
         self.blocks = nn.ModuleList(
-            common.PreNormBlock(cfg.dim, ReAttention(cfg.dim, cfg.num_heads, cfg.qkv_bias),
-                                Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
+            PreNormBlock(cfg.dim, [("attn", ReAttention(cfg.dim, cfg.num_heads, cfg.qkv_bias))],
+                         Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(init_weights)

@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lkca.layers import PreNormBlock
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -108,8 +109,8 @@ class RvT(nn.Module):
         (rates,) = common.drop_path_rates(cfg.drop_path_rate, [cfg.depth])
         # pre-LN blocks: rotary attention, then the gated feed-forward, each with DropPath
         self.blocks = nn.ModuleList(
-            common.PreNormBlock(cfg.dim, RotaryAttention(cfg.dim, cfg.num_heads),
-                                GEGLU(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
+            PreNormBlock(cfg.dim, [("attn", RotaryAttention(cfg.dim, cfg.num_heads))],
+                         GEGLU(cfg.dim, int(cfg.dim * cfg.mlp_ratio)), r) for r in rates)
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(init_weights)

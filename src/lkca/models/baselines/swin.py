@@ -4,7 +4,7 @@ Self-attention inside non-overlapping windows of ``window_size`` x ``window_size
 windows of every second block shifted by half a window (with the attention mask that keeps
 wrapped-around regions apart), a learned relative position bias per head, and a hierarchy of
 stages joined by patch merging (2x2 neighbours concatenated, LayerNorm, Linear 4C -> 2C).
-Small-input settings of the recipe the paper follows (SPT, DESIGN.md section 6): patch 2
+Small-input settings of the recipe the paper follows (SPT, docs/recipe.md): patch 2
 (4 at 64x64), depths (2, 6, 4), heads (3, 6, 12), MLP ratio 2, window 4.
 """
 
@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp, PatchEmbed
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass

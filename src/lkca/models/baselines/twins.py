@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import Mlp
+from lkca.layers import Mlp, PreNormBlock
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass
@@ -126,7 +126,7 @@ class TwinsStage(nn.Module):
             attn = (LocallyGroupedAttention(dim, heads, cfg.window_size, cfg.qkv_bias) if j % 2 == 0
                     else GlobalSubsampledAttention(dim, heads, sr, cfg.qkv_bias))
             mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
-            self.blocks.append(common.PreNormBlock(dim, attn, mlp, rate))
+            self.blocks.append(PreNormBlock(dim, [("attn", attn)], mlp, rate))
         self.peg = PEG(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

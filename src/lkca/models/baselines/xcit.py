@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp
+from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
 from lkca.models.baselines.cait import LayerScaleBlock
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
-from lkca.models.vit import init_weights
 
 
 @dataclass

@@ -1,0 +1,76 @@
+"""The block-reading fit (benchmarks/block_readings.py): its committed output is what the script
+computes, and the registered ViT-LKCA / LKCA-S follow its best readings (docs/block-readings.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lkca
+from lkca.analysis.paper_tables import MODEL_NAMES
+from lkca.seg.backbone import create_backbone
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = json.loads((ROOT / "benchmarks" / "results" / "block_readings.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("block_readings",
+                                                  ROOT / "benchmarks" / "block_readings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(name):
+    (row,) = [r for r in RESULTS["classification"] if name in r["rows"]]
+    return row
+
+
+@pytest.mark.slow
+def test_lkca_b_at_spt_vit_b_and_the_segmentation_pairs_regenerate(script):
+    """The rows that decide the readings, recomputed (the whole fit: the slow test below)."""
+    assert script.pinned_lkca_b() == _row("LKCA-B")["pinned"]
+    assert script.fit_segmentation() == RESULTS["segmentation"]
+
+
+@pytest.mark.slow
+def test_the_whole_fit_regenerates(script):
+    assert script.main(["--check"]) == 0
+
+
+def test_lkca_b_is_best_fitted_by_sa_lkca_mlp_with_a_kernel_per_block():
+    row = _row("LKCA-B")
+    pinned = row["pinned"]
+    assert min(pinned, key=lambda r: pinned[r]["max_err"]) == "attn_lkca_block"
+    assert pinned["attn_lkca_block"]["params"] == 2_697_523
+    assert pinned["lkca_only"]["params"] == 2_751_010
+    assert row["best"] == "attn_lkca_block"
+    assert (row["readings"]["attn_lkca_block"]["dim"], row["readings"]["attn_lkca_block"]["depth"]
+            ) == (192, 9)  # the free search lands on SPT's ViT-B shape
+
+
+def test_registered_vit_lkca_sizes_are_the_best_fit_of_their_reading():
+    for row in RESULTS["classification"]:
+        fit = row["readings"]["attn_lkca_block"]
+        name = lkca.models.registry.resolve_name(MODEL_NAMES[row["rows"][0]])
+        with torch.device("meta"):
+            model = lkca.create_model(name)
+        cfg = model.cfg
+        assert (cfg.mixers, cfg.kernel_heads, cfg.lkca_projections) == ("attn_lkca", 1, False)
+        assert (cfg.dim, cfg.depth, cfg.num_heads) == (fit["dim"], fit["depth"], fit["heads"]), name
+        assert sum(p.numel() for p in model.parameters()) == fit["params"]
+
+
+def test_lkca_s_follows_table_7():
+    (t7,) = [t for t in RESULTS["segmentation"] if t["table"] == 7]
+    fit = t7["readings"]["lkca_only_block"]
+    assert fit["depth"] == 12 and fit["heads"]["fpn"]["in_rounding"]
+    cfg = create_backbone("lkca_s_seg").cfg
+    assert (cfg.mixers, cfg.kernel_heads, cfg.depth) == ("lkca", 1, 12)
+    assert t7["readings"]["lkca_only"]["max_err"] > 0.03  # a kernel per head does not fit

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,8 +129,6 @@ def test_policies():
 
 def test_rule_is_the_fastest_on_the_cpu_mixer_rows():
     """rule_impl's docstring claim, on benchmarks/results/lkca_mixer_cpu.json."""
-    from pathlib import Path
-
     data = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
                        / "lkca_mixer_cpu.json").read_text())
     for row in data["rows"]:
@@ -265,3 +264,35 @@ def test_no_cache_file_when_disabled(fresh_autotune, monkeypatch):
         warnings.simplefilter("error")
         module(x)
     assert not fresh_autotune.exists()
+
+
+# --- DDP: every rank runs rank 0's choices ----------------------------------------------------------
+
+
+def _rank(rank: int, store: str, results: str) -> None:
+    import torch.distributed as dist
+
+    from lkca.layers.lkca_autotune import broadcast_impl_choices, pin_impl_choices
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        lkca.set_autotune_cache(None)
+        pin_impl_choices({KEY: ["conv", "fft"][rank]})  # the ranks disagree ...
+        module, x = _mixer(16, 2, (4, 4), 2)
+        module(x)
+        record = broadcast_impl_choices()  # ... until they pin rank 0's record
+        module(x)
+        Path(f"{results}.{rank}").write_text(json.dumps([record, lkca.impl_choices(details=True)]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two spawned processes
+def test_broadcast_makes_every_rank_run_rank_0s_choices(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2)
+    for rank in (0, 1):
+        record, details = json.loads((tmp_path / f"out.{rank}").read_text())
+        assert record == {KEY: "conv"} and details[KEY] == {"impl": "conv", "source": "pinned"}
+    assert lkca_autotune.broadcast_impl_choices() == lkca.impl_choices()  # no process group

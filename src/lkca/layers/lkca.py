@@ -83,8 +83,9 @@ def toeplitz_matrix(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
     ph, pw = H - 1 - kh // 2, W - 1 - kw // 2  # to the global kernel; negative crops
     k = F.pad(weight, (pw, pw, ph, ph))  # (heads, 2H - 1, 2W - 1): offset (dy, dx) at (H-1+dy, W-1+dx)
     if torch.compiler.is_compiling() and weight.requires_grad and torch.is_grad_enabled():
-        # inductor (torch 2.13) miscompiles the unfold's gradient, even into memory corruption
-        # (pytorch/pytorch#172064; tests/layers/test_lkca_compile.py): no unfold while compiling
+        # inductor (torch 2.13, CPU) miscompiles the unfold's gradient, even into heap corruption
+        # (pytorch/pytorch#172064 reports its lowering failing on CUDA; tests/layers/
+        # test_lkca_compile.py): no unfold while compiling
         return _toeplitz_by_repeat(k, grid_size)
     windows = k.flip(-2, -1).unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W)
     return windows.flip(-2, -1).reshape(heads, H * W, H * W)  # (heads, N, N)

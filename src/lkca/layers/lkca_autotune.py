@@ -192,6 +192,19 @@ def pin_impl_choices(choices: Mapping[str, str] | None) -> None:
     _STATE.memo.clear()
 
 
+def broadcast_impl_choices(src: int = 0) -> dict[str, str]:
+    """DDP: every rank pins rank ``src``'s record (call on all ranks, e.g. after the first step);
+    returns it. Without an initialised process group: this process's record, nothing pinned."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return impl_choices()
+    box = [impl_choices()]
+    dist.broadcast_object_list(box, src=src)
+    pin_impl_choices(box[0])
+    return box[0]
+
+
 def set_autotune_cache(path: str | Path | None) -> None:
     """Where the autotuner's timings persist: a JSON file path, or None for memory only.
 

@@ -50,6 +50,7 @@ TOTAL_CAP_S = 480.0  # the whole run, 8 minutes
 CAPS_S = {"learning": 45.0, "mixer": 130.0, "models": 210.0, "seg": 55.0}  # on one GPU
 SMOKE_CAPS_S = {"learning": 25.0, "mixer": 25.0, "models": 40.0, "seg": 40.0}
 EPOCHS, PASSES, TRAIN_IMAGES = 100, 3, 50_000  # the paper's CIFAR-10 run (docs/recipe.md)
+STARTUP_S = 120.0  # a child's imports and CUDA initialisation, before its first section
 STALL_ENV = "GPU_ACCEPTANCE_STALL"  # tests only: the section named here hangs after its first result
 
 
@@ -63,51 +64,51 @@ def run_sections(args: argparse.Namespace, partial: Path) -> dict[str, dict]:
         name, seconds = item.split("=")
         caps[name] = float(seconds)
     start, status = time.perf_counter(), {}
+    end = start + TOTAL_CAP_S
     todo = list(args.sections)  # in the order given
     while todo:
+        if time.perf_counter() >= end:
+            status.update({s: {"status": "skipped", "why": "the 8-minute budget was spent"}
+                           for s in todo})
+            break
         cmd = [sys.executable, __file__, "--child", ",".join(todo), "--partial", str(partial),
                "--device", args.device] + (["--smoke"] if args.smoke else [])
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env())
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_forward_lines, args=(child, lines), daemon=True).start()
         current, started = None, time.perf_counter()
-        deadline = started + 120.0  # start-up: imports, CUDA init
         while True:
+            limit = caps[current] if current else STARTUP_S  # a section, or imports / CUDA init
+            deadline = min(started + limit, end)
             try:
                 line = lines.get(timeout=max(0.05, deadline - time.perf_counter()))
-            except queue.Empty:  # the current section (or the start-up) overran
+            except queue.Empty:  # over the section's cap, the start-up's, or the whole budget
                 child.kill()
                 child.wait()
-                if current is None:
-                    current = todo[0]
-                status[current] = {"status": "overran", "cap_s": caps[current],
-                                   "wall_s": time.perf_counter() - started}
-                todo = todo[todo.index(current) + 1:]
+                name = current or todo[0]
+                status[name] = {"status": "overran", "cap_s": caps[name],
+                                "wall_s": time.perf_counter() - started}
+                todo = todo[todo.index(name) + 1:]
                 break
             if line is None:  # the child exited
                 code = child.wait()
-                if current is not None and current not in status:
+                if current is not None:  # in the middle of a section: it crashed
                     status[current] = {"status": "failed", "exit_code": code,
                                        "wall_s": time.perf_counter() - started}
                     todo = todo[todo.index(current) + 1:]
                 else:
                     todo = [s for s in todo if s not in status]
-                    if todo and current is None:  # died before any section: do not retry
+                    if todo:  # died before starting a section: do not retry
                         status.update({s: {"status": "failed", "exit_code": code} for s in todo})
                         todo = []
                 break
             word, _, name = line.strip().partition(" ")
             if word == "START":
                 current, started = name, time.perf_counter()
-                left = TOTAL_CAP_S - (started - start)
-                deadline = started + min(caps[name], max(1.0, left))
-            elif word == "END":
-                status[name] = {"status": "ok", "cap_s": caps[name],
+            elif word in ("END", "FAILED"):
+                status[name] = {"status": "ok" if word == "END" else "failed", "cap_s": caps[name],
                                 "wall_s": time.perf_counter() - started}
-                current, deadline = None, time.perf_counter() + 120.0
-            elif word == "FAILED":
-                status[name] = {"status": "failed", "wall_s": time.perf_counter() - started}
-                current, deadline = None, time.perf_counter() + 120.0
+                current, started = None, time.perf_counter()
     return status
 
 
@@ -396,6 +397,7 @@ def section_models(ctx: Context) -> None:
     for mode, kw in modes:  # eager first: auto is timed there, compiled graphs reuse its choice
         for name in ("vit_2p7m", "vit_lkca_2p7m"):
             torch.manual_seed(0)
+            torch._dynamo.reset()  # the previous model's graphs are done with
             model = lkca.create_model(name, num_classes=10, img_size=32).to(ctx.device).train()
             net = model if kw is None else torch.compile(model, **kw)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, fused=ctx.cuda)

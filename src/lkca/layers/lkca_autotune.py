@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from lkca.errors import UserError
+from lkca.errors import ConfigError, UserError
 from lkca.layers.lkca_autotune_cache import AutotuneWarning, DiskCache, machine_name
 from lkca.layers.lkca_timing import Impl, free_memory, race, timer
 
@@ -66,10 +66,10 @@ class ShapeKey:
 
     @classmethod
     def parse(cls, text: str) -> ShapeKey:
-        """The key written by ``str(key)``; UserError if ``text`` is not one."""
+        """The key written by ``str(key)``; ConfigError (a UserError) if ``text`` is not one."""
         m = _KEY.fullmatch(str(text))
         if m is None:
-            raise UserError(f"{text!r} is not an LKCA shape key; use the keys of "
+            raise ConfigError(f"{text!r} is not an LKCA shape key; use the keys of "
                             "lkca.impl_choices(), e.g. 'cpu float32 train B8 C64 h4 g8x8 k15x15'")
         g = m.groups()
         return cls(g[0], g[1], g[2] == "train", None if g[3] == "*" else int(g[3]), int(g[4]),
@@ -153,7 +153,7 @@ _STATE = _State()
 def set_impl_policy(policy: str) -> None:
     """How ``impl="auto"`` chooses: "autotune" (default), "rule", "conv", "toeplitz" or "fft"."""
     if policy not in POLICIES:
-        raise UserError(f"unknown LKCA impl policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown LKCA impl policy {policy!r}; choose one of {', '.join(POLICIES)}")
     _STATE.policy = policy
     _STATE.memo.clear()
 
@@ -185,7 +185,7 @@ def pin_impl_choices(choices: Mapping[str, str] | None) -> None:
     pins: dict[ShapeKey, str] = {}
     for text, impl in (choices or {}).items():
         if impl not in CANDIDATES:
-            raise UserError(f"pinned LKCA impl {impl!r} for {text!r} is not one of "
+            raise ConfigError(f"pinned LKCA impl {impl!r} for {text!r} is not one of "
                             f"{', '.join(CANDIDATES)}; pin a record from lkca.impl_choices()")
         pins[ShapeKey.parse(text)] = impl
     _STATE.pins = pins

@@ -2,15 +2,25 @@
 
     PYTHONPATH=src python benchmarks/lkca_mixer.py                        # CPU, fp32
     PYTHONPATH=src python benchmarks/lkca_mixer.py --device cuda --dtype bf16
+    PYTHONPATH=src python benchmarks/lkca_mixer.py --rows 8 --repeats 1 --out /tmp/m.json  # smoke
 
 Each case is a whole mixer module (``LKCA(dim, heads, grid)`` with the default global kernel, again
 with ``projections=True``, ``Attention``, ``LKA``) run forward and backward on x (B, N, C). Cases
 are timed round-robin (one sample of each in turn) after a warm-up, so drift in machine load hits
 all of them alike; each time is the median of its samples. On a shared CPU, a sample during which
 other processes used more than ``--max-foreign`` of the cores (read from /proc/stat) is retaken
-once the machine is quiet. Cases slower than ``--slow-s`` get fewer samples. Writes
-``benchmarks/results/lkca_mixer_<device>.json`` (``_<dtype>`` added for bf16) and prints the ratios
-and the targets (DESIGN.md section 1.1): auto within 1.15x of the best implementation on every row;
+once the machine is quiet. Cases slower than ``--slow-s`` get fewer samples.
+
+``auto`` is the autotuned choice (docs/benchmarks.md, "How auto chooses"). Before the timed rounds,
+each row measures its first-call overhead: every implementation is run once (so one-time costs
+such as kernel loading are paid), the autotuner's memory is cleared and the disk cache switched
+off, and one forward + backward of ``LKCA(impl="auto")`` is timed; the overhead is that time
+minus auto's median step, in ms and as a multiple of the step (and the tuner's own timing). The
+timed rounds then run with that choice cached (a warm cache). Each row also records the rule's
+choice (the ``rule`` policy, no timing) beside the measured fastest.
+
+Writes ``benchmarks/results/lkca_mixer_<device>.json`` (``_<dtype>`` added for bf16) and prints the
+ratios and the targets: auto within 1.05x of the fastest implementation on every row (warm cache);
 LKCA(auto) at most 0.5x attention at 8x8; auto at least 10x faster than conv from 16x16 up.
 """
 
@@ -29,9 +39,10 @@ from pathlib import Path
 
 import torch
 
+from lkca.layers import lkca_autotune
 from lkca.layers.attention import Attention
 from lkca.layers.lka import LKA
-from lkca.layers.lkca import LKCA, choose_impl, global_kernel_size
+from lkca.layers.lkca import LKCA, global_kernel_size
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [  # grid, dim C, heads, batch
@@ -41,7 +52,7 @@ ROWS = [  # grid, dim C, heads, batch
     ((64, 64), 384, 6, 2),
 ]
 IMPLS = ("conv", "toeplitz", "fft", "auto")
-AUTO_SLACK, ATTN_RATIO_8x8, CONV_SPEEDUP = 1.15, 0.5, 10.0
+AUTO_SLACK, ATTN_RATIO_8x8, CONV_SPEEDUP = 1.05, 0.5, 10.0
 
 
 # --- timing -------------------------------------------------------------------------------------
@@ -166,8 +177,8 @@ def machine(device: torch.device) -> dict:
     return desc
 
 
-def make_cases(grid, dim, heads, batch, device, dtype) -> tuple[dict, dict]:
-    """One forward + backward closure per mixer on a fixed input; and auto's choice per variant."""
+def make_cases(grid, dim, heads, batch, device, dtype) -> dict[str, Callable[[], None]]:
+    """One forward + backward closure per mixer on a fixed input."""
     torch.manual_seed(0)
     N = grid[0] * grid[1]
     x = torch.randn(batch, N, dim, device=device, requires_grad=True)
@@ -184,25 +195,68 @@ def make_cases(grid, dim, heads, batch, device, dtype) -> tuple[dict, dict]:
 
         return run
 
-    cases, choice = {}, {}
+    cases = {}
     for proj in (False, True):
         tag = "lkca_proj" if proj else "lkca"
         module = LKCA(dim, heads, grid, projections=proj).to(device)
         for impl in IMPLS:
             cases[f"{tag}_{impl}"] = case(_with_impl(module, impl))
-        choice[tag] = choose_impl(
-            batch=batch,
-            channels=dim,
-            heads=heads,
-            grid_size=grid,
-            kernel_size=global_kernel_size(grid),
-            dtype=dtype,
-            device=device,
-            training=True,
-        )
     cases["attention"] = case(Attention(dim, heads).to(device))
     cases["lka"] = case(LKA(dim, grid).to(device))
-    return cases, choice
+    return cases
+
+
+def shape_key(grid, dim, heads, batch, device: torch.device, dtype: torch.dtype) -> str:
+    """The autotuner's key of the mixer's shape in this benchmark (forward + backward)."""
+    label = "float32" if dtype == torch.float32 else f"float32+autocast:{str(dtype)[6:]}"
+    return str(lkca_autotune.ShapeKey(device.type, label, True, batch, dim, heads, tuple(grid),
+                                      global_kernel_size(grid)))
+
+
+def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
+    """The first ``auto`` call of a shape with nothing cached: its seconds and the tuner's record."""
+    for impl in IMPLS[:3]:  # pay one-time costs (kernel loading, plans) outside the measurement
+        cases[f"lkca_{impl}"]()
+    lkca_autotune.reset_impl_choices()
+    cache = lkca_autotune.autotune_cache_path()
+    lkca_autotune.set_autotune_cache(None)
+    try:
+        sync()
+        start = time.perf_counter()
+        cases["lkca_auto"]()
+        sync()
+        seconds = time.perf_counter() - start
+    finally:
+        lkca_autotune.set_autotune_cache(cache)
+    return {"s": seconds, "tuner": lkca_autotune.impl_choices(details=True)[key]}
+
+
+def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, max_foreign=0.15,
+            max_wait_s=60.0, min_sample_s=0.2, log: Callable[[str], None] = lambda s: None) -> dict:
+    """One row: first-call overhead of auto, then every case timed round-robin (warm cache)."""
+    cases = make_cases(grid, dim, heads, batch, device, dtype)
+    key = shape_key(grid, dim, heads, batch, device, dtype)
+    first = first_call(cases, key, sync)
+    timed = measure(cases, repeats, sync, slow_s, max_foreign, min_sample_s=min_sample_s,
+                    max_wait_s=max_wait_s, log=log)
+    ms = {name: t["s"] * 1e3 for name, t in timed.items()}
+    choice = lkca_autotune.impl_choices()[key]
+    rule = lkca_autotune.rule_impl(lkca_autotune.ShapeKey.parse(key))
+    best = min(ms[f"lkca_{i}"] for i in IMPLS[:3])
+    overhead_ms = first["s"] * 1e3 - ms["lkca_auto"]
+    return {
+        "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,
+        "kernel": list(global_kernel_size(grid)), "shape_key": key,
+        "auto_choice": {"lkca": choice, "lkca_proj": choice},
+        "rule_choice": rule, "rule_to_best": ms[f"lkca_{rule}"] / best,
+        "first_call": {"ms": first["s"] * 1e3, "overhead_ms": overhead_ms,
+                       "overhead_steps": overhead_ms / ms["lkca_auto"],
+                       "tuner": first["tuner"]},
+        "ms": ms, "ratios": ratios(ms),
+        "samples": {n: t["samples"] for n, t in timed.items()},
+        "dropped_samples": {n: t["dropped"] for n, t in timed.items() if t["dropped"]},
+        "noisy": [n for n, t in timed.items() if t["noisy"]],
+    }
 
 
 class _with_impl(torch.nn.Module):
@@ -266,6 +320,12 @@ def print_table(rows: list[dict]) -> None:
             line += " ".join(f"{r[f'{c}_to_best']:>9.2f}" for c in cols)
             line += f" {r['auto_to_attention']:>9.2f} {r['auto_to_lka']:>9.2f} {r['conv_to_auto']:>9.1f}"
             print(line)
+    print("auto's first call (nothing cached): overhead over one auto step; the rule's pick")
+    for row in rows:
+        f = row["first_call"]
+        print(f"{'x'.join(map(str, row['grid'])):>6} {f['overhead_ms']:>10.1f} ms = "
+              f"{f['overhead_steps']:>6.1f} steps (tuner {f['tuner'].get('tuning_ms', 0):.1f} ms); "
+              f"rule {row['rule_choice']} at {row['rule_to_best']:.2f}x the fastest")
 
 
 def main() -> int:
@@ -297,25 +357,15 @@ def main() -> int:
         if wanted is not None and grid[0] not in wanted:
             continue
         print(f"grid {grid[0]}x{grid[1]}  C={dim} heads={heads} batch={batch}", flush=True)
-        cases, choice = make_cases(grid, dim, heads, batch, device, dtype)
-        timed = measure(cases, args.repeats, sync, args.slow_s, args.max_foreign,
-                        log=lambda s: print(s, flush=True))
-        ms = {name: t["s"] * 1e3 for name, t in timed.items()}
-        rows.append({
-            "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,
-            "kernel": list(global_kernel_size(grid)), "auto_choice": choice,
-            "ms": ms, "ratios": ratios(ms),
-            "samples": {n: t["samples"] for n, t in timed.items()},
-            "dropped_samples": {n: t["dropped"] for n, t in timed.items() if t["dropped"]},
-            "noisy": [n for n, t in timed.items() if t["noisy"]],
-        })
-        del cases
+        rows.append(run_row(grid, dim, heads, batch, device, dtype, args.repeats, sync, args.slow_s,
+                            args.max_foreign, log=lambda s: print(s, flush=True)))
     print_table(rows)
     targets = check_targets(rows)
     for text, ok in targets:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     result = {
-        "benchmark": "lkca_mixer forward+backward, median ms over round-robin samples",
+        "benchmark": "lkca_mixer forward+backward, median ms over round-robin samples; auto is "
+                     "autotuned (first_call: nothing cached; timed rounds: warm cache)",
         "device": device.type, "dtype": args.dtype, "machine": machine(device),
         "repeats": args.repeats, "rows": rows,
         "targets": [{"target": t, "pass": ok} for t, ok in targets],

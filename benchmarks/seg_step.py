@@ -1,4 +1,4 @@
-"""Training iterations/s and peak memory of the four Table 7 segmentors (issue 4 benchmark).
+"""Training iterations/s and peak memory of the four Table 7 segmentors.
 
     python benchmarks/seg_step.py                       # CPU, fp32, 512x512, batch 2
     python benchmarks/seg_step.py --device cuda         # GPU, bf16 autocast
@@ -27,9 +27,9 @@ first iteration (model and optimiser built, optimiser state not yet), i.e. what 
 activations, gradients, AdamW state; CUDA, ``max_memory_allocated`` over the iterations
 (everything on the GPU, weights included).
 
-Also reported: the implementation LKCA's ``auto`` picks for this backbone's shape (32x32 grid,
-63x63 kernel, 6 heads of 64 channels, the run's per-process batch), training and inference.
-Target (issue 4): LKCA-S at least as many iterations/s as ViT-S with the same head -> PASS/FAIL.
+Also reported: what LKCA's ``auto`` chose in the LKCA workers (autotuned in the warm-up
+iteration; the record of ``lkca.impl_choices``, with the tuner's timings).
+Target: LKCA-S at least as many iterations/s as ViT-S with the same head -> PASS/FAIL.
 Writes ``benchmarks/results/seg_step_<device>.json`` with the machine description.
 """
 
@@ -65,6 +65,7 @@ def _rss_bytes() -> int:
 
 def worker(backbone: str, head: str, batch: int, device_name: str, threads: int) -> None:
     """Reads one line per request from stdin; answers one JSON line per iteration on stdout."""
+    from lkca.layers.lkca_autotune import impl_choices
     from lkca.runtime.device import mixed_precision
     from lkca.runtime.optim import adamw
     from lkca.seg.optim import seg_param_groups, warmup_poly
@@ -107,7 +108,8 @@ def worker(backbone: str, head: str, batch: int, device_name: str, threads: int)
         mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                else peak_rss - base_rss)
         print(json.dumps({"s": seconds, "mem": mem, "peak_rss": peak_rss,
-                          "foreign_load": foreign_load(ticks, _cpu_ticks())}), flush=True)
+                          "foreign_load": foreign_load(ticks, _cpu_ticks()),
+                          "lkca_choices": impl_choices(details=True)}), flush=True)
 
 
 # --- parent --------------------------------------------------------------------------------------
@@ -138,16 +140,6 @@ class Worker:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
-
-
-def lkca_choices(batch: int, device: torch.device) -> dict[str, str]:
-    from lkca.layers.lkca_cost import choose_impl
-
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    shape = dict(channels=384, heads=6, grid_size=(32, 32), kernel_size=(63, 63), dtype=dtype,
-                 device=device.type)
-    return {"training": choose_impl(batch=batch, training=True, **shape),
-            "inference (batch 1)": choose_impl(batch=1, training=False, **shape)}
 
 
 def main() -> int:
@@ -202,7 +194,7 @@ def main() -> int:
                    for b in ("vit_s_seg", "lkca_s_seg"))
         ratio = lk["iters_per_s"] / vit["iters_per_s"]
         checks[f"lkca_s_not_slower_than_vit_s_{head}"] = {"ratio": ratio, "pass": ratio >= 1.0}
-    choice = lkca_choices(args.batch, device)
+    choice = {key: c for w in workers for key, c in samples[w.name][-1]["lkca_choices"].items()}
 
     mem_label = "GPU peak alloc" if device.type == "cuda" else "RSS added"
     print(f"segmentation training step, {args.size}x{args.size}, batch {args.batch}, "
@@ -211,8 +203,8 @@ def main() -> int:
     for r in rows:
         print(f"{r['head'] + ' + ' + r['backbone']:<22} {r['params'] / 1e6:>7.2f}M "
               f"{r['s_per_iter']:>8.3f} {r['iters_per_s']:>8.3f} {r['memory_bytes'] / 2**30:>13.2f}GiB")
-    print(f"LKCA auto at the 32x32 grid (63x63 kernel): training -> {choice['training']}, "
-          f"inference -> {choice['inference (batch 1)']}")
+    for key, c in choice.items():
+        print(f"LKCA auto for {key}: {c['impl']} ({c['source']}, ms {c.get('ms', {})})")
     for name, c in checks.items():
         print(f"{'PASS' if c['pass'] else 'FAIL'}  {name}: LKCA-S / ViT-S iters/s = {c['ratio']:.3f}")
 

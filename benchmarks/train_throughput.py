@@ -1,4 +1,4 @@
-"""Images/s of the training augmentation pipeline and of full training steps (issue 3 benchmark).
+"""Images/s of the training augmentation pipeline and of full training steps.
 
     python benchmarks/train_throughput.py                                  # CPU, fp32
     python benchmarks/train_throughput.py --epochs-projection --profile    # + 100-epoch projection
@@ -29,7 +29,7 @@ with one thread per core oversubscribe the cores and a step can become many time
 just twice. The load average is recorded at start and end, and the table shows the clean samples
 and the median load of other processes per case.
 
-Targets (issue 3): the pipeline >= 3x the images/s of the training step of each model (it must
+Targets: the pipeline >= 3x the images/s of the training step of each model (it must
 never be the bottleneck), and vit_lkca_2p7m >= 1.2x the training images/s of vit_2p7m.
 
 ``--epochs-projection``: the wall time of the paper's CIFAR-10 run, 100 epochs of 50,000 images
@@ -70,8 +70,7 @@ from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
-from lkca.layers.lkca import global_kernel_size
-from lkca.layers.lkca_cost import choose_impl, predict
+from lkca.layers.lkca_autotune import impl_choices
 from lkca.models import create_model
 from lkca.runtime.device import mixed_precision
 from lkca.train.optim import build_optimizer, build_scheduler
@@ -181,18 +180,6 @@ def make_cases(args: argparse.Namespace, device: torch.device) -> tuple[dict, di
 
             cases[f"eval {name}"] = (evaluate, len(eval_x))
     return cases, built
-
-
-def lkca_choice(device: torch.device, batch: int, dtype: torch.dtype) -> dict:
-    """What ``impl="auto"`` runs for vit_lkca_2p7m's mixers in training, and the predicted times."""
-    grid = (8, 8)
-    shape = dict(batch=batch, channels=192, heads=12, grid_size=grid,
-                 kernel_size=global_kernel_size(grid), dtype=dtype, device=device, training=True)
-    with mixed_precision(device):
-        choice = choose_impl(**shape)
-    times = predict(**shape)
-    return {"shape": {k: (str(v) if k in ("dtype", "device") else v) for k, v in shape.items()},
-            "auto_choice": choice, "predicted_ms": {k: v * 1e3 for k, v in times.items()}}
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -396,18 +383,17 @@ def main() -> int:
     print(f"train_throughput on {device.type}: batch {args.batch}, {args.rounds} rounds, "
           f"{args.steps} step(s) and {args.pipeline_reps} pipeline batches a sample; "
           f"load average {load_start}", flush=True)
-    choice = lkca_choice(device, args.batch, torch.bfloat16 if cuda else torch.float32)
-    print(f"LKCA impl 'auto' for {choice['shape']}: {choice['auto_choice']} "
-          f"(predicted ms {', '.join(f'{k} {v:.1f}' for k, v in choice['predicted_ms'].items())})",
-          flush=True)
     cases, built = make_cases(args, device)
     timed = measure(cases, args.rounds, args.warmup, sync, lambda s: print(s, flush=True),
                     args.max_foreign, args.extra_rounds, args.budget_s)
     prof = (profile_steps(cases, args.models, device, args.profile_top, args.max_foreign)
             if args.profile else None)
     load_end = load_average()
+    choices = impl_choices(details=True)  # timed in the warm-up (the first step of each shape)
 
     print_table(timed, args.batch)
+    for key, c in choices.items():
+        print(f"LKCA auto for {key}: {c['impl']} ({c['source']}, ms {c.get('ms', {})})")
     ratios, targets = check_targets(timed, args.models)
     proj = projection(timed, args.models, args.batch, device) if args.epochs_projection else None
     if proj is not None:
@@ -445,7 +431,7 @@ def main() -> int:
                      "compile": args.compile, "augment": "cifar10 recipe (flip, crop 4, "
                      "AutoAugment cifar10 per image, normalise, erasing 0.25) + mix_batch"},
         "models": built,
-        "lkca_impl": choice,
+        "lkca_impl": choices,
         "results": timed,
         "ratios": ratios,
         "targets": [{"target": t, "pass": ok} for t, ok in targets],

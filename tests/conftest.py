@@ -1,5 +1,5 @@
 """Shared test machinery: the SIGKILL-and-resume kit used by the classification and segmentation
-crash-safety tests."""
+crash-safety tests; LKCA's autotune cache under pytest's temporary directory."""
 
 from __future__ import annotations
 
@@ -27,6 +27,29 @@ c.os.fsync = slow
 from lkca.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _autotune_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """LKCA's autotune cache file for this session (inherited by subprocesses): nothing is written
+    to the user's cache directory, and every process of the session reuses the first one's timed
+    choices, so runs compared with each other (resume, eval after train) run the same code."""
+    os.environ["LKCA_AUTOTUNE_CACHE"] = str(tmp_path_factory.mktemp("autotune") / "autotune.json")
+    yield
+
+
+@pytest.fixture
+def fresh_autotune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """LKCA's autotuner as in a new process (default policy, nothing chosen, nothing pinned), its
+    cache a new file under tmp_path (returned); the session's state is restored afterwards."""
+    from lkca.layers import lkca_autotune
+
+    path = tmp_path / "autotune.json"
+    monkeypatch.setenv("LKCA_AUTOTUNE_CACHE", str(path))
+    saved = lkca_autotune._STATE
+    lkca_autotune._STATE = lkca_autotune._State()
+    yield path
+    lkca_autotune._STATE = saved
 
 
 class CrashKit:

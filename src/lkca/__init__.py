@@ -3,6 +3,13 @@
 from lkca.analysis.profile import profile
 from lkca.errors import UserError
 from lkca.layers.lkca import LKCA
+from lkca.layers.lkca_autotune import (
+    impl_choices,
+    impl_policy,
+    pin_impl_choices,
+    set_autotune_cache,
+    set_impl_policy,
+)
 from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
 from lkca.pretrained import from_pretrained, save_pretrained
@@ -17,7 +24,12 @@ __all__ = [
     "create_model",
     "create_segmentor",
     "from_pretrained",
+    "impl_choices",
+    "impl_policy",
     "list_models",
+    "pin_impl_choices",
     "profile",
     "save_pretrained",
+    "set_autotune_cache",
+    "set_impl_policy",
 ]

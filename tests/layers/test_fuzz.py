@@ -1,5 +1,6 @@
 """Fuzz (hypothesis): any accepted LKCA / ViT configuration runs forward and backward with finite
-outputs; any rejected one raises ValueError, never an obscure internal error."""
+outputs; any rejected one raises ValueError, never an obscure internal error; the same for records
+of LKCA's implementation choices."""
 
 import pytest
 import torch
@@ -56,3 +57,35 @@ def test_wrong_image_size_at_run_time_is_a_value_error():
     m = VisionTransformer(img_size=8, patch_size=4, dim=8, depth=1, num_heads=2)
     with pytest.raises(ValueError, match="not divisible by the patch size"):
         m(torch.randn(1, 3, 10, 8))
+
+
+@FAST
+@given(text=st.text(max_size=60), impl=st.sampled_from(["conv", "toeplitz", "fft", "auto", ""]))
+def test_pinning_any_record_is_accepted_or_a_user_error(text, impl):
+    """A record read back from a run directory or checkpoint: replayed, or rejected in one line."""
+    from lkca.errors import UserError
+    from lkca.layers.lkca_autotune import ShapeKey, pin_impl_choices
+
+    try:
+        pin_impl_choices({text: impl})
+    except UserError as err:
+        assert len(str(err).splitlines()) == 1
+    else:
+        assert impl in ("conv", "toeplitz", "fft") and str(ShapeKey.parse(text)) == text
+    finally:
+        pin_impl_choices(None)
+
+
+@FAST
+@given(device=st.sampled_from(["cpu", "cuda"]),
+       dtype=st.sampled_from(["float32", "bfloat16", "float32+autocast:float16"]),
+       training=st.booleans(), batch=st.one_of(st.none(), st.integers(1, 4096)),
+       heads=st.integers(1, 16), d=st.integers(1, 128),
+       grid=st.tuples(st.integers(1, 99), st.integers(1, 99)),
+       kernel=st.tuples(st.integers(0, 99), st.integers(0, 99)))
+def test_shape_keys_round_trip(device, dtype, training, batch, heads, d, grid, kernel):
+    from lkca.layers.lkca_autotune import ShapeKey
+
+    key = ShapeKey(device, dtype, training, batch, heads * d, heads, grid,
+                   (2 * kernel[0] + 1, 2 * kernel[1] + 1))
+    assert ShapeKey.parse(str(key)) == key

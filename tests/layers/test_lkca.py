@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lkca import LKCA
 from lkca.layers.lkca import IMPLEMENTATIONS, global_kernel_size, toeplitz_matrix
@@ -153,3 +154,64 @@ def test_bad_token_count_and_impl_at_run_time():
 
 def test_every_implementation_is_registered():
     assert set(IMPLEMENTATIONS) == {"conv", "toeplitz", "fft"}
+
+
+# --- half precision: bf16 autocast runs on CPU too, so the GPU is not its first run ---------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_bf16_autocast_forward_and_backward_match_fp32(impl):
+    """Each implementation under bf16 autocast against fp32 (relative error of a bf16 pipeline)."""
+    torch.manual_seed(0)
+    module = LKCA(32, 4, (8, 8), impl=impl, projections=True)
+    with torch.no_grad():
+        module.weight.normal_(std=0.1)
+    x = torch.randn(3, 64, 32)
+    ref = _run(module, "conv", x, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _run(module, impl, x, None)
+    assert got[0].dtype == torch.bfloat16  # the output projection ran in bf16
+    for name, a, b in zip(("output", "input grad", "kernel grad"), ref, got):
+        rel = (a - b.float()).norm() / a.norm()
+        assert rel < 2e-2, f"{impl} {name}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("dtype, autocast", [(torch.bfloat16, False), (torch.float32, True),
+                                             (torch.float16, False)])
+def test_fft_computes_in_fp32(monkeypatch, dtype, autocast):
+    import lkca.layers.lkca as lkca_module
+
+    seen = []
+    apply = lkca_module._FFTConv.apply
+    monkeypatch.setattr(lkca_module._FFTConv, "apply",
+                        lambda x, w, *a: seen.append((x.dtype, w.dtype)) or apply(x, w, *a))
+    v = torch.randn(2, 2, 36, 4, dtype=dtype, requires_grad=True)
+    w = torch.randn(2, 11, 11, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = lkca_module.lkca_fft(v, w, (6, 6))
+    out.float().sum().backward()
+    assert seen == [(torch.float32, torch.float32)] and out.dtype == dtype
+    assert v.grad.dtype == dtype and w.grad.dtype == torch.float32
+    ref = lkca_module.lkca_conv(v.detach().double(), w.detach().double(), (6, 6))
+    # only the output's rounding to dtype remains: a half-precision FFT would be far worse
+    assert ((out.double() - ref).norm() / ref.norm()) < (4e-3 if dtype == torch.bfloat16 else 5e-4)
+
+
+@pytest.mark.parametrize("grid, k", [((8, 8), (15, 15)), ((5, 7), (9, 13)), ((6, 4), (3, 5)),
+                                     ((1, 5), (1, 3)), ((4, 1), (3, 1)), ((1, 1), (1, 1)),
+                                     ((12, 10), (15, 15))])
+def test_the_compile_path_builds_the_same_matrix_and_gradient(grid, k):
+    """While compiling, toeplitz_matrix is built without unfold (inductor miscompiles its
+    gradient): same values exactly, same gradient to rounding."""
+    from lkca.layers.lkca import _toeplitz_by_repeat
+
+    torch.manual_seed(0)
+    w = torch.randn(3, *k, requires_grad=True)
+    H, W = grid
+    ph, pw = H - 1 - k[0] // 2, W - 1 - k[1] // 2
+    views, repeat = toeplitz_matrix(w, grid), _toeplitz_by_repeat(F.pad(w, (pw, pw, ph, ph)), grid)
+    assert torch.equal(views, repeat)
+    g = torch.randn(views.shape)
+    (a,) = torch.autograd.grad((views * g).sum(), w)
+    (b,) = torch.autograd.grad((repeat * g).sum(), w)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

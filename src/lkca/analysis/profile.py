@@ -18,7 +18,7 @@ def _lkca_as_matmul(model: nn.Module) -> Iterator[None]:
     """Count LKCA as its attention view (heads x N x N matrix times V), as attention is counted.
 
     The FFT path has no flop formula in torch and the conv path counts the zero-padded border, so
-    MACs would depend on the implementation the cost model picks; the matmul view is the
+    MACs would depend on the implementation ``auto`` picks; the matmul view is the
     operation's own count (C * N^2 per image and block), like the SDPA count of attention.
     """
     mixers = [m for m in model.modules() if isinstance(m, LKCA)]

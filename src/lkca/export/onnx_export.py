@@ -5,8 +5,8 @@ Which LKCA implementation exports (checked by tests/test_export.py, torch 2.13, 
 - ``toeplitz`` and ``conv`` export and match PyTorch in onnxruntime (max abs diff < 1e-4);
   ``toeplitz`` is the default: one MatMul per head, which every ONNX runtime runs well.
 - ``fft`` does not: the exporter has no ONNX conversion for the complex FFT ops.
-- ``auto`` cannot keep the batch dynamic: its choice depends on the batch size, so torch.export
-  specialises the batch to the example's.
+- ``auto`` is not offered: while exporting it picks without timing (docs/benchmarks.md, "How
+  auto chooses") and may pick ``fft``; name the implementation instead.
 The legacy TorchScript exporter (``dynamo=False``) with a dynamic batch fails for ``conv`` (the
 kernel is computed, so its shape is unknown to it) and ``toeplitz`` (``unfold`` without static
 sizes), hence dynamo, which needs ``onnxscript`` (the ``onnx`` extra).

@@ -11,7 +11,8 @@ to apply it sit side by side below, each a short function over the same argument
 
 All three compute, for the token at (y, x) of head h,
 ``out[y, x] = sum_{a, b} K_h[a, b] * v[y + a - kh // 2, x + b - kw // 2]`` (zero outside the
-grid), i.e. ``F.conv2d``'s cross-correlation. :func:`choose_impl` picks the fastest for a shape.
+grid), i.e. ``F.conv2d``'s cross-correlation. :func:`choose_impl` picks one for ``impl="auto"``:
+by default the fastest, timed on the device at hand (docs/benchmarks.md, "How auto chooses").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from lkca.layers.lkca_cost import choose_impl
+from lkca.layers import lkca_autotune
 
 IMPLS = ("conv", "toeplitz", "fft", "auto")
 
@@ -80,9 +81,34 @@ def toeplitz_matrix(weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
     heads, kh, kw = weight.shape
     H, W = grid_size
     ph, pw = H - 1 - kh // 2, W - 1 - kw // 2  # to the global kernel; negative crops
-    k = F.pad(weight, (pw, pw, ph, ph)).flip(-2, -1)  # (heads, 2H - 1, 2W - 1)
-    windows = k.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [y, x, i, j] = k[y + i, x + j]
+    k = F.pad(weight, (pw, pw, ph, ph))  # (heads, 2H - 1, 2W - 1): offset (dy, dx) at (H-1+dy, W-1+dx)
+    if torch.compiler.is_compiling() and weight.requires_grad and torch.is_grad_enabled():
+        # inductor (torch 2.13, CPU) miscompiles the unfold's gradient, even into heap corruption
+        # (pytorch/pytorch#172064 reports its lowering failing on CUDA; tests/layers/
+        # test_lkca_compile.py): no unfold while compiling
+        return _toeplitz_by_repeat(k, grid_size)
+    windows = k.flip(-2, -1).unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W)
     return windows.flip(-2, -1).reshape(heads, H * W, H * W)  # (heads, N, N)
+
+
+def _toeplitz_by_repeat(k: torch.Tensor, grid_size: Pair) -> torch.Tensor:
+    """toeplitz_matrix from the global kernel k (heads, 2H - 1, 2W - 1) by roll, repeat, reshape
+    and slices (no unfold): the same values, 2-4x slower on CPU, but a gradient inductor compiles."""
+    H, W = grid_size
+    r = k.roll((1 - H, 1 - W), (1, 2))  # offset (dy, dx) at (dy mod 2H - 1, dx mod 2W - 1)
+    rows = _circulant(r, W)  # (heads, 2H - 1, W, W): [dy, x, x'] = r[dy, x' - x]
+    t = _circulant(rows.permute(0, 2, 3, 1), H)  # (heads, W, W, H, H): [x, x', y, y']
+    return t.permute(0, 3, 1, 4, 2).reshape(k.shape[0], H * W, H * W)  # (heads, N, N)
+
+
+def _circulant(r: torch.Tensor, n: int) -> torch.Tensor:
+    """(..., 2n - 1) -> (..., n, n) with [i, j] = r[(j - i) mod (2n - 1)]: n copies of r laid
+    out with a row stride of 2n - 2, which is -1 modulo 2n - 1."""
+    if n == 1:
+        return r.unsqueeze(-1)
+    period = 2 * n - 1
+    flat = r.repeat(*([1] * (r.dim() - 1)), n)[..., : n * (period - 1)]
+    return flat.reshape(*r.shape[:-1], n, period - 1)[..., :n]
 
 
 def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
@@ -98,7 +124,7 @@ def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> tor
     return out.reshape(heads, N, B, d).permute(2, 0, 1, 3)  # (B, heads, N, d)
 
 
-def _fft_size(n: int) -> int:
+def fft_size(n: int) -> int:
     """Smallest 2-3-5-smooth length >= n (fast FFT sizes)."""
     while True:
         m = n
@@ -167,7 +193,7 @@ def lkca_fft(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Te
     B, heads, N, d = v.shape
     H, W = grid_size
     kh, kw = weight.shape[-2:]
-    Lh, Lw = _fft_size(H + kh // 2), _fft_size(W + kw // 2)
+    Lh, Lw = fft_size(H + kh // 2), fft_size(W + kw // 2)
     ftype = torch.promote_types(v.dtype, torch.float32)
     x = v.transpose(-1, -2).reshape(B, heads, d, H, W).to(ftype)  # (B, heads, d, H, W)
     out = _FFTConv.apply(x, weight.to(ftype), Lh, Lw)  # (B, heads, d, H, W)
@@ -177,23 +203,38 @@ def lkca_fft(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Te
 IMPLEMENTATIONS = {"conv": lkca_conv, "toeplitz": lkca_toeplitz, "fft": lkca_fft}
 
 
+def workspace_bytes(impl: str, batch: int, heads: int, d: int, grid_size: Pair, kernel_size: Pair,
+                    itemsize: int, training: bool) -> float:
+    """Rough bytes an implementation allocates beyond its input and output (the autotuner skips
+    a candidate that would not fit): toeplitz the fp32 (heads, N, N) matrix, its low-precision copy
+    and, training, its gradient and the unfold's; fft the complex64 spectra; conv the layout copies.
+    """
+    (H, W), (kh, kw) = grid_size, kernel_size
+    N, C = H * W, heads * d
+    if impl == "toeplitz":
+        return heads * N * N * (4 * (3 if training else 1) + (itemsize if itemsize != 4 else 0))
+    if impl == "fft":
+        spectrum = batch * C * fft_size(H + kh // 2) * (fft_size(W + kw // 2) // 2 + 1) * 8
+        return spectrum * (3 if training else 2)
+    return batch * C * N * itemsize * (3 if training else 2)
+
+
+def choose_impl(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> str:
+    """What ``impl="auto"`` runs for v (B, heads, N, d) and a (cropped) weight (heads, kh, kw).
+
+    The policy's choice (``lkca.set_impl_policy``): by default the fastest of the three, timed
+    here the first time this shape key is seen and cached (:mod:`lkca.layers.lkca_autotune`).
+    """
+    return lkca_autotune.choose(v, weight, grid_size, IMPLEMENTATIONS, workspace_bytes)
+
+
 def lkca_apply(
     v: torch.Tensor, weight: torch.Tensor, grid_size: Pair, impl: str = "auto"
 ) -> torch.Tensor:
     """Apply per-head kernels ``weight`` (heads, kh, kw) to values v (B, heads, N, d)."""
     weight = crop_kernel(weight, grid_size)
     if impl == "auto":
-        B, heads, N, d = v.shape
-        impl = choose_impl(
-            batch=B,
-            channels=heads * d,
-            heads=heads,
-            grid_size=grid_size,
-            kernel_size=(weight.shape[-2], weight.shape[-1]),
-            dtype=v.dtype,
-            device=v.device,
-            training=torch.is_grad_enabled() and (v.requires_grad or weight.requires_grad),
-        )
+        impl = choose_impl(v, weight, grid_size)
     return IMPLEMENTATIONS[impl](v, weight, grid_size)
 
 
@@ -205,7 +246,8 @@ class LKCA(nn.Module):
         num_heads: heads; each head owns one kernel shared by its C / num_heads channels.
         grid_size: the (H, W) patch grid the module is built for (an int means square).
         kernel_size: odd kernel size (int or pair); default the global kernel (2H - 1, 2W - 1).
-        impl: "conv", "toeplitz", "fft" or "auto" (pick the fastest for the shape); reassignable.
+        impl: "conv", "toeplitz", "fft" or "auto" (the fastest for the shape, timed on first use:
+            docs/benchmarks.md "How auto chooses"); reassignable.
         projections: add Linear C -> C value and output projections (the paper's counts imply
             none, so off by default).
         proj_drop: dropout on the output (after the output projection when there is one),

@@ -1,0 +1,130 @@
+"""The autotuner's on-disk cache: one small JSON file of timed LKCA choices, per machine.
+
+Layout::
+
+    {"format": "lkca-autotune/1",
+     "machines": {"torch 2.13.0+cpu | AMD EPYC 7B13 (2 threads)":
+                  {"cpu float32 train B128 C192 h12 g8x8 k15x15":
+                   {"impl": "toeplitz", "ms": {"conv": 97.1, "toeplitz": 13.6, "fft": 69.3}}}}}
+
+A machine is the torch version and the device name (on CPU with the thread count), so another
+GPU, CPU or torch version never reuses a timing. The file is re-read and merged before each write
+and replaced atomically, so processes sharing it (DDP ranks, benchmark workers) lose nothing worse
+than an entry that is timed again. A file that cannot be read or written is ignored with one
+:class:`AutotuneWarning` per process: the choices then stay in memory; training never fails on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "lkca-autotune/1"
+ENV = "LKCA_AUTOTUNE_CACHE"
+_UNSET = object()
+
+
+class AutotuneWarning(UserWarning):
+    """The autotune cache was ignored (unreadable, corrupt or unwritable) or timing failed."""
+
+
+def default_path() -> Path | None:
+    """``$LKCA_AUTOTUNE_CACHE`` (empty: None, memory only), else the user's cache directory."""
+    env = os.environ.get(ENV)
+    if env is not None:
+        return Path(env).expanduser() if env.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lkca" / "autotune.json"
+
+
+@functools.cache
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def machine_name(device: torch.device) -> str:
+    """``"torch <version> | <device name>"``: what a cached timing is valid for."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        name = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+    else:
+        name = device.type
+    return f"torch {torch.__version__} | {name}"
+
+
+class DiskCache:
+    """Read and write the cache file; a file that fails warns once per process, whatever fails."""
+
+    def __init__(self) -> None:
+        self._path: Any = _UNSET
+        self._warned: set[str] = set()
+
+    def path(self) -> Path | None:
+        return default_path() if self._path is _UNSET else self._path
+
+    def set_path(self, path: str | Path | None) -> None:
+        self._path = None if path is None or str(path) == "" else Path(path).expanduser()
+
+    def _warn(self, path: Path, problem: str) -> None:
+        if str(path) not in self._warned:
+            self._warned.add(str(path))
+            warnings.warn(f"LKCA autotune cache {path}: {problem}; timings stay in memory until it "
+                          f"can be written (set {ENV} to another file, or empty for none)",
+                          AutotuneWarning, stacklevel=4)
+
+    def _read(self, path: Path) -> dict[str, dict[str, dict]]:
+        """All machines' entries; {} for a missing file; a corrupt file warns once and counts as {}."""
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            self._warn(path, f"ignored, cannot be read ({type(err).__name__}: {err})")
+            return {}
+        machines = data.get("machines") if isinstance(data, dict) else None
+        if (not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(machines, dict)
+                or not all(isinstance(m, dict) and all(isinstance(e, dict) for e in m.values())
+                           for m in machines.values())):
+            self._warn(path, f"ignored, not a {FORMAT} file")
+            return {}
+        return machines
+
+    def load(self, machine: str) -> dict[str, dict]:
+        """This machine's entries ``{shape key: {"impl", "ms"}}`` ({} if none or no file)."""
+        path = self.path()
+        return dict(self._read(path).get(machine, {})) if path is not None else {}
+
+    def save(self, machine: str, key: str, entry: dict) -> None:
+        """Add one entry: re-read, merge, write to a temporary file, rename over the cache."""
+        path = self.path()
+        if path is None:
+            return
+        machines = self._read(path)
+        machines.setdefault(machine, {})[key] = entry
+        text = json.dumps({"format": FORMAT, "machines": machines}, indent=1, sort_keys=True)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(text + "\n")
+            os.replace(tmp, path)
+        except OSError as err:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            self._warn(path, f"cannot be written ({type(err).__name__}: {err})")

@@ -196,8 +196,10 @@ def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
     from lkca.analysis import commands as analysis_commands
     from lkca.data import commands as data_commands
     from lkca.export import cli as export_commands
+    from lkca.reproduce import commands as reproduce_commands
 
-    return [data_commands.add_parsers, analysis_commands.add_parsers, export_commands.add_parsers]
+    return [data_commands.add_parsers, analysis_commands.add_parsers, export_commands.add_parsers,
+            reproduce_commands.add_parsers]
 
 
 SEG_TRAIN_FLAGS = ("data_dir", "backbone", "head", "iters", "batch_size", "crop_size",

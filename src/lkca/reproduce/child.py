@@ -83,8 +83,8 @@ def start(run: PlannedRun, data_dir: str | None, lock: DirectoryLock, *, device:
                             env={**os.environ, **(env or {})}, pass_fds=(lock.fd,),
                             preexec_fn=lambda: _child_setup(parent))
     lock.record(proc.pid, shlex.join(cmd))
-    log_event(run, {"event": "start", "launcher": launcher, "command": cmd, "pid": proc.pid,
-                    "device": device, "shared": shared})
+    log_event(run, {"event": "start", "launcher": launcher, "launcher_pid": parent,
+                    "command": cmd, "pid": proc.pid, "device": device, "shared": shared})
     return Child(run, proc, lock, err_path, err.tell(), (out, err), device, shared)
 
 

@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from reproduce_kit import freeze, metrics, starts, wait_for, write_digits_table
 
 from lkca.cli import main
 from lkca.reproduce.child import read_log
 from lkca.run_lock import read_holder
-
-from reproduce_kit import freeze, metrics, starts, wait_for, write_digits_table
 
 RUNS = ("digits/d1/seed0", "digits/d1/seed1", "digits/d2/seed0", "digits/d2/seed1")
 pytestmark = pytest.mark.slow

@@ -187,14 +187,16 @@ def seed_result(runs: Iterable[Run], metric: str) -> SeedResult:
     by_seed: dict[int | None, list[Run]] = {}
     for run in runs:
         by_seed.setdefault(run.seed, []).append(run)
-    values, used, unfinished = [], [], []
+    values: list[float] = []
+    used: list[Run] = []
+    unfinished: list[Run] = []
     for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
-        run = pick(by_seed[seed])
-        if run is not None and run.finished and run.summary is not None:
-            values.append(float(run.summary[metric]))
-            used.append(run)
-        elif run is not None:
-            unfinished.append(run)
+        chosen = pick(by_seed[seed])
+        if chosen is not None and chosen.finished and chosen.summary is not None:
+            values.append(float(chosen.summary[metric]))
+            used.append(chosen)
+        elif chosen is not None:
+            unfinished.append(chosen)
     return SeedResult(tuple(values), tuple(used), tuple(unfinished))
 
 
@@ -266,13 +268,12 @@ def tables_csv(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "ru
     writer.writerow(CSV_COLUMNS)
 
     def line(table, row, model, dataset, metric, paper, result):
+        head = [table.number or table.title, row, model, dataset, metric, _num(paper)]
         if result is None:
-            writer.writerow([table.number or table.title, row, model, dataset, metric, _num(paper), "", "", 0, "",
-                             "not registered", ""])
+            writer.writerow([*head, "", "", 0, "", "not registered", ""])
             return
-        writer.writerow([table.number or table.title, row, model, dataset, metric, _num(paper),
-                         _num(result.mean),
-                         _num(result.std), result.n, result.diff(paper).lstrip("+"),
+        writer.writerow([*head, _num(result.mean), _num(result.std), result.n,
+                         result.diff(paper).lstrip("+"),
                          result.status(), ";".join(str(r.path) for r in result.used)])
 
     for table in tables:
@@ -282,12 +283,12 @@ def tables_csv(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "ru
                 for ds, paper, result in zip(table.datasets, row.top1, results, strict=True):
                     line(table, row.row, model, ds, "top1", paper, result)
         else:
-            for row, aacc, miou in seg_results(table, runs):
-                spec = seg_model(row)
-                label = f"{row.backbone} {row.head} {row.iters}"
-                model = f"{spec.name}+{row.head}" if spec else ""
-                line(table, label, model, "ade20k", "aAcc", row.aAcc, aacc)
-                line(table, label, model, "ade20k", "mIoU", row.mIoU, miou)
+            for seg_row, aacc, miou in seg_results(table, runs):
+                spec = seg_model(seg_row)
+                label = f"{seg_row.backbone} {seg_row.head} {seg_row.iters}"
+                model = f"{spec.name}+{seg_row.head}" if spec else ""
+                line(table, label, model, "ade20k", "aAcc", seg_row.aAcc, aacc)
+                line(table, label, model, "ade20k", "mIoU", seg_row.mIoU, miou)
     return buf.getvalue()
 
 

@@ -7,8 +7,8 @@ scratch): Table 6 is UperNet with ViT-B / LKCA-B at 2k-16k iterations, Table 7 c
 with other backbones under UperNet and FPN at 10k and 20k iterations.
 
 "Flops" are the paper's column as printed (multiply-accumulates of one image, without the token
-mixing: docs/paper-tables.md); Tables 3 and 5 print the same "# Params" / "Flops" as the CIFAR-10 tables for the models
-they share, although Tiny-ImageNet has 64x64 inputs and 200 classes.
+mixing: docs/paper-tables.md); Tables 3 and 5 print the same "# Params" / "Flops" as the CIFAR-10
+tables for the models they share, although Tiny-ImageNet has 64x64 inputs and 200 classes.
 
 Which registered model stands for a paper row is kept in one place, :data:`MODEL_NAMES`
 (classification) and :data:`SEG_BACKBONES` (segmentation); a name that is not registered yet is

@@ -9,9 +9,10 @@ fits in ``MEMORY_SHARE`` of the GPU, at most ``MAX_RUNS_PER_GPU``:
                     + 16 bytes per parameter (fp32 weights, gradients, AdamW's two moments)
                     + activations saved for backward per image x the batch
 
-The activations are measured, not guessed: one forward of the model on the CPU in fp32 (batch 1
-and batch 2; the difference is one image's), so the figure is an upper bound for the bf16
-autocast of a GPU run. The cap of 4 is a projection: packing pays while a GPU still has idle
+The activations are measured, not guessed: the tensors autograd saves in one forward of the model
+on the CPU in fp32 (batch 1 and batch 2; the difference is one image's). A tensor saved by two
+operations counts twice and bf16 autocast on a GPU halves most of them, so the figure is an
+upper bound. The cap of 4 is a projection: packing pays while a GPU still has idle
 compute, and where that stops has not been measured on a GPU yet (benchmarks/run_packing.py
 measures it; docs/reproduce.md).
 """

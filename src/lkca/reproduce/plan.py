@@ -138,16 +138,12 @@ def plan_runs(table_configs: list[TableConfig], seeds: int, runs_dir: Path) -> l
     """One run per (config, seed 0..seeds-1); a config standing for several rows is run once."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    rows: dict[Path, list[str]] = {}
-    first: dict[Path, TableConfig] = {}
+    rows: dict[Path, list[str]] = {}  # in the table's order
     for tc in table_configs:
-        if tc.config is None:
-            continue
-        key = tc.config.resolve()
-        rows.setdefault(key, []).append(tc.row)
-        first.setdefault(key, tc)
+        if tc.config is not None:
+            rows.setdefault(tc.config.resolve(), []).append(tc.row)
     runs = []
-    for key, tc in first.items():
+    for key in rows:
         task, resolved = resolve_config(key)
         dataset = resolved.get("dataset", SEG_DATASET) if task == "cls" else SEG_DATASET
         steps, images = run_length(task, resolved)

@@ -173,3 +173,18 @@ def _check_data_dir(rep: Reproduction, data_dir: str | None) -> None:
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder holding the data "
                         "sets (docs/datasets.md)")
+
+
+def cost_markdown(configs_dir: Path, seeds: int = 1) -> str:
+    """The expected cost of each paper table as a Markdown table (docs/reproduce.md): runs,
+    training images (iterations for segmentation) and device-hours at the stated throughput."""
+    lines = ["| table | runs | training images | steps / iterations | device-hours at the stated "
+             "images/s (projection) |", "|---|---|---|---|---|"]
+    for number in sorted(TABLES):
+        rep = plan(str(number), Path("runs"), configs_dir, seeds)
+        speed = stated_images_per_s(rep.task)
+        images = sum(r.images for r in rep.runs)
+        steps = sum(r.steps for r in rep.runs)
+        lines.append(f"| {number} | {len(rep.runs)} | {images / 1e6:,.1f}M | {steps:,} | "
+                     f"{images / speed / 3600:,.1f} at {speed:,.1f} images/s |")
+    return "\n".join(lines)

@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from reproduce_kit import freeze, metrics, starts, wait_for, write_digits_table
+from reproduce_kit import (
+    freeze,
+    metrics,
+    pending_signals,
+    starts,
+    wait_for,
+    write_digits_table,
+)
 
 from lkca.cli import main
 from lkca.reproduce.child import read_log
@@ -134,3 +141,32 @@ def test_a_second_launcher_on_the_same_runs_folder_is_refused(tmp_path, capsys):
         assert main(["reproduce", "--table", str(spec), "--runs", str(runs)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{runs} is in use by PID {os.getpid()}" in err[0]
+
+
+def test_sigterm_stops_the_launcher_and_its_runs_in_order(tmp_path, digits_reference):
+    spec = write_digits_table(tmp_path / "spec")
+    runs = tmp_path / "runs"
+    launcher = subprocess.Popen([sys.executable, "-m", "lkca", "reproduce", "--table", str(spec),
+                                 "--runs", str(runs)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    first = runs / RUNS[0]
+    wait_for(lambda: (first / "checkpoints" / "last.pt").exists(), "the first checkpoint")
+    child = read_holder(first / ".lkca-reproduce.lock")["pid"]
+    freeze(child)
+    launcher.send_signal(signal.SIGTERM)
+    wait_for(lambda: pending_signals(child) & (1 << (signal.SIGTERM - 1)),
+             "the launcher to pass SIGTERM on")
+    os.kill(child, signal.SIGCONT)
+    _, err = launcher.communicate()
+    assert launcher.returncode == 2
+    assert err.strip().splitlines() == [
+        "lkca reproduce: error: stopped by SIGTERM: 0 runs finished, the running ones saved a "
+        "checkpoint; run the same command again to continue"]
+    (exit_record,) = [r for r in read_log(first) if r["event"] == "exit"]
+    assert exit_record["rc"] == 2 and "stopped by SIGTERM" in exit_record["last_stderr"]
+    assert not (runs / RUNS[2]).exists()  # nothing new started after the signal
+
+    assert main(["reproduce", "--table", str(spec), "--runs", str(runs)]) == 0
+    assert starts(first)[-1]["command"][-1] == "--resume"
+    for name in (RUNS[0], RUNS[2]):
+        assert metrics(runs / name) == metrics(digits_reference / name), name

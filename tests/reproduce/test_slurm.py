@@ -26,7 +26,24 @@ def test_tasks_train_their_runs_and_a_preempted_one_resumes(tmp_path, digits_ref
     jobs = slurm.submit(runs, None, tmp_path / "runs" / ".slurm", time_min=30, gpus_per_task=0,
                         cluster="local")
     assert len(jobs) == 2
+    try:
+        _preempt_the_first(runs[0].out)
+        outcome = slurm.wait(jobs, runs, poll_s=0.2)
+    finally:
+        for job in jobs:  # a failing test leaves no job running
+            if not job.done():
+                job.cancel()
     first = runs[0].out
+    assert sorted(r.name for r in outcome.trained) == sorted(r.name for r in runs)
+    assert not outcome.failed
+    again = starts(first)
+    assert len(again) == 2 and again[1]["command"][-1] == "--resume"
+    assert again[0]["launcher"] == again[1]["launcher"] == "slurm"
+    for run in runs:
+        assert metrics(run.out) == metrics(digits_reference / run.name), run.name
+
+
+def _preempt_the_first(first):
     # Preempt the first task mid-run: freeze its training right after a checkpoint, signal the
     # task as Slurm would, and let the training go on once the task has told it to stop.
     wait_for(lambda: (first / "checkpoints" / "last.pt").exists(), "the first checkpoint")
@@ -37,14 +54,6 @@ def test_tasks_train_their_runs_and_a_preempted_one_resumes(tmp_path, digits_ref
     wait_for(lambda: pending_signals(start["pid"]) & (1 << (signal.SIGTERM - 1)),
              "the task to send SIGTERM to its training")
     os.kill(start["pid"], signal.SIGCONT)
-
-    outcome = slurm.wait(jobs, runs, poll_s=0.2)
-    assert outcome.trained == runs and not outcome.failed
-    again = starts(first)
-    assert len(again) == 2 and again[1]["command"][-1] == "--resume"
-    assert again[0]["launcher"] == again[1]["launcher"] == "slurm"
-    for run in runs:
-        assert metrics(run.out) == metrics(digits_reference / run.name), run.name
 
 
 def test_a_task_whose_run_is_finished_or_locked_does_not_train(tmp_path, digits_reference):
@@ -59,7 +68,7 @@ def test_a_task_whose_run_is_finished_or_locked_does_not_train(tmp_path, digits_
     assert slurm.RunTask(done, None)() == {"run": done.name, "status": "skipped",
                                            "detail": "already finished"}
     with DirectoryLock(busy.out, LAUNCH_LOCK):
-        result = slurm.RunTask(busy, None)()
+        result = slurm.RunTask(busy, None, lock_wait_s=0)()
     assert result["status"] == "failed" and f"PID {os.getpid()}" in result["detail"]
     assert not (busy.out / "config.yaml").exists()
 

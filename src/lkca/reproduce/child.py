@@ -78,10 +78,10 @@ def start(run: PlannedRun, data_dir: str | None, lock: DirectoryLock, *, device:
     for f in (out, err):
         f.write(banner)
         f.flush()
-    parent = os.getpid()
+    parent, prctl = os.getpid(), _prctl()
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})}, pass_fds=(lock.fd,),
-                            preexec_fn=lambda: _child_setup(parent))
+                            preexec_fn=lambda: _child_setup(parent, prctl))
     lock.record(proc.pid, shlex.join(cmd))
     log_event(run, {"event": "start", "launcher": launcher, "launcher_pid": parent,
                     "command": cmd, "pid": proc.pid, "device": device, "shared": shared})
@@ -134,13 +134,25 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _child_setup(parent: int) -> None:
+def _child_setup(parent: int, prctl: Any) -> None:
     """In the child before exec: SIGTERM when the launcher dies; SIGUSR2 ignored."""
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the launcher died before prctl: stop now
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Any:
+    """libc's prctl on Linux (looked up in the launcher: the forked child only calls it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None

@@ -5,13 +5,18 @@ launcher (:mod:`lkca.reproduce.child`) and waits for it. On preemption or at the
 Slurm signals the task (SIGUSR2, submitit's ``--signal``); submitit calls
 :meth:`RunTask.checkpoint`, which stops the training with SIGTERM (it saves a resumable
 checkpoint) and hands submitit the same task to requeue; started again, the task finds the
-checkpoint and continues with ``--resume``. A task whose run is already finished exits at once.
+checkpoint and continues with ``--resume``. A task whose run is already finished exits at once;
+one whose run is locked waits for the lock (the training of its previous attempt may still be
+saving), up to ``lock_wait_s``.
+
+The task waits for its training by polling, never in ``Popen.wait()``: submitit's signal handler
+runs on the same thread, and a handler that waited for the child while the interrupted frame
+holds ``Popen``'s wait lock would deadlock.
 """
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,31 +28,45 @@ from lkca.reproduce.local import Outcome
 from lkca.reproduce.plan import PlannedRun, run_state
 from lkca.run_lock import DirectoryLock, LockHeld
 
+POLL_S = 1.0  # how often a task looks at its training and at a lock it waits for
+STOP_WAIT_S = 120.0  # how long a preempted task waits for its training to save and stop
+
 
 class RunTask:
     """A picklable, checkpointable callable that trains one run to its end (or its requeue)."""
 
-    def __init__(self, run: PlannedRun, data_dir: str | None, shared: int = 1) -> None:
+    def __init__(self, run: PlannedRun, data_dir: str | None, shared: int = 1,
+                 lock_wait_s: float = 600.0) -> None:
         self.run = run
         self.data_dir = data_dir
         self.shared = shared
+        self.lock_wait_s = lock_wait_s
         self._child: child_mod.Child | None = None
 
     def __call__(self) -> dict[str, Any]:
         """Train the run; returns {"run", "status": finished|skipped|failed, "detail"}."""
-        state = run_state(self.run)
-        if state.kind == "finished":
-            return {"run": self.run.name, "status": "skipped", "detail": "already finished"}
-        if state.kind == "conflict":
-            return {"run": self.run.name, "status": "failed", "detail": state.detail}
         lock = DirectoryLock(self.run.out, child_mod.LAUNCH_LOCK)
-        try:
-            lock.acquire()
-        except LockHeld as err:
-            return {"run": self.run.name, "status": "failed", "detail": str(err)}
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            state = run_state(self.run)
+            if state.kind == "finished":
+                return {"run": self.run.name, "status": "skipped", "detail": "already finished"}
+            if state.kind == "conflict":
+                return {"run": self.run.name, "status": "failed", "detail": state.detail}
+            try:
+                lock.acquire()
+                break
+            except LockHeld as err:
+                if time.monotonic() >= deadline:
+                    return {"run": self.run.name, "status": "failed", "detail": str(err)}
+                time.sleep(POLL_S)
+        if run_state(self.run).kind == "finished":  # finished while we waited for the lock
+            lock.release()
+            return {"run": self.run.name, "status": "skipped", "detail": "already finished"}
         self._child = child_mod.start(self.run, self.data_dir, lock, device=_device(),
                                       shared=self.shared, launcher="slurm")
-        self._child.proc.wait()
+        while self._child.proc.poll() is None:
+            time.sleep(POLL_S)
         finished = run_state(self.run).kind == "finished"
         record = child_mod.finish(self._child, finished)
         self._child = None
@@ -58,20 +77,20 @@ class RunTask:
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called by submitit on preemption / time-out: stop the training in order (SIGTERM: it
-        saves a checkpoint), then requeue this same task, which resumes from that checkpoint."""
+        saves a checkpoint; given up to ``STOP_WAIT_S``), then requeue this same task, which
+        resumes from that checkpoint."""
         from submitit.helpers import DelayedSubmission
 
         c = self._child
-        if c is not None and c.proc.poll() is None:
-            c.proc.send_signal(signal.SIGTERM)
-            try:
-                c.proc.wait(timeout=300)
-            except subprocess.TimeoutExpired:
-                c.proc.kill()
-                c.proc.wait()
         if c is not None:
-            child_mod.finish(c, False)
-            self._child = None
+            if c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_WAIT_S
+            while c.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if c.proc.returncode is not None:  # else it keeps the run locked until it exits
+                child_mod.finish(c, False)
+                self._child = None
         return DelayedSubmission(self)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from lkca.cli import main
 TINY = f"""base: {ROOT / 'configs' / 'seg' / 'ade20k' / 'base.yaml'}
 backbone: lkca_s_seg
 head: fpn
-model_args: {{depth: 2, dim: 32, num_heads: 2, head_channels: 16}}
-crop_size: 32
-img_scale: [64, 32]
+model_args: {{depth: 4, dim: 32, num_heads: 2, head_channels: 16}}
+crop_size: 64
+img_scale: [128, 64]
 batch_size: 2
 iters: 3
 eval_interval: 3

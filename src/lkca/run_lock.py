@@ -62,6 +62,7 @@ class DirectoryLock:
         return self._fd
 
     def acquire(self) -> DirectoryLock:
+        """Take the lock now or raise :class:`LockHeld` (never waits); record this process."""
         try:
             import fcntl
         except ImportError:  # Windows
@@ -100,6 +101,7 @@ class DirectoryLock:
         self._holder = pid
 
     def release(self) -> None:
+        """Let go of the lock (a child given the descriptor keeps holding it until it exits)."""
         if self._fd is None:
             return
         if self._holder == os.getpid():  # else the record names the child that shares the lock

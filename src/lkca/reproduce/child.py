@@ -44,6 +44,7 @@ def command(run: PlannedRun, data_dir: str | None, resume: bool) -> list[str]:
 
 
 def has_checkpoint(run: PlannedRun) -> bool:
+    """Whether the run directory holds ``checkpoints/last.pt`` to resume from."""
     return (run.out / "checkpoints" / "last.pt").is_file()
 
 

@@ -160,6 +160,7 @@ class _StopSignals:
         self.signum = signum
 
     def forward(self, running: list[child_mod.Child]) -> None:
+        """Send SIGTERM to every child still running (once)."""
         for c in running:
             if c.proc.poll() is None:
                 c.proc.send_signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lkca.analysis.paper_report import registered_name, seg_model, seg_registered
+from lkca.analysis.paper_results import registered_name, seg_model, seg_registered
 from lkca.analysis.paper_tables import ClsTable, SegTable
 from lkca.analysis.run_index import cls_matches, read_run, seg_matches
 from lkca.errors import ConfigError, UserError
@@ -88,6 +88,7 @@ class ConfigIndex:
         self._cache: dict[Path, tuple[str, dict[str, Any]]] = {}
 
     def configs(self, sub: str) -> list[tuple[Path, dict[str, Any]]]:
+        """(path, resolved config) of every config file in ``folder/sub``, sorted by name."""
         found = []
         for path in sorted((self.folder / sub).glob("*.yaml")):
             if path.name == "base.yaml":
@@ -217,6 +218,7 @@ def default_configs_dir() -> Path:
 
 
 def check_configs_dir(path: Path) -> Path:
+    """``path`` if it holds ``cls/`` or ``seg/`` config folders, else a one-line error."""
     if not (path / "cls").is_dir() and not (path / "seg").is_dir():
         raise ConfigError(f"{path} holds no cls/ or seg/ config folders; pass --configs DIR (the "
                           "repository's configs/ folder)")

@@ -35,6 +35,7 @@ class Reproduction:
 
     @property
     def task(self) -> str:
+        """"cls" or "seg"."""
         return "cls" if isinstance(self.table, ClsTable) else "seg"
 
 

@@ -15,13 +15,14 @@ import sys
 from collections.abc import Sequence
 
 # The command groups' modules, in help order: train, eval; seg; profile, list, erf, kernels, plot,
-# tables; data; export.
+# tables; data; export; reproduce.
 COMMAND_GROUPS = (
     "lkca.train.commands",
     "lkca.seg.commands",
     "lkca.analysis.commands",
     "lkca.data.commands",
     "lkca.export.commands",
+    "lkca.reproduce.commands",
 )
 
 

@@ -206,3 +206,29 @@ def test_the_newest_finished_run_is_reported(tmp_path, fast_profile):
         for f in (tmp_path / name).iterdir():
             os.utime(f, (1e9 - age, 1e9 - age))
     assert _row(render_tables(tmp_path, [1]), 1, "ViT")[7] == "91.00"
+
+
+def test_seeds_are_aggregated_newest_run_per_seed(tmp_path, fast_profile):
+    import csv
+    import io
+    import os
+
+    from lkca.analysis.paper_report import tables_csv
+
+    for name, seed, top1, age in (("s0-old", 0, 50.0, 300), ("s0", 0, 93.0, 200),
+                                  ("s1", 1, 94.0, 200)):
+        _run(tmp_path, name, _cls("vit_lkca_2p7m", "cifar10", seed=seed),
+             {"top1": top1, "epochs": 100}, epochs_done=100)
+        for f in (tmp_path / name).iterdir():
+            os.utime(f, (1e9 - age, 1e9 - age))
+    _run(tmp_path, "s2", _cls("vit_lkca_2p7m", "cifar10", seed=2), epochs_done=10)
+    cells = _row(render_tables(tmp_path, [1]), 1, "ViT-LKCA")
+    assert cells[7:9] == ["93.50 ± 0.71 (n=2), 1 running", "-0.61"]
+    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(tables_csv([TABLE_1], tmp_path)))}
+    lkca = rows["ViT-LKCA"]
+    assert (lkca["paper"], lkca["mean"], lkca["std"], lkca["n"], lkca["diff"], lkca["status"]) == (
+        "94.11", "93.5", "0.7071", "2", "-0.61", "partial")
+    assert lkca["runs"] == f"{tmp_path / 's0'};{tmp_path / 's1'}"
+    assert rows["ViT"]["status"] == "no run" and rows["ViT"]["n"] == "0"
+    assert list(rows["ViT"]) == ["table", "row", "model", "dataset", "metric", "paper", "mean", "std",
+                                 "n", "diff", "status", "runs"]

@@ -2,28 +2,27 @@
 
 For every row: the paper's params, "Flops" and accuracy; our params and MACs of the registered
 model standing for the row (:data:`lkca.analysis.paper_tables.MODEL_NAMES`), measured with
-:func:`lkca.profile` at the table's input; and our accuracy where a finished run of that model on
-that data set (segmentation: that backbone, head and iteration count) exists under the runs
-folder, with the difference to the paper. Rows without a run say "no run"; unfinished runs say
-"running (done/total)"; rows whose model is not registered yet say so.
+:func:`lkca.profile` at the table's input; and our accuracy where finished runs of that model on
+that data set (segmentation: that backbone, head and iteration count) exist under the runs
+folder, with the difference to the paper. Runs of one row with different seeds are repetitions:
+the newest finished run of each seed counts, and the cell shows their mean, standard deviation
+and number (one seed: its value). Rows without a run say "no run"; unfinished runs say
+"running (done/total)"; rows whose model is not registered yet say so. The same results can be
+written as CSV, one line per row, data set and metric (:func:`tables_csv`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lkca.analysis.paper_tables import (
-    MODEL_NAMES,
-    SEG_BACKBONES,
-    TABLES,
-    ClsRow,
-    ClsTable,
-    SegTable,
-)
-from lkca.analysis.run_index import Run, cls_key, find_runs, seg_matches
+from lkca.analysis.paper_results import cls_results, seg_model, seg_results
+from lkca.analysis.paper_tables import MODEL_NAMES, TABLES, ClsTable, SegTable
+from lkca.analysis.run_index import Run, find_runs
 
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN",
                   "tinyimagenet": "Tiny-ImageNet"}
@@ -56,13 +55,15 @@ def _identity(tensor, *args, **kwargs):
     return tensor
 
 
-def profile_classifier(name: str, img_size: int, num_classes: int) -> dict[str, int]:
-    """Params, MACs and token-mixing MACs of a registered classifier at one input."""
+def profile_classifier(name: str, img_size: int, num_classes: int,
+                       model_args: dict[str, Any] | None = None) -> dict[str, int]:
+    """Params, MACs and token-mixing MACs of a registered classifier (with architecture
+    overrides ``model_args``) at one input."""
     from lkca.analysis.profile import profile
     from lkca.models.registry import create_model
 
     with without_init():
-        model = create_model(name, num_classes=num_classes, img_size=img_size)
+        model = create_model(name, num_classes=num_classes, img_size=img_size, **(model_args or {}))
     return profile(model, img_size)
 
 
@@ -87,10 +88,12 @@ class Profiler:
     def __init__(self) -> None:
         self._cache: dict[tuple, dict[str, int]] = {}
 
-    def classifier(self, name: str, img_size: int, num_classes: int) -> dict[str, int]:
-        key = ("cls", name, img_size, num_classes)
+    def classifier(self, name: str, img_size: int, num_classes: int,
+                   model_args: dict[str, Any] | None = None) -> dict[str, int]:
+        key = ("cls", name, img_size, num_classes, tuple(sorted((model_args or {}).items())))
         if key not in self._cache:
-            self._cache[key] = profile_classifier(name, img_size, num_classes)
+            self._cache[key] = (profile_classifier(name, img_size, num_classes, model_args)
+                                if model_args else profile_classifier(name, img_size, num_classes))
         return self._cache[key]
 
     def segmentor(self, backbone: str, head: str, model_args: dict[str, Any],
@@ -101,37 +104,69 @@ class Profiler:
         return self._cache[key]
 
 
-def registered_name(row: str) -> str | None:
-    """The canonical registered model of a classification row, None if not registered (yet)."""
-    from lkca.models.registry import resolve_name
-
-    try:
-        return resolve_name(MODEL_NAMES[row])
-    except (KeyError, ValueError):
-        return None
-
-
-def seg_registered(row: str) -> bool:
-    from lkca.seg.backbone import BACKBONES
-
-    return row in SEG_BACKBONES and SEG_BACKBONES[row].name in BACKBONES
-
-
 def render_tables(runs_dir: str | Path = "runs", numbers: Iterable[int] | None = None,
                   profiler: Profiler | None = None) -> str:
     """Markdown of the asked tables (default all, 1-7), ours beside the paper's."""
+    return render([TABLES[n] for n in numbers or sorted(TABLES)], runs_dir, profiler)
+
+
+def render(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "runs",
+           profiler: Profiler | None = None) -> str:
+    """Markdown of ``tables`` (the paper's or tables of your own), ours from ``runs_dir``."""
     runs = find_runs(runs_dir)
     profiler = profiler or Profiler()
     parts = [f"# The paper's tables, regenerated\n\nRuns from `{runs_dir}`. Top-1 / aAcc / mIoU "
-             "in %; ours is the final evaluation of a finished run (difference = ours - paper). "
+             "in %; ours is the final evaluation of a finished run, or the mean ± standard "
+             "deviation over seeds (n = number of seeds), and difference = ours - paper. "
              "MACs: ours excluding token mixing, as the paper counts (all MACs in brackets)."]
-    for number in numbers or sorted(TABLES):
-        table = TABLES[number]
+    for table in tables:
         if isinstance(table, ClsTable):
             parts.append(cls_table_markdown(table, runs, profiler))
         else:
             parts.append(seg_table_markdown(table, runs, profiler))
     return "\n\n".join(parts) + "\n"
+
+
+CSV_COLUMNS = ("table", "row", "model", "dataset", "metric", "paper", "mean", "std", "n", "diff",
+               "status", "runs")
+
+
+def tables_csv(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "runs") -> str:
+    """The results of ``tables`` as CSV: one line per row, data set and metric, with the paper's
+    value, our mean, standard deviation and number of seeds, the difference, the status
+    (finished, partial, running (...), no run, not registered) and the run directories used."""
+    runs = find_runs(runs_dir)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def line(table, row, model, dataset, metric, paper, result):
+        head = [table.number or table.title, row, model, dataset, metric, _num(paper)]
+        if result is None:
+            writer.writerow([*head, "", "", 0, "", "not registered", ""])
+            return
+        writer.writerow([*head, _num(result.mean), _num(result.std), result.n,
+                         result.diff(paper).lstrip("+"),
+                         result.status(), ";".join(str(r.path) for r in result.used)])
+
+    for table in tables:
+        if isinstance(table, ClsTable):
+            for row, name, results in cls_results(table, runs):
+                model = name or row.model or MODEL_NAMES.get(row.row, "")
+                for ds, paper, result in zip(table.datasets, row.top1, results, strict=True):
+                    line(table, row.row, model, ds, "top1", paper, result)
+        else:
+            for seg_row, aacc, miou in seg_results(table, runs):
+                spec = seg_model(seg_row)
+                label = f"{seg_row.backbone} {seg_row.head} {seg_row.iters}"
+                model = f"{spec.name}+{seg_row.head}" if spec else ""
+                line(table, label, model, "ade20k", "aAcc", seg_row.aAcc, aacc)
+                line(table, label, model, "ade20k", "mIoU", seg_row.mIoU, miou)
+    return buf.getvalue()
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}".rstrip("0").rstrip(".")
 
 
 def cls_table_markdown(table: ClsTable, runs: list[Run], profiler: Profiler) -> str:
@@ -141,47 +176,38 @@ def cls_table_markdown(table: ClsTable, runs: list[Run], profiler: Profiler) -> 
     for ds in table.datasets:
         label = DATASET_LABELS.get(ds, ds)
         head += [f"{label} (paper)", f"{label} (ours)", "diff"]
-    lines = [f"## Table {table.number}: {table.title}", "",
+    lines = [_heading(table), "",
              f"Our counts at {table.img_size}x{table.img_size}, {table.num_classes} classes."
              + (TINY_NOTE if table.datasets == ("tinyimagenet",) else ""), "",
              _md_row(head), _md_row(["---"] * len(head))]
     used: list[str] = []
-    for row in table.rows:
-        name = registered_name(row.row)
-        cells = [row.row, f"`{name}`" if name else f"`{MODEL_NAMES.get(row.row, '?')}` not registered",
-                 _millions(row.params)]
+    for row, name, results in cls_results(table, runs):
+        wanted = row.model or MODEL_NAMES.get(row.row, "?")
+        label = f"`{name}`" + "".join(f", {k}={v}" for k, v in row.model_args.items())
+        cells = [row.row, label if name else f"`{wanted}` not registered", _millions(row.params)]
         if name:
-            stats = profiler.classifier(name, table.img_size, table.num_classes)
+            stats = profiler.classifier(name, table.img_size, table.num_classes, row.model_args)
             core = stats["macs"] - stats["token_mixing_macs"]
-            cells += [f"{_millions(stats['params'])} ({_pct(stats['params'], row.params)})",
+            cells += [f"{_millions(stats['params'])}{_pct(stats['params'], row.params)}",
                       _millions(row.macs),
-                      f"{_millions(core)} ({_pct(core, row.macs)}) [{_millions(stats['macs'])}]"]
+                      f"{_millions(core)}{_pct(core, row.macs)} [{_millions(stats['macs'])}]"]
         else:
             cells += ["—", _millions(row.macs), "—"]
-        for ds, paper in zip(table.datasets, row.top1, strict=True):
-            cells += _accuracy_cells(row, name, ds, paper, runs, used)
+        for ds, paper, result in zip(table.datasets, row.top1, results, strict=True):
+            if result is None:
+                cells += [_paper(paper), "—", ""]
+                continue
+            cells += [_paper(paper), result.cell(), result.diff(paper)]
+            for run in result.used:  # finished runs: each has a summary
+                summary = run.summary or {}
+                best = summary.get("best_top1")
+                used.append(f"- {row.row} on {DATASET_LABELS.get(ds, ds)}: `{run.path}` "
+                            f"({run.total} epochs, final {float(summary['top1']):.2f}"
+                            + (f", best {float(best):.2f})" if best is not None else ")"))
         lines.append(_md_row(cells))
     if used:
         lines += ["", "Runs used:", *used]
     return "\n".join(lines)
-
-
-def _accuracy_cells(row: ClsRow, name: str | None, dataset: str, paper: float,
-                    runs: list[Run], used: list[str]) -> list[str]:
-    if name is None:
-        return [f"{paper:.2f}", "—", ""]
-    matching = [r for r in runs if r.task == "cls" and cls_key(r) == (name, dataset)]
-    run = pick(matching)
-    if run is None:
-        return [f"{paper:.2f}", "no run", ""]
-    if not run.finished or run.summary is None:  # finished implies a summary
-        return [f"{paper:.2f}", run.status(), ""]
-    top1 = float(run.summary["top1"])
-    best = run.summary.get("best_top1")
-    used.append(f"- {row.row} on {DATASET_LABELS.get(dataset, dataset)}: `{run.path}` "
-                f"({run.total} epochs, final {top1:.2f}"
-                + (f", best {float(best):.2f})" if best is not None else ")"))
-    return [f"{paper:.2f}", f"{top1:.2f}", f"{top1 - paper:+.2f}"]
 
 
 def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> str:
@@ -189,61 +215,58 @@ def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> 
     head = ["backbone", "head", "iters", "model", "params (paper)", "params (ours)",
             "Flops (paper)", "MACs (ours)", "aAcc (paper)", "aAcc (ours)", "diff",
             "mIoU (paper)", "mIoU (ours)", "diff"]
-    lines = [f"## Table {table.number}: {table.title}", "",
+    lines = [_heading(table), "",
              f"Our counts: the whole segmentor (150 classes) at {table.crop_size}x"
              f"{table.crop_size}; the paper does not say what its segmentation Flops cover.", "",
              _md_row(head), _md_row(["---"] * len(head))]
     used: list[str] = []
-    for row in table.rows:
-        spec = SEG_BACKBONES.get(row.backbone)
+    for row, aacc, miou in seg_results(table, runs):
+        spec = seg_model(row)
         label = f"`{spec.name}`" if spec else "?"
         if spec and spec.model_args:
             label += " " + ", ".join(f"{k}={v}" for k, v in spec.model_args.items())
         cells = [row.backbone, row.head, str(row.iters)]
-        if spec is None or not seg_registered(row.backbone):
+        if spec is None or aacc is None or miou is None:
             cells += [f"{label} not registered", _millions(row.params), "—", _giga(row.macs), "—",
-                      f"{row.aAcc:.2f}", "—", "", f"{row.mIoU:.2f}", "—", ""]
+                      _paper(row.aAcc), "—", "", _paper(row.mIoU), "—", ""]
             lines.append(_md_row(cells))
             continue
         stats = profiler.segmentor(spec.name, row.head, spec.model_args, table.crop_size)
         core = stats["macs"] - stats["token_mixing_macs"]
         cells += [label, _millions(row.params),
-                  f"{_millions(stats['params'])} ({_pct(stats['params'], row.params)})",
-                  _giga(row.macs), f"{_giga(core)} ({_pct(core, row.macs)}) [{_giga(stats['macs'])}]"]
-        run = pick([r for r in runs if r.task == "seg"
-                    and seg_matches(r, spec.name, spec.model_args, row.head, row.iters)])
-        if run is None or not run.finished or run.summary is None:
-            status = "no run" if run is None else run.status()
-            cells += [f"{row.aAcc:.2f}", status, "", f"{row.mIoU:.2f}", status, ""]
-        else:
-            aacc, miou = float(run.summary["aAcc"]), float(run.summary["mIoU"])
-            cells += [f"{row.aAcc:.2f}", f"{aacc:.2f}", f"{aacc - row.aAcc:+.2f}",
-                      f"{row.mIoU:.2f}", f"{miou:.2f}", f"{miou - row.mIoU:+.2f}"]
-            used.append(f"- {row.backbone} + {row.head}, {row.iters} iters: `{run.path}`")
+                  f"{_millions(stats['params'])}{_pct(stats['params'], row.params)}",
+                  _giga(row.macs), f"{_giga(core)}{_pct(core, row.macs)} [{_giga(stats['macs'])}]"]
+        cells += [_paper(row.aAcc), aacc.cell(), aacc.diff(row.aAcc),
+                  _paper(row.mIoU), miou.cell(), miou.diff(row.mIoU)]
+        used += [f"- {row.backbone} + {row.head}, {row.iters} iters: `{run.path}`"
+                 for run in aacc.used]
         lines.append(_md_row(cells))
     if used:
         lines += ["", "Runs used:", *used]
     return "\n".join(lines)
 
 
-def pick(runs: list[Run]) -> Run | None:
-    """The run to report among matching ones: the newest finished one, else the newest."""
-    finished = [r for r in runs if r.finished]
-    candidates = finished or runs
-    return max(candidates, key=lambda r: r.mtime) if candidates else None
+def _heading(table: ClsTable | SegTable) -> str:
+    """"## Table N: title"; a table of your own (number 0) is headed by its title alone."""
+    return f"## Table {table.number}: {table.title}" if table.number else f"## {table.title}"
 
 
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _millions(n: float) -> str:
-    return f"{n / 1e6:.2f}M"
+def _millions(n: float | None) -> str:
+    return "—" if n is None else f"{n / 1e6:.2f}M"
 
 
-def _giga(n: float) -> str:
-    return f"{n / 1e9:.2f}G"
+def _giga(n: float | None) -> str:
+    return "—" if n is None else f"{n / 1e9:.2f}G"
 
 
-def _pct(ours: float, paper: float) -> str:
-    return f"{100 * (ours / paper - 1):+.1f}%"
+def _paper(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _pct(ours: float, paper: float | None) -> str:
+    """" (+1.2%)" against the paper's figure, nothing without one."""
+    return "" if paper is None else f" ({100 * (ours / paper - 1):+.1f}%)"

@@ -6,9 +6,9 @@ CIFAR-100 and SVHN; Table 5 does the same on Tiny-ImageNet. Segmentation (sectio
 scratch): Table 6 is UperNet with ViT-B / LKCA-B at 2k-16k iterations, Table 7 compares LKCA-S
 with other backbones under UperNet and FPN at 10k and 20k iterations.
 
-"Flops" are the paper's column as printed (multiply-accumulates of one image, DESIGN.md section
-1.5); Tables 3 and 5 print the same "# Params" / "Flops" as the CIFAR-10 tables for the models
-they share, although Tiny-ImageNet has 64x64 inputs and 200 classes.
+"Flops" are the paper's column as printed (multiply-accumulates of one image, without the token
+mixing: docs/paper-tables.md); Tables 3 and 5 print the same "# Params" / "Flops" as the CIFAR-10
+tables for the models they share, although Tiny-ImageNet has 64x64 inputs and 200 classes.
 
 Which registered model stands for a paper row is kept in one place, :data:`MODEL_NAMES`
 (classification) and :data:`SEG_BACKBONES` (segmentation); a name that is not registered yet is
@@ -23,12 +23,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ClsRow:
-    """One classification row: top-1 (%) per data set of its table, "# Params", "Flops"."""
+    """One classification row: top-1 (%) per data set of its table, "# Params", "Flops".
+
+    Rows of a table of your own (``lkca reproduce --table FILE.yaml``, docs/reproduce.md) name
+    their model and its architecture ``model_args`` themselves and may leave the paper's
+    figures out (None); the paper's rows find their model in :data:`MODEL_NAMES`.
+    """
 
     row: str  # as printed (reference numbers dropped)
-    top1: tuple[float, ...]  # one per ClsTable.datasets
-    params: float
-    macs: float
+    top1: tuple[float | None, ...]  # one per ClsTable.datasets
+    params: float | None
+    macs: float | None
+    model: str | None = None  # registered name; None: MODEL_NAMES[row]
+    model_args: dict[str, Any] = field(default_factory=dict, hash=False)  # architecture overrides
 
 
 @dataclass(frozen=True)
@@ -42,16 +49,26 @@ class ClsTable:
 
 
 @dataclass(frozen=True)
+class SegBackbone:
+    """The segmentation backbone standing for a paper row: a ``lkca.seg.backbone`` name and the
+    ``model_args`` a run's config must carry (configs/seg/ade20k/*.yaml)."""
+
+    name: str
+    model_args: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class SegRow:
     """One ADE20K row: aAcc / mIoU (%) after ``iters`` iterations, "# Params", "Flops"."""
 
     backbone: str  # as printed
     iters: int
     head: str  # "upernet" | "fpn"
-    aAcc: float
-    mIoU: float
-    params: float
-    macs: float
+    aAcc: float | None  # None: no paper figure (a table of your own)
+    mIoU: float | None
+    params: float | None
+    macs: float | None
+    model: SegBackbone | None = None  # None: SEG_BACKBONES[backbone]
 
 
 @dataclass(frozen=True)
@@ -176,15 +193,6 @@ MODEL_NAMES: dict[str, str] = {
     "Twins_SVT-S": "twins_svt_s", "Twins_SVT-B": "twins_svt_b",
     "CvT-B": "cvt_b",
 }
-
-
-@dataclass(frozen=True)
-class SegBackbone:
-    """The segmentation backbone standing for a paper row: a ``lkca.seg.backbone`` name and the
-    ``model_args`` a run's config must carry (configs/seg/ade20k/*.yaml)."""
-
-    name: str
-    model_args: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 _B = {"dim": 768, "num_heads": 12}  # ViT-B width (configs/seg/ade20k/upernet_*_b_seg_*.yaml)

@@ -1,4 +1,5 @@
-"""Find training runs under a folder and read what they reached (DESIGN.md section 3 contract).
+"""Find training runs under a folder and read what they reached (the run directory of
+docs/design.md).
 
 A run directory holds ``config.yaml`` (the fully resolved config) and, once it has finished,
 ``summary.json``; ``metrics.jsonl`` has one record per epoch (classification) or evaluation
@@ -33,6 +34,12 @@ class Run:
     done: int
     total: int
     mtime: float
+
+    @property
+    def seed(self) -> int | None:
+        """The run's seed (runs of one config with different seeds are repetitions)."""
+        seed = self.config.get("seed")
+        return seed if isinstance(seed, int) else None
 
     @property
     def finished(self) -> bool:
@@ -75,27 +82,33 @@ def read_run(path: Path) -> Run | None:
     return None
 
 
-def cls_key(run: Run) -> tuple[str, str] | None:
-    """(canonical model name, dataset) of a classification run, or None when its model_args
-    change the architecture or its model is not registered (it matches no paper row)."""
+def architecture_args(config: dict[str, Any]) -> dict[str, Any]:
+    """A config's ``model_args`` that change the architecture (neutral keys left out)."""
+    args = config.get("model_args") or {}
+    return {k: v for k, v in args.items() if k not in NEUTRAL_MODEL_ARGS}
+
+
+def cls_matches(config: dict[str, Any], model: str, dataset: str,
+                model_args: dict[str, Any] | None = None) -> bool:
+    """Whether a classification config (a run's ``config.yaml``) trains the registered ``model``
+    (aliases count as their model) on ``dataset`` with exactly the architecture ``model_args``
+    (neutral keys aside; default none: the registered model as it is)."""
     from lkca.models.registry import resolve_name
 
-    if set(run.config.get("model_args") or {}) - NEUTRAL_MODEL_ARGS:
-        return None
+    if config.get("dataset") != dataset or architecture_args(config) != (model_args or {}):
+        return False
     try:
-        return resolve_name(run.config["model"]), run.config["dataset"]
-    except ValueError:
-        return None
+        return resolve_name(str(config.get("model"))) == resolve_name(model)
+    except ValueError:  # not registered: matches no row
+        return False
 
 
-def seg_matches(run: Run, backbone: str, model_args: dict[str, Any], head: str,
+def seg_matches(config: dict[str, Any], backbone: str, model_args: dict[str, Any], head: str,
                 iters: int) -> bool:
-    """Whether a segmentation run trained ``head`` on ``backbone`` with exactly the architecture
-    ``model_args`` (neutral keys aside) for ``iters`` iterations."""
-    cfg = run.config
-    args = {k: v for k, v in (cfg.get("model_args") or {}).items() if k not in NEUTRAL_MODEL_ARGS}
-    return (cfg.get("backbone"), cfg.get("head"), int(cfg.get("iters", -1))) == (
-        backbone, head, iters) and args == model_args
+    """Whether a segmentation config (a run's ``config.yaml``) trains ``head`` on ``backbone``
+    with exactly the architecture ``model_args`` (neutral keys aside) for ``iters`` iterations."""
+    return (config.get("backbone"), config.get("head"), int(config.get("iters", -1))) == (
+        backbone, head, iters) and architecture_args(config) == model_args
 
 
 def _epochs_done(path: Path, summary: dict[str, Any] | None) -> int:

@@ -1,0 +1,146 @@
+"""Our results for the rows of the paper's tables (and of tables of your own): which registered
+model or backbone stands for a row, and the finished runs of each row aggregated over seeds
+(the newest finished run of each seed: mean, sample standard deviation, number). Rendered as
+Markdown and CSV by :mod:`lkca.analysis.paper_report`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lkca.analysis.paper_tables import (
+    MODEL_NAMES,
+    SEG_BACKBONES,
+    ClsRow,
+    ClsTable,
+    SegBackbone,
+    SegRow,
+    SegTable,
+)
+from lkca.analysis.run_index import Run, cls_matches, seg_matches
+
+
+def registered_name(row: ClsRow) -> str | None:
+    """The canonical registered model of a classification row, None if not registered (yet)."""
+    from lkca.models.registry import resolve_name
+
+    try:
+        return resolve_name(row.model or MODEL_NAMES[row.row])
+    except (KeyError, ValueError):
+        return None
+
+
+def seg_model(row: SegRow) -> SegBackbone | None:
+    """The backbone (and architecture ``model_args``) standing for a segmentation row."""
+    return row.model or SEG_BACKBONES.get(row.backbone)
+
+
+def seg_registered(row: SegRow) -> bool:
+    from lkca.seg.backbone import BACKBONES
+
+    spec = seg_model(row)
+    return spec is not None and spec.name in BACKBONES
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One metric of one table cell over the seeds of its runs.
+
+    ``values`` and ``used``: the newest finished run of each seed (by seed); ``unfinished``: for
+    each seed without a finished run, its newest run.
+    """
+
+    values: tuple[float, ...]
+    used: tuple[Run, ...]
+    unfinished: tuple[Run, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (ddof 1); None below two seeds."""
+        return statistics.stdev(self.values) if self.n >= 2 else None
+
+    def status(self) -> str:
+        """"finished", "partial" (some seeds still running), "running (...)" or "no run"."""
+        if self.values:
+            return "partial" if self.unfinished else "finished"
+        if self.unfinished:
+            return max(self.unfinished, key=lambda r: r.mtime).status()
+        return "no run"
+
+    def cell(self) -> str:
+        """"93.00" (one seed), "93.00 ± 0.40 (n=2)", with ", 1 running" while seeds are missing."""
+        if not self.values:
+            status = self.status()
+            return status + (f" (+{len(self.unfinished) - 1} more)" if len(self.unfinished) > 1
+                             else "")
+        text = f"{self.mean:.2f}" if self.n == 1 else f"{self.mean:.2f} ± {self.std:.2f} (n={self.n})"
+        return text + (f", {len(self.unfinished)} running" if self.unfinished else "")
+
+    def diff(self, paper: float | None) -> str:
+        return "" if paper is None or self.mean is None else f"{self.mean - paper:+.2f}"
+
+
+def seed_result(runs: Iterable[Run], metric: str) -> SeedResult:
+    """``metric`` of the summary of the newest finished run of each seed among ``runs``."""
+    by_seed: dict[int | None, list[Run]] = {}
+    for run in runs:
+        by_seed.setdefault(run.seed, []).append(run)
+    values: list[float] = []
+    used: list[Run] = []
+    unfinished: list[Run] = []
+    for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
+        chosen = pick(by_seed[seed])
+        if chosen is not None and chosen.finished and chosen.summary is not None:
+            values.append(float(chosen.summary[metric]))
+            used.append(chosen)
+        elif chosen is not None:
+            unfinished.append(chosen)
+    return SeedResult(tuple(values), tuple(used), tuple(unfinished))
+
+
+def cls_results(table: ClsTable, runs: list[Run]
+                ) -> list[tuple[ClsRow, str | None, list[SeedResult | None]]]:
+    """Per row: its registered model (None if not registered) and the top-1 over seeds per data
+    set of the table (None where the model is not registered)."""
+    out: list[tuple[ClsRow, str | None, list[SeedResult | None]]] = []
+    for row in table.rows:
+        name = registered_name(row)
+        results: list[SeedResult | None] = [
+            None if name is None else seed_result(
+                (r for r in runs if r.task == "cls" and cls_matches(r.config, name, ds, row.model_args)),
+                "top1")
+            for ds in table.datasets]
+        out.append((row, name, results))
+    return out
+
+
+def seg_results(table: SegTable, runs: list[Run]
+                ) -> list[tuple[SegRow, SeedResult | None, SeedResult | None]]:
+    """Per row: aAcc and mIoU over seeds (None where the backbone is not registered)."""
+    out: list[tuple[SegRow, SeedResult | None, SeedResult | None]] = []
+    for row in table.rows:
+        spec = seg_model(row)
+        if spec is None or not seg_registered(row):
+            out.append((row, None, None))
+            continue
+        matching = [r for r in runs if r.task == "seg"
+                    and seg_matches(r.config, spec.name, spec.model_args, row.head, row.iters)]
+        out.append((row, seed_result(matching, "aAcc"), seed_result(matching, "mIoU")))
+    return out
+
+
+def pick(runs: list[Run]) -> Run | None:
+    """The run to report among matching ones: the newest finished one, else the newest."""
+    finished = [r for r in runs if r.finished]
+    candidates = finished or runs
+    return max(candidates, key=lambda r: r.mtime) if candidates else None

@@ -40,9 +40,9 @@ from lkca.checkpoint.metadata import (
 from lkca.checkpoint.pretrained_dir import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from lkca.data.registry import DATASETS
 from lkca.errors import CheckpointError
-from lkca.models import registry
-from lkca.models.registry import create_model
+from lkca.models.registry import create_model, legacy_model
 from lkca.models.vit import VisionTransformer, ViTConfig
+from lkca.seg.backbone import legacy_backbone
 from lkca.seg.normalisation import unit_mean_std
 from lkca.seg.segmentor import create_segmentor
 
@@ -64,7 +64,8 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     ``model_args`` and had no ``task`` for classifiers. The upgrade renames, adds ``task`` and
     the input description (channels, and mean/std and class names from the data set when it is
     known), and maps classifier names whose architecture changed since 0.1.0 to the name and
-    overrides that rebuild the 0.1.0 one (``lkca.models.registry.legacy_model``).
+    overrides that rebuild the 0.1.0 one (``lkca.models.registry.legacy_model``,
+    ``lkca.seg.backbone.legacy_backbone``).
     """
     version = record.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -84,16 +85,16 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
         mean, std = unit_mean_std()  # every segmentor's input normalisation
         if dataset is None and old.get("crop_size") is not None:
             dataset = "ade20k"  # trained by lkca 0.1.0's `lkca seg train`: ADE20K only
+        if isinstance(model_args, dict) and isinstance(old.get("backbone"), str):
+            _, model_args = legacy_backbone(old["backbone"], model_args)
         new = segmentor_record(cast(str, old.get("backbone")), cast(str, old.get("head")),
                                num_classes, {}, crop_size=old.get("crop_size"),
                                img_scale=old.get("img_scale"), slide_stride=old.get("slide_stride"),
                                in_chans=in_chans, mean=mean, std=std, dataset=dataset)
     else:
         name = old.get("model")
-        if name is not None and isinstance(model_args, dict):
-            legacy = getattr(registry, "legacy_model", None)  # identity until models provide it
-            if legacy is not None:
-                name, model_args = legacy(name, model_args)
+        if isinstance(model_args, dict):
+            name, model_args = legacy_model(name, model_args)
         new = classifier_record(name, {}, num_classes, old.get("img_size"), in_chans=in_chans,
                                 mean=info.mean if info else None, std=info.std if info else None,
                                 dataset=dataset, class_names=info.class_names if info else None)

@@ -13,7 +13,6 @@ from lkca.checkpoint.metadata import SCHEMA_VERSION, classifier_record, pretrain
 from lkca.cli import main
 from lkca.data import dataset_info
 from lkca.errors import CheckpointError
-from lkca.models import registry
 from lkca.pretrained import build_model, load_trained, upgrade_record
 
 TINY = {"depth": 2, "dim": 32, "num_heads": 2}
@@ -99,7 +98,9 @@ def test_v1_pretrained_folder_loads(tmp_path):
     loaded = lkca.from_pretrained(tmp_path / "p")
     _same_outputs(model, loaded)
     cfg = loaded.pretrained_cfg
-    assert cfg["schema_version"] == SCHEMA_VERSION and cfg["model_args"] == TINY
+    # 0.1.0's vit_lkca_500k is today's vit_lkcaonly_500k with 0.1.0's init and drop path
+    assert cfg["schema_version"] == SCHEMA_VERSION and cfg["model"] == "vit_lkcaonly_500k"
+    assert cfg["model_args"] == {**TINY, "init": "trunc_normal", "drop_path_schedule": "linear"}
     assert "overrides" not in cfg and "format" not in cfg and cfg["lkca_version"] == "0.1.0"
     assert cfg["mean"] is None and cfg["in_chans"] == 3  # no data set named: unknown
     _same_outputs(model, lkca.from_pretrained(tmp_path / "p" / "model.safetensors"))
@@ -120,7 +121,7 @@ def test_v1_training_checkpoints_load_with_their_data_set_filled_in(tmp_path, ca
         assert record["task"] == "classification" and record["dataset"] == "digits"
         assert record["mean"] == list(dataset_info("digits").mean)
     assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--device", "cpu"]) == 0
-    assert "vit_lkca_500k on digits test: top-1" in capsys.readouterr().out
+    assert "vit_lkcaonly_500k on digits test: top-1" in capsys.readouterr().out
 
 
 def test_v1_segmentation_checkpoint_and_folder_load(tmp_path):
@@ -149,7 +150,7 @@ def test_v1_names_go_through_the_registry_legacy_mapping(monkeypatch):
         calls.append((name, overrides))
         return "vit_lkca_500k", {**overrides, "mixers": "attn"}
 
-    monkeypatch.setattr(registry, "legacy_model", legacy_model, raising=False)
+    monkeypatch.setattr(lkca.pretrained, "legacy_model", legacy_model)
     old = {"model": "vit_lkca_500k", "num_classes": 10, "img_size": 32, "model_args": TINY}
     assert upgrade_record(old)["model_args"] == {**TINY, "mixers": "attn"}
     assert calls == [("vit_lkca_500k", TINY)]

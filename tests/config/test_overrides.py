@@ -7,7 +7,7 @@ from lkca.cli import build_parser, main
 from lkca.config import parse_overrides
 from lkca.errors import ConfigError
 from lkca.seg.config import SegConfig, build_seg_config
-from lkca.train.config import DIGITS_DEFAULTS, build_config
+from lkca.train.config import build_config
 
 
 def test_values_are_yaml_and_dots_reach_into_mappings():
@@ -34,11 +34,15 @@ def test_a_key_cannot_be_both_a_value_and_a_mapping():
         parse_overrides(["model_args.depth=2", "model_args=1"])
 
 
-def test_train_config_takes_any_field_and_checks_its_type():
+def test_train_config_takes_any_field_and_checks_its_type(tmp_path):
     cfg = build_config(None, sets=parse_overrides(["lr=3e-3", "ema_decay=0.999", "epochs=3",
                                                    "model_args.dim=32"]))
     assert (cfg.lr, cfg.ema_decay, cfg.epochs) == (0.003, 0.999, 3)
-    assert cfg.model_args == {**DIGITS_DEFAULTS["model_args"], "dim": 32}  # merged key by key
+    assert cfg.model_args == {"dim": 32}
+    config = tmp_path / "c.yaml"
+    config.write_text("dataset: digits\nmodel_args:\n  depth: 6\n")
+    cfg = build_config(config, sets=parse_overrides(["model_args.dim=32"]))
+    assert cfg.model_args == {"depth": 6, "dim": 32}  # merged key by key
     with pytest.raises(ConfigError, match="epochs must be int, got 'ten' \\(str\\)"):
         build_config(None, sets=parse_overrides(["epochs=ten"]))
     with pytest.raises(ConfigError, match="lr must be float, got \\{'x': 1\\} \\(dict\\)"):

@@ -25,7 +25,7 @@ from reproduce_kit import (
 
 from lkca.cli import main
 from lkca.reproduce.child import read_log
-from lkca.run_lock import read_holder
+from lkca.runtime.run_lock import read_holder
 
 RUNS = ("digits/d1/seed0", "digits/d1/seed1", "digits/d2/seed0", "digits/d2/seed1")
 pytestmark = pytest.mark.slow
@@ -129,7 +129,7 @@ def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, capsys):
 
 def test_a_second_launcher_on_the_same_runs_folder_is_refused(tmp_path, capsys):
     from lkca.reproduce.child import LAUNCH_LOCK
-    from lkca.run_lock import DirectoryLock
+    from lkca.runtime.run_lock import DirectoryLock
 
     spec = write_digits_table(tmp_path / "spec")
     runs = tmp_path / "runs"

@@ -60,7 +60,7 @@ def test_a_task_whose_run_is_finished_or_locked_does_not_train(tmp_path, digits_
     import shutil
 
     from lkca.reproduce.child import LAUNCH_LOCK
-    from lkca.run_lock import DirectoryLock
+    from lkca.runtime.run_lock import DirectoryLock
 
     _, configs = load_table_spec(write_digits_table(tmp_path / "spec"))
     done, busy = plan_runs(configs, 1, tmp_path / "runs")

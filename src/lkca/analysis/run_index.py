@@ -20,7 +20,8 @@ import yaml
 
 # model_args keys that do not change the architecture: a run with only these still counts as the
 # registered model (anything else, e.g. depth or mixers, is another model).
-NEUTRAL_MODEL_ARGS = frozenset({"lkca_impl", "drop_path_rate", "img_size"})
+NEUTRAL_MODEL_ARGS = frozenset({"lkca_impl", "drop_path_rate", "img_size", "init",
+                                "drop_path_schedule"})
 
 
 @dataclass(frozen=True)

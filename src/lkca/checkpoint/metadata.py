@@ -105,23 +105,16 @@ def set_pretrained_cfg(model: nn.Module, record: dict[str, Any]) -> nn.Module:
 def pretrained_cfg(model: nn.Module) -> dict[str, Any]:
     """The record that rebuilds ``model`` (unwrapped from DDP / ``torch.compile``).
 
-    Read from ``model.pretrained_cfg``; for a model of :func:`lkca.create_model` from the
-    arguments the registry keeps (``create_args``); for a :class:`VisionTransformer` built
-    directly, from its whole ``ViTConfig``. Anything else raises :class:`CheckpointError`.
+    Read from ``model.pretrained_cfg`` (set by :func:`lkca.create_model`,
+    :func:`lkca.create_segmentor` and :func:`lkca.from_pretrained`); for a
+    :class:`VisionTransformer` built directly, from its whole ``ViTConfig``. Anything else
+    raises :class:`CheckpointError`.
     """
     model = unwrap(model)
     record = getattr(model, "pretrained_cfg", None)
     if isinstance(record, dict):
         return dict(record)
     cfg = getattr(model, "cfg", None)
-    args = getattr(model, "create_args", None)  # set by lkca.models.registry.create_model
-    if isinstance(args, dict) and args:
-        args = dict(args)
-        name = args.pop("model")
-        num_classes = args.pop("num_classes", getattr(cfg, "num_classes", None))
-        img_size = args.pop("img_size", getattr(cfg, "img_size", None))
-        return classifier_record(name, args, num_classes, img_size,
-                                 in_chans=int(args.get("in_chans", getattr(cfg, "in_chans", 3))))
     cls = type(model)
     if f"{cls.__module__}.{cls.__qualname__}" == CONFIG_BUILT_CLASS and is_dataclass(cfg):
         full = asdict(cfg)  # type: ignore[arg-type]

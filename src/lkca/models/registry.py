@@ -8,6 +8,8 @@ from typing import Any
 
 from torch import nn
 
+from lkca.checkpoint.metadata import classifier_record, set_pretrained_cfg
+
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
 _PAPER: dict[str, dict[str, Any]] = {}
@@ -64,9 +66,14 @@ def create_model(
     if img_size is not None:
         overrides["img_size"] = img_size
     model = _FACTORIES[canonical](**overrides)
-    # What rebuilds this model (read by lkca.pretrained.save_pretrained), as timm's pretrained_cfg.
-    object.__setattr__(model, "create_args", {"model": canonical, **overrides})  # plain data
-    return model
+    # What rebuilds this model (saved by save_pretrained and checkpoints), as timm's pretrained_cfg.
+    cfg = getattr(model, "cfg", None)
+    args = {k: v for k, v in overrides.items() if k not in ("num_classes", "img_size")}
+    record = classifier_record(
+        canonical, args, overrides.get("num_classes", getattr(cfg, "num_classes", None)),
+        overrides.get("img_size", getattr(cfg, "img_size", None)),
+        in_chans=int(overrides.get("in_chans", getattr(cfg, "in_chans", 3))))
+    return set_pretrained_cfg(model, record)
 
 
 def list_models(pattern: str = "*", aliases: bool = False, baselines: bool = True) -> list[str]:

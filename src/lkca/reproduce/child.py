@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lkca.reproduce.plan import PlannedRun
-from lkca.run_lock import DirectoryLock
+from lkca.runtime.run_lock import DirectoryLock
 
 LAUNCH_LOCK = ".lkca-reproduce.lock"  # on the runs folder and on each run directory
 LOG = "reproduce.log"  # one JSON line per start and exit of the run, in its directory

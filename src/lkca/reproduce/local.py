@@ -22,7 +22,7 @@ from typing import Any
 from lkca.errors import UserError
 from lkca.reproduce import child as child_mod
 from lkca.reproduce.plan import PlannedRun, run_state
-from lkca.run_lock import DirectoryLock, LockHeld
+from lkca.runtime.run_lock import DirectoryLock, LockHeld
 
 POLL_S = 0.5  # how often running children and waited-for locks are looked at
 

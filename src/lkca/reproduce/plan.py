@@ -67,9 +67,9 @@ class PlannedRun:
 
 def resolve_config(path: Path) -> tuple[str, dict[str, Any]]:
     """(task, the config as a run of it saves it in config.yaml) of a config file."""
-    from lkca.train.config import load_yaml
+    from lkca.config.files import read_config_file
 
-    raw = load_yaml(path)
+    raw = read_config_file(path)
     if "backbone" in raw or "iters" in raw or "head" in raw:
         from lkca.seg.config import build_seg_config
 

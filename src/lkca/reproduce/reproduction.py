@@ -21,7 +21,7 @@ from lkca.reproduce.plan import (
     plan_runs,
     run_state,
 )
-from lkca.run_lock import DirectoryLock
+from lkca.runtime.run_lock import DirectoryLock
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from lkca.errors import UserError
 from lkca.reproduce import child as child_mod
 from lkca.reproduce.local import Outcome
 from lkca.reproduce.plan import PlannedRun, run_state
-from lkca.run_lock import DirectoryLock, LockHeld
+from lkca.runtime.run_lock import DirectoryLock, LockHeld
 
 POLL_S = 1.0  # how often a task looks at its training and at a lock it waits for
 STOP_WAIT_S = 120.0  # how long a preempted task waits for its training to save and stop

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from lkca.errors import UserError
-from lkca.run_lock import DirectoryLock, LockHeld, LockUnavailable, read_holder
+from lkca.runtime.run_lock import DirectoryLock, LockHeld, LockUnavailable, read_holder
 
 HOLD = """
 import sys, time
-from lkca.run_lock import DirectoryLock
+from lkca.runtime.run_lock import DirectoryLock
 lock = DirectoryLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 sys.stdin.read()  # hold until killed (or stdin closes)

@@ -327,7 +327,7 @@ def section_learning(ctx: Context) -> None:
         return ((x - mean) / std).to(ctx.device), torch.from_numpy(ds.labels).to(ctx.device)
 
     (x, y), (x_test, y_test) = tensors("train"), tensors("test")
-    epochs, batch = (1, 32) if ctx.smoke else (8, 64)
+    epochs, batch = (3, 32) if ctx.smoke else (8, 64)
     for impl in ("auto",) if ctx.smoke else ("conv", "toeplitz", "fft", "auto"):
         start = time.perf_counter()
         torch.manual_seed(0)

@@ -26,10 +26,9 @@ def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "lkca-run"
     args = {"depth": 2, "dim": 16, "num_heads": 2}
     torch.manual_seed(0)
-    save_weights(out / "checkpoints" / "last.safetensors",
-                 create_model("vit_lkca_500k", num_classes=10, img_size=8, **args),
-                 {"model": "vit_lkca_500k", "num_classes": 10, "img_size": 8, "model_args": args,
-                  "dataset": "digits"})
+    model = create_model("vit_lkca_500k", num_classes=10, img_size=8, **args)
+    save_weights(out / "checkpoints" / "last.safetensors", model,
+                 {**model.pretrained_cfg, "dataset": "digits"})
     rows = [{"epoch": e, "train_loss": 2.3 / e, "test_loss": 2.2 / e, "test_top1": 40.0 * e,
              "lr": 1e-3 / e, "images_per_s": 500.0} for e in (1, 2)]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -170,9 +169,7 @@ def seg_checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("segckpt") / "seg"
     args = {"img_size": 32, "depth": 4, "dim": 32, "num_heads": 2}
     model = create_segmentor("lkca_s_seg", "fpn", 8, head_channels=16, **args)
-    save_weights(out / "checkpoints" / "last.safetensors", model,
-                 {"task": "seg", "backbone": "lkca_s_seg", "head": "fpn", "num_classes": 8,
-                  "model_args": {"head_channels": 16, **args}})
+    save_weights(out / "checkpoints" / "last.safetensors", model, model.pretrained_cfg)
     return out
 
 

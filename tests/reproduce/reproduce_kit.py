@@ -1,5 +1,5 @@
-"""A table of our own on the digits data: two rows (one and two LKCA blocks), runs of a few
-seconds, and the helpers that read and compare what runs wrote (imported by the tests here)."""
+"""A table of our own on the digits data: two rows (the demo model with one and two blocks),
+runs of a few seconds, and the helpers that read and compare what runs wrote (imported by the tests here)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def write_digits_table(folder: Path, epochs: int = 3) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for depth in (1, 2):
         (folder / f"d{depth}.yaml").write_text(
-            f"base: {DIGITS}\nmodel: vit_lkca_500k\nmodel_args: {{depth: {depth}}}\n"
+            f"base: {DIGITS}\nmodel_args: {{depth: {depth}}}\n"
             f"epochs: {epochs}\n"
             "warmup_epochs: 1\nmax_steps_per_epoch: 4\n")
     spec = folder / "table.yaml"

@@ -26,9 +26,11 @@ FAKE = {"params": 1_000_000, "macs": 60_000_000, "token_mixing_macs": 10_000_000
 
 @pytest.fixture
 def fast_profile(monkeypatch):
-    """Counting 40 models and 8 segmentors takes ~30 s on a small CPU; these tests need rows."""
+    """Counting 40 models and 8 segmentors takes ~30 s on a small CPU; these tests need rows.
+    The fake counts go into a cache of their own (the process-wide one keeps real counts)."""
     monkeypatch.setattr(paper_report, "profile_classifier", lambda *a: dict(FAKE))
     monkeypatch.setattr(paper_report, "profile_segmentor", lambda *a: dict(FAKE))
+    monkeypatch.setattr(Profiler, "_cache", {})
 
 
 def _run(root: Path, name: str, config: dict, summary: dict | None = None,
@@ -171,11 +173,14 @@ def test_profiler_measures_each_model_once(monkeypatch):
     calls = []
     monkeypatch.setattr(paper_report, "profile_classifier",
                         lambda *a: calls.append(a) or dict(FAKE))
+    monkeypatch.setattr(Profiler, "_cache", {})
     profiler = Profiler()
     for _ in range(3):
         profiler.classifier("vit_500k", 32, 10)
     profiler.classifier("vit_500k", 32, 100)
+    Profiler().classifier("vit_500k", 32, 10)["params"] = -1  # a new profiler, a copy
     assert calls == [("vit_500k", 32, 10), ("vit_500k", 32, 100)]
+    assert Profiler().classifier("vit_500k", 32, 10) == FAKE
 
 
 def test_run_index_reads_a_half_written_metrics_file(tmp_path):

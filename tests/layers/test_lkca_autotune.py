@@ -298,3 +298,14 @@ def test_broadcast_makes_every_rank_run_rank_0s_choices(tmp_path):
         record, details = json.loads((tmp_path / f"out.{rank}").read_text())
         assert record == {KEY: "conv"} and details[KEY] == {"impl": "conv", "source": "pinned"}
     assert lkca_autotune.broadcast_impl_choices() == lkca.impl_choices()  # no process group
+
+
+def test_the_tracing_choice_is_marked_constant_without_importing_dynamo():
+    """`_choose_while_tracing` carries what torch's decorator sets (so torch.compile / export
+    treat its result as a constant), and importing the CLI does not load torch._dynamo."""
+    marked = torch.compiler.assume_constant_result(lambda: None)
+    assert vars(marked) == {"_dynamo_marked_constant": True} == {
+        k: v for k, v in vars(lkca_autotune._choose_while_tracing).items() if k.startswith("_dynamo")}
+    code = "import sys, lkca.cli; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

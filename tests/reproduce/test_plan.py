@@ -35,6 +35,7 @@ def shown() -> dict[int, list[list[str]]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(paper_report, "profile_classifier", lambda *a: dict(FAKE))
         mp.setattr(paper_report, "profile_segmentor", lambda *a: dict(FAKE))
+        mp.setattr(paper_report.Profiler, "_cache", {})  # fake counts stay out of the real cache
         md = render_tables(Path("/nonexistent"))
     rows: dict[int, list[list[str]]] = {}
     number = 0

@@ -91,31 +91,40 @@ def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypa
     assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
 
 
+# `lkca train` whose process sends itself SIGTERM inside step 9 (epoch 2, step 3 of 6): a real
+# signal through the real handler, at a point that does not depend on how fast the machine is.
+SIGTERM_AT_STEP_9 = """
+import os, signal, sys
+from lkca.runtime.session import Session
+real, steps = Session.finite, [0]
+def finite(self, *args, **kwargs):
+    steps[0] += 1
+    if steps[0] == 9:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, *args, **kwargs)
+Session.finite = finite
+from lkca.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigterm_to_the_process_then_resume_is_exact(tmp_path):
-    """A real `lkca train` process gets SIGTERM mid-run, exits cleanly, and resumes exactly."""
-    args = ["--model", "vit_lkcaonly_digits", "--epochs", "3", "--batch-size", "32", "--device", "cpu",
-            "--no-progress"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """A real `lkca train` process gets SIGTERM mid-epoch, exits cleanly, and resumes exactly."""
+    args = ["train", "--model", "vit_lkcaonly_digits", "--epochs", "3", "--batch-size", "32",
+            "--device", "cpu", "--no-progress", "--set", "model_args.depth=1",
+            "max_steps_per_epoch=6", "warmup_epochs=1"]
 
-    def run(out, *extra):
-        return subprocess.Popen([sys.executable, "-m", "lkca", "train", *args, "--out", str(out),
-                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
+    def run(head, out, *extra):
+        return subprocess.run([sys.executable, *head, *args, "--out", str(out), *extra],
+                              capture_output=True, text=True, timeout=300)
 
-    full = run(tmp_path / "full")
-    cut = run(tmp_path / "cut")
-    deadline = time.time() + 120
-    while not (tmp_path / "cut" / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
-    cut.send_signal(signal.SIGTERM)
-    _, err = cut.communicate(timeout=120)
-    assert full.wait(timeout=300) == 0
-    if cut.returncode == 0:
-        pytest.skip("the run finished before the signal arrived")
-    assert cut.returncode == 2 and "stopped by SIGTERM" in err and "Traceback" not in err
-    resumed = run(tmp_path / "cut", "--resume")
-    assert resumed.wait(timeout=300) == 0
+    assert run(["-m", "lkca"], tmp_path / "full").returncode == 0
+    cut = run(["-c", SIGTERM_AT_STEP_9], tmp_path / "cut")
+    assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stderr
+    assert "stopped by SIGTERM at epoch 2 step 3" in cut.stderr
+    assert len(_metrics(tmp_path / "cut")) == 1  # epoch 1 logged, epoch 2 not finished
+    resumed = run(["-m", "lkca"], tmp_path / "cut", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
     _same(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
     assert _metrics(tmp_path / "full") == _metrics(tmp_path / "cut")
 

@@ -18,7 +18,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lkca.analysis.paper_results import cls_results, seg_model, seg_results
 from lkca.analysis.paper_tables import MODEL_NAMES, TABLES, ClsTable, SegTable
@@ -58,13 +58,13 @@ def _identity(tensor, *args, **kwargs):
 def profile_classifier(name: str, img_size: int, num_classes: int,
                        model_args: dict[str, Any] | None = None) -> dict[str, int]:
     """Params, MACs and token-mixing MACs of a registered classifier (with architecture
-    overrides ``model_args``) at one input."""
+    overrides ``model_args``) at one input, counted on the meta device."""
     from lkca.analysis.profile import profile
     from lkca.models.registry import create_model
 
     with without_init():
         model = create_model(name, num_classes=num_classes, img_size=img_size, **(model_args or {}))
-    return profile(model, img_size)
+    return profile(model.to("meta"), img_size)  # shapes only: see profile_segmentor
 
 
 def profile_segmentor(backbone: str, head: str, model_args: dict[str, Any],
@@ -83,10 +83,11 @@ def profile_segmentor(backbone: str, head: str, model_args: dict[str, Any],
 
 
 class Profiler:
-    """Params/MACs per (model, input), each measured once per ``lkca tables`` call."""
+    """Params/MACs per (model, input), each measured once per process: the counts depend only
+    on the registered code, so ``lkca tables``, the README's model table and the tests that
+    render tables share one cache."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple, dict[str, int]] = {}
+    _cache: ClassVar[dict[tuple, dict[str, int]]] = {}
 
     def classifier(self, name: str, img_size: int, num_classes: int,
                    model_args: dict[str, Any] | None = None) -> dict[str, int]:
@@ -94,14 +95,14 @@ class Profiler:
         if key not in self._cache:
             self._cache[key] = (profile_classifier(name, img_size, num_classes, model_args)
                                 if model_args else profile_classifier(name, img_size, num_classes))
-        return self._cache[key]
+        return dict(self._cache[key])
 
     def segmentor(self, backbone: str, head: str, model_args: dict[str, Any],
                   crop_size: int) -> dict[str, int]:
         key = ("seg", backbone, head, tuple(sorted(model_args.items())), crop_size)
         if key not in self._cache:
             self._cache[key] = profile_segmentor(backbone, head, model_args, crop_size)
-        return self._cache[key]
+        return dict(self._cache[key])
 
 
 def render_tables(runs_dir: str | Path = "runs", numbers: Iterable[int] | None = None,

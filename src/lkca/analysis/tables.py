@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lkca.analysis.profile import paper_comparison, profile
-from lkca.models.registry import create_model, is_baseline, list_models, paper_figures
+from lkca.analysis.paper_report import Profiler
+from lkca.analysis.profile import paper_comparison
+from lkca.models.registry import is_baseline, list_models, paper_figures
 
 
 def model_rows() -> list[dict[str, Any]]:
@@ -25,7 +26,7 @@ def baseline_rows() -> list[dict[str, Any]]:
 
 def _row(name: str) -> dict[str, Any]:
     paper = paper_figures(name)
-    stats = profile(create_model(name), paper["img_size"])
+    stats = Profiler().classifier(name, paper["img_size"], paper["num_classes"])
     return {"name": name, "aliases": list(paper["aliases"]), "paper_row": paper["row"],
             "img_size": paper["img_size"], "num_classes": paper["num_classes"],
             "params": stats["params"], "paper_params": int(paper["params"]),

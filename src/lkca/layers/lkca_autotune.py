@@ -258,7 +258,6 @@ def choose(v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int], impls: 
     return impl
 
 
-@torch.compiler.assume_constant_result  # evaluated once per trace, its result a constant
 def _choose_while_tracing(device_type: str, dtype: torch.dtype, autocast: torch.dtype | None,
                           training: bool, channels: int, heads: int, grid: tuple[int, int],
                           kernel: tuple[int, int]) -> str:
@@ -267,6 +266,13 @@ def _choose_while_tracing(device_type: str, dtype: torch.dtype, autocast: torch.
     choice = _untimed(key, "tracing (torch.compile / torch.export)")
     _STATE.record[key] = choice
     return choice.impl
+
+
+# Evaluated once per trace, its result a constant: what ``@torch.compiler.assume_constant_result``
+# does, which is to set this attribute (torch 2.13; tests/layers/test_lkca_autotune.py checks that
+# it still is). The decorator itself imports torch._dynamo, which doubles the start-up time of
+# every `lkca` command; the attribute alone does not.
+_choose_while_tracing._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _nearest(table: Mapping[ShapeKey, str], key: ShapeKey) -> str | None:

@@ -91,8 +91,8 @@ def test_resume_mid_three_pass_epoch_equals_the_uninterrupted_run(full_run, tmp_
 def test_start_prints_the_recipe_and_the_projection(tmp_path, capsys):
     train(_cfg(tmp_path, epoch_passes=1, max_steps_per_epoch=1))
     out = capsys.readouterr().out
-    assert ("recipe: 1 passes of 1437 images per epoch = 1 steps of 500 (500 images); warm-up 1 "
-            "steps, 2 steps (1 passes) in all") in out
+    assert ("recipe: an epoch is 1 x 1437 images = 1 steps of 500 (500 images); warm-up 1 "
+            "steps, 2 steps in all (0.7 passes over the data)") in out
     assert "projected:" in out and "for the whole run" in out and "1 epochs left" in out
 
 

@@ -220,10 +220,11 @@ def epoch_recipe(cfg: TrainConfig, dataset_size: int, steps_per_epoch: int) -> d
 
 def describe_recipe(recipe: dict[str, Any]) -> str:
     """One line: the epoch length and the run's steps, printed when a run starts."""
-    return (f"recipe: {recipe['epoch_passes']:g} passes of {recipe['dataset_size']} images per "
-            f"epoch = {recipe['steps_per_epoch']} steps of {recipe['batch_size']} "
+    return (f"recipe: an epoch is {recipe['epoch_passes']:g} x {recipe['dataset_size']} images = "
+            f"{recipe['steps_per_epoch']} steps of {recipe['batch_size']} "
             f"({recipe['images_per_epoch']} images); warm-up {recipe['warmup_steps']} steps, "
-            f"{recipe['total_steps']} steps ({recipe['total_passes']:.0f} passes) in all")
+            f"{recipe['total_steps']} steps in all ({recipe['total_passes']:.1f} passes over the "
+            "data)")
 
 
 def describe_projection(epoch_s: float, epochs_left: int, wall_before: float) -> str:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from lkca.data import dataset_info
+from lkca.errors import CheckpointError
 from lkca.runtime import session
 from lkca.runtime.signals import Interrupted, StopRequest
 from lkca.train.config import TrainConfig, build_config
@@ -109,3 +110,9 @@ def test_paper_configs_train_with_spt_stochastic_depth_init_and_weight_decay(nam
     groups = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.weight_decay_1d).param_groups
     assert sum(len(g["params"]) for g in groups if g["weight_decay"] == 0.05) == len(
         list(model.parameters()))
+
+
+def test_resume_with_other_weight_decay_groups_is_a_clear_error(tmp_path):
+    train(_cfg(tmp_path, weight_decay_1d=False, max_steps_per_epoch=1, stop_after_epochs=1))
+    with pytest.raises(CheckpointError, match="parameter groups.*config.yaml"):
+        train(_cfg(tmp_path, weight_decay_1d=True, max_steps_per_epoch=1), resume=True)

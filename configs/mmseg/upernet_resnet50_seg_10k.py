@@ -12,7 +12,7 @@ model = dict(
         style="pytorch", contract_dilation=True),
     neck=None,  # the backbone gives strides 4, 8, 16, 32 itself
     decode_head=dict(in_channels=[256, 512, 1024, 2048]),
-    auxiliary_head=dict(in_channels=1024),
+    auxiliary_head=dict(in_channels=1024, in_index=2),
 )
 train_cfg = dict(max_iters=10000, val_interval=2000)
 param_scheduler = [

@@ -14,7 +14,7 @@ model = dict(
         use_abs_pos_embed=False, act_cfg=dict(type="GELU"), norm_cfg=dict(type="LN", requires_grad=True)),
     neck=None,  # the backbone gives strides 4, 8, 16, 32 itself
     decode_head=dict(in_channels=[96, 192, 384, 768]),
-    auxiliary_head=dict(in_channels=384),
+    auxiliary_head=dict(in_channels=384, in_index=2),
 )
 train_cfg = dict(max_iters=10000, val_interval=2000)
 param_scheduler = [

@@ -14,7 +14,7 @@ model = dict(
         norm_after_stage=False, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.2),
     neck=None,  # the backbone gives strides 4, 8, 16, 32 itself
     decode_head=dict(in_channels=[64, 128, 320, 512]),
-    auxiliary_head=dict(in_channels=320),
+    auxiliary_head=dict(in_channels=320, in_index=2),
 )
 train_cfg = dict(max_iters=10000, val_interval=2000)
 param_scheduler = [

@@ -43,6 +43,11 @@ def test_recipe_and_model_overrides_reach_the_run_config(ablation):
     assert (cfg.lr, cfg.batch_size, cfg.model) == (1e-3, 32, "vit_lkcaonly_500k")
     assert cfg.model_args == {"depth": 9, "mixers": "attn_lkca", "kernel_heads": 1,
                               "init": "spt", "drop_path_schedule": "constant"}
+    # the paper-faithful recipe's command in docs/ablation.md
+    spt = ablation.run_config("lkca", 0, recipe=ablation.parse_assignments(
+        ["epochs=7", "warmup_epochs=1", "epoch_passes=3", "weight_decay_1d=true"]))
+    assert (spt.epochs, spt.warmup_epochs, spt.epoch_passes, spt.weight_decay_1d) == (7, 1, 3.0, True)
+    assert (spt.batch_size, spt.lr, spt.erasing_p) == (64, 2e-3, 0.0)  # the rest: DIGITS_DEFAULTS
     from lkca.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown config key 'lrr'"):

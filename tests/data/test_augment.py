@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import kornia.augmentation as K
 import pytest
 import torch
 
@@ -12,6 +11,7 @@ from lkca.data.augment import (
     EvalTransform,
     Normalize,
     PolicyAutoAugment,
+    RandomErasing,
     RandomHorizontalFlip,
     RandomPadCrop,
     TrainAugment,
@@ -56,20 +56,52 @@ def test_crop_shifts_by_at_most_padding_with_zero_fill() -> None:
 
 def test_erasing_box_area_aspect_and_fill() -> None:
     cfg = AugmentConfig()
-    erase = K.RandomErasing(p=1.0, scale=cfg.erasing_scale, ratio=cfg.erasing_ratio, value=0.0)
+    fill = (0.25, 0.5, 0.75)
+    erase = RandomErasing(1.0, cfg.erasing_scale, cfg.erasing_ratio, fill)
     torch.manual_seed(0)
     size = 64
     y = erase(torch.ones(200, 3, size, size))
-    zero = y[:, 0] == 0  # (B, H, W)
-    assert torch.equal(zero.unsqueeze(1).expand_as(y), y == 0)  # all channels, nothing else
-    assert torch.all(y[~zero.unsqueeze(1).expand_as(y)] == 1)
-    for mask in zero:
+    box = y[:, 0] != 1  # (B, H, W)
+    for c, value in enumerate(fill):  # every channel filled with its value, nothing else touched
+        assert torch.equal(y[:, c] != 1, box)
+        assert torch.all(y[:, c][box] == value)
+    for mask in box:
         rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
         h, w = len(rows), len(cols)
         assert mask.sum() == h * w  # a filled rectangle
         # rounding the sides to whole pixels allows a little slack at the bounds
         assert 0.02 - 0.005 <= h * w / size**2 <= 0.4 + 0.005
         assert 0.3 * 0.8 <= h / w <= (1 / 0.3) * 1.25
+
+
+def test_erasing_redraws_until_the_box_fits_strictly_as_spt() -> None:
+    # SPT utils/random_erasing.py:21-44: a box needs h < H and w < W, else it is drawn again (up to
+    # 100 times); on 8x8 images many draws are too tall or wide (area 0.4 x 64 at aspect 3.3 gives
+    # h = 9), and clipping them, as kornia does, would give full-height or full-width boxes
+    torch.manual_seed(0)
+    y = RandomErasing(1.0, (0.02, 0.4), (0.3, 1 / 0.3), (0.0,))(torch.ones(2000, 1, 8, 8))
+    box = y[:, 0] == 0
+    assert torch.all(box.any(2).sum(1) < 8) and torch.all(box.any(1).sum(1) < 8)
+    assert box.flatten(1).any(1).all()  # and every image found one within 100 draws
+    assert torch.equal(RandomErasing(0.0, (0.02, 0.4), (0.3, 3.3), (0.0,))(y), y)
+
+
+@pytest.mark.parametrize("fill", ["spt", "mean"])
+def test_erasing_fill_in_normalised_space(fill: str) -> None:
+    # SPT main.py:212-214 erases after Normalize with mean=stat[0]: the raw channel mean lands in
+    # the normalised image; "mean" fills 0, the data set's mean colour
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    aug = TrainAugment(AugmentConfig(hflip=False, crop_padding=0, autoaugment=None, mean=mean,
+                                     std=std, erasing_p=1.0, erasing_fill=fill))
+    torch.manual_seed(0)
+    y = aug(torch.full((16, 3, 32, 32), 255, dtype=torch.uint8))
+    kept = torch.tensor([(1 - m) / s for m, s in zip(mean, std)]).view(1, 3, 1, 1)
+    erased = ~torch.isclose(y, kept.expand_as(y))
+    assert erased.flatten(1).any(1).all()
+    want = torch.tensor(mean if fill == "spt" else (0.0,) * 3).view(1, 3, 1, 1).expand_as(y)
+    torch.testing.assert_close(y[erased], want[erased])
+    with pytest.raises(ConfigError, match="erasing_fill"):
+        AugmentConfig(erasing_fill="grey")
 
 
 def test_erasing_probability_in_the_pipeline() -> None:

@@ -1,4 +1,5 @@
-"""DeviceLoader: coverage, order from (seed, epoch) only, DDP shards, resume mid-epoch."""
+"""DeviceLoader: coverage, order from (seed, epoch) only, DDP shards, resume mid-epoch, epochs of
+several passes (SPT's RASampler stream)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_world_size_must_divide_batch() -> None:
 
 def test_batch_larger_than_dataset_with_drop_last() -> None:
     images, labels = _data()
-    with pytest.raises(UserError, match="larger than the data set"):
+    with pytest.raises(UserError, match="larger than an epoch"):
         DeviceLoader(images, labels, batch_size=N + 1, drop_last=True)
     assert len(DeviceLoader(images, labels, batch_size=N + 1, drop_last=False)) == 1
 
@@ -111,3 +112,50 @@ def test_resume_mid_epoch_yields_exactly_the_remaining_batches() -> None:
     assert _labels(resumed, start=len(resumed)) == []
     with pytest.raises(UserError, match="cannot resume"):
         next(resumed.iter_from(len(resumed) + 1))
+
+
+def test_three_pass_epoch_is_a_stream_of_permutations_as_spt_draws_it() -> None:
+    # SPT utils/sampler.py:14-63 with len_factor 3: int(3N) samples per epoch, batches of B with
+    # drop_last, permutations following each other in one stream (across batch boundaries)
+    images, labels = _data()
+    loader = DeviceLoader(images, labels, batch_size=10, seed=5, passes=3)
+    assert len(loader) == 3 * N // 10 == 30
+    loader.set_epoch(1)
+    stream = torch.cat(_labels(loader))
+    assert len(stream) == 300
+    for k in range(2):  # two whole permutations, then 94 samples of a third, all distinct
+        assert sorted(stream[k * N:(k + 1) * N].tolist()) == list(range(N))
+    assert len(set(stream[2 * N:].tolist())) == 300 - 2 * N
+    assert not torch.equal(stream[:N], stream[N:2 * N])  # a fresh permutation per pass
+    one_pass = DeviceLoader(images, labels, batch_size=10, seed=5, drop_last=False)
+    one_pass.set_epoch(1)
+    assert torch.equal(stream[:100], torch.cat(_labels(one_pass))[:100])  # pass 1 unchanged
+    spanning = DeviceLoader(images, labels, batch_size=10, seed=5, passes=3, drop_last=False)
+    spanning.set_epoch(1)
+    assert len(spanning) == 31 and len(_labels(spanning)[-1]) == 3 * N - 300
+    loader.set_epoch(2)
+    assert not torch.equal(torch.cat(_labels(loader)), stream)  # a new stream each epoch
+
+
+def test_three_pass_resume_and_ddp_slices_rebuild_the_same_batches() -> None:
+    images, labels = _data()
+    full = DeviceLoader(images, labels, batch_size=8, seed=2, passes=3)
+    full.set_epoch(4)
+    batches = _labels(full)
+    resumed = DeviceLoader(images, labels, batch_size=8, seed=2, passes=3)  # fresh: no cache
+    resumed.set_epoch(4)
+    step = N // 8 + 1  # past the first pass boundary (step 12 holds samples 96..103)
+    assert all(torch.equal(a, b) for a, b in zip(batches[12:], _labels(resumed, start=12)))
+    assert all(torch.equal(a, b) for a, b in zip(batches[step:], _labels(resumed, start=step)))
+    ranks = [DeviceLoader(images, labels, batch_size=8, seed=2, passes=3, rank=r, world_size=2)
+             for r in range(2)]
+    for r in ranks:
+        r.set_epoch(4)
+    for s, (a, b) in enumerate(zip(*(_labels(r) for r in ranks))):
+        assert torch.equal(torch.cat([a, b]), batches[s])
+
+
+def test_passes_must_be_positive() -> None:
+    images, labels = _data()
+    with pytest.raises(UserError, match="passes"):
+        DeviceLoader(images, labels, batch_size=8, passes=0)

@@ -115,9 +115,10 @@ def test_the_digits_size_is_the_loaders():
 def test_the_plan_printout_counts_runs_images_and_hours(tmp_path):
     rep = plan("1", tmp_path, CONFIGS, datasets=["cifar10"])
     text = plan_text(rep, images_per_s=1000.0)
-    assert "| ViT-LKCA | `" in text and "| 0/1 | 39,000 | 4,992,000 | 1,000.0 (--images-per-s) |" in text
-    assert "12 runs: 0 finished, 0 to resume, 12 to start; 59.9M training images left, " \
-           f"projected {12 * 4992000 / 1000 / 3600:,.1f} device-hours" in text
+    # the paper configs' epochs are three passes: floor(3 x 50000 / 128) = 1171 steps x 100 epochs
+    assert "| ViT-LKCA | `" in text and "| 0/1 | 117,100 | 14,988,800 | 1,000.0 (--images-per-s) |" in text
+    assert "12 runs: 0 finished, 0 to resume, 12 to start; 179.9M training images left, " \
+           f"projected {12 * 14988800 / 1000 / 3600:,.1f} device-hours" in text
 
 
 def test_a_run_of_another_config_in_the_way_is_a_conflict(tmp_path):

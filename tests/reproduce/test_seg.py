@@ -56,6 +56,7 @@ def test_a_segmentation_table_runs_through_lkca_seg_train(tmp_path):
     assert start["command"][1:5] == ["-m", "lkca", "seg", "train"]
     rows = list(csv.DictReader((runs / "seg_table.csv").open()))
     assert [(r["metric"], r["paper"], r["n"], r["status"]) for r in rows] == [
-        ("aAcc", "60", "1", "finished"), ("mIoU", "30", "1", "finished")]
+        ("aAcc", "60", "1", "finished"), ("top10_mIoU", "30", "1", "finished"),
+        ("mIoU", "", "1", "finished")]
     assert rows[0]["model"] == "lkca_s_seg+fpn" and rows[0]["runs"] == str(run)
     assert "| LKCA tiny FPN | fpn | 3 |" in (runs / "seg_table.md").read_text()

@@ -79,7 +79,8 @@ def test_loss_ignores_255_and_weights_the_auxiliary_head():
     torch.manual_seed(0)
     model = create_segmentor("lkca_s_seg", "upernet", aux_weight=0.25, **SMALL).train()
     assert isinstance(model.head, UPerHead) and isinstance(model.aux_head, FCNHead)
-    assert model.aux_head.loss_weight == 0.25 and model.aux_head.in_index == 2
+    # MMSegmentation's upernet_vit-b16_ln_mln.py: the auxiliary head on the stride-32 level
+    assert model.aux_head.loss_weight == 0.25 and model.aux_head.in_index == 3
     images = torch.randn(2, 3, 64, 64)
     all_ignored = model.forward_train(images, torch.full((2, 64, 64), 255))
     assert all_ignored["loss"].item() == 0.0  # MMSeg: summed over labelled pixels / all pixels

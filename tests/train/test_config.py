@@ -45,7 +45,8 @@ def test_unknown_key_suggests_the_closest(tmp_path):
 @pytest.mark.parametrize(
     "overrides, match",
     [({"epochs": "ten"}, "epochs must be int"), ({"lr": -1.0}, "lr must be > 0"),
-     ({"mix_prob": 1.5}, "mix_prob must be in"), ({"batch_size": 0}, "batch_size must be positive")],
+     ({"mix_prob": 1.5}, "mix_prob must be in"), ({"batch_size": 0}, "batch_size must be positive"),
+     ({"epoch_passes": 0}, "epoch_passes must be > 0"), ({"min_lr": -1e-6}, "min_lr must be >= 0")],
 )
 def test_bad_values(overrides, match):
     with pytest.raises(ConfigError, match=match):

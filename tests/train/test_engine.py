@@ -44,7 +44,7 @@ def test_run_writes_the_contract_files(tiny_cfg, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert set(rows[0]) == {"epoch", "train_loss", "test_loss", "test_top1", "lr"}
     assert set(summary) == {"model", "dataset", "params", "macs", "epochs", "top1", "best_top1",
-                            "train_images_per_s", "wall_s"}
+                            "train_images_per_s", "wall_s", "recipe"}
     assert json.loads((run / "summary.json").read_text())["top1"] == rows[-1]["test_top1"]
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and state["step"] == 0

@@ -124,18 +124,27 @@ def cls_results(table: ClsTable, runs: list[Run]
     return out
 
 
-def seg_results(table: SegTable, runs: list[Run]
-                ) -> list[tuple[SegRow, SeedResult | None, SeedResult | None]]:
-    """Per row: aAcc and mIoU over seeds (None where the backbone is not registered)."""
-    out: list[tuple[SegRow, SeedResult | None, SeedResult | None]] = []
+# The metric the paper's "mIoU" column is compared with: the paper (section 4.2) reports "aAcc and
+# mIoU in 10 high-score categories", and its mIoU beside its aAcc (22.28 at 40.90 after 2,000
+# iterations from scratch) fits the mean IoU of the 10 best classes, not of all 150
+# (docs/segmentation.md, "Which mIoU"). The 150-class mIoU is shown beside it.
+PAPER_MIOU = "top10_mIoU"
+
+
+def seg_results(table: SegTable, runs: list[Run]) -> list[
+        tuple[SegRow, SeedResult | None, SeedResult | None, SeedResult | None]]:
+    """Per row: aAcc, the paper's mIoU (:data:`PAPER_MIOU`, the top-10 mIoU) and the 150-class
+    mIoU over seeds (None where the backbone is not registered)."""
+    out: list[tuple[SegRow, SeedResult | None, SeedResult | None, SeedResult | None]] = []
     for row in table.rows:
         spec = seg_model(row)
         if spec is None or not seg_registered(row):
-            out.append((row, None, None))
+            out.append((row, None, None, None))
             continue
         matching = [r for r in runs if r.task == "seg"
                     and seg_matches(r.config, spec.name, spec.model_args, row.head, row.iters)]
-        out.append((row, seed_result(matching, "aAcc"), seed_result(matching, "mIoU")))
+        out.append((row, seed_result(matching, "aAcc"), seed_result(matching, PAPER_MIOU),
+                    seed_result(matching, "mIoU")))
     return out
 
 

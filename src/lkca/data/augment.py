@@ -3,17 +3,17 @@
 Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py)::
 
     uint8 (B, C, H, W) -> RandomHorizontalFlip(0.5) -> RandomCrop(H, padding=4, zero fill)
-    -> float [0, 1] -> AutoAugment(policy) -> normalise -> RandomErasing(0.25, fill 0)
+    -> float [0, 1] -> AutoAugment(policy) -> normalise -> RandomErasing(0.25, SPT's fill)
 
-Flip and crop are a few batched tensor ops on the uint8 batch (kornia's crop slices per image in
-Python); AutoAugment and random erasing are kornia's. All randomness is drawn from torch's global
-generator of the batch's device (kornia's samplers are moved to that device on the first call), so
-``torch.manual_seed`` makes the pipeline deterministic and saving the RNG state gives exact resume.
+Flip, crop and random erasing are a few batched tensor ops each (erasing draws boxes as SPT's
+utils/random_erasing.py does, :class:`RandomErasing`); AutoAugment is kornia's. All randomness is
+drawn from torch's global generator of the batch's device (kornia's samplers are moved to that
+device on the first call), so ``torch.manual_seed`` makes the pipeline deterministic and saving the
+RNG state gives exact resume.
 
 Known differences from SPT's torchvision/PIL pipeline, all kornia's: a magnitude bin is sampled
 within its interval rather than taken at its end point, geometric AutoAugment ops fill with black
-rather than grey, and the erasing aspect ratio is drawn half below and half above 1 (box clipped to
-the image) rather than uniformly on [0.3, 3.33] with retries.
+rather than grey.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from kornia.augmentation.auto import AutoAugment
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from lkca.data.base import DatasetInfo
 
 POLICIES = ("cifar10", "svhn", "imagenet")
+ERASING_FILLS = ("spt", "mean")  # RandomErasing's fills (AugmentConfig.erasing_fill)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # SPT utils/dataloader.py
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -50,6 +50,7 @@ class AugmentConfig:
     erasing_p: float = 0.25  # SPT --re
     erasing_scale: tuple[float, float] = (0.02, 0.4)  # SPT RandomErasing sl, --re_sh
     erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)  # SPT --re_r1 and 1/r1
+    erasing_fill: str = "spt"  # SPT main.py:212-214, see RandomErasing; "mean": normalised 0
     mean: tuple[float, ...] = CIFAR10_MEAN
     std: tuple[float, ...] = CIFAR10_STD
 
@@ -66,6 +67,9 @@ class AugmentConfig:
         lo, hi = self.erasing_scale
         if not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(f"erasing_scale={self.erasing_scale} must satisfy 0 < lo <= hi <= 1")
+        if self.erasing_fill not in ERASING_FILLS:
+            raise ConfigError(f"erasing_fill={self.erasing_fill!r} is not one of "
+                              f"{', '.join(ERASING_FILLS)}")
         lo, hi = self.erasing_ratio
         if not 0.0 < lo <= hi:
             raise ConfigError(f"erasing_ratio={self.erasing_ratio} must satisfy 0 < lo <= hi")
@@ -185,6 +189,55 @@ class PolicyAutoAugment(nn.Module):
         return result
 
 
+class RandomErasing(nn.Module):
+    """SPT's random erasing (aanna0701/SPT_LSA_ViT utils/random_erasing.py:9-44), batched.
+
+    With probability ``p`` per image (:18), up to ``attempts`` (100) boxes are drawn: area
+    ``uniform(*scale) * H * W``, aspect ``uniform(*ratio)`` (uniform, not log-uniform),
+    ``h = round(sqrt(area * aspect))``, ``w = round(sqrt(area / aspect))``; the first box with
+    ``h < H`` and ``w < W`` (strictly, :34) is placed at a uniform top-left corner and filled with
+    ``fill[c]`` in channel c; an image where no draw fits is left as it is. All 100 draws of every
+    image are made at once (B, 100), so nothing loops over images.
+
+    ``fill`` is in the space of ``x``. SPT erases after normalisation with ``mean=stat[0]``
+    (main.py:212-214): the data set's raw channel means are written into the normalised image
+    (``erasing_fill="spt"``); ``fill`` of zeros is the data set's mean colour (``"mean"``).
+    Input and output: float (B, C, H, W).
+    """
+
+    fill: torch.Tensor  # (1, C, 1, 1) buffer
+
+    def __init__(self, p: float, scale: tuple[float, float], ratio: tuple[float, float],
+                 fill: Sequence[float], attempts: int = 100) -> None:
+        super().__init__()
+        self.p, self.scale, self.ratio, self.attempts = p, scale, ratio, attempts
+        self.register_buffer("fill", torch.tensor(fill, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        dev = x.device
+        apply = torch.rand(B, device=dev) < self.p  # (B,)
+        u = torch.rand(2, B, self.attempts, device=dev)  # (2, B, attempts)
+        area = (self.scale[0] + (self.scale[1] - self.scale[0]) * u[0]) * (H * W)
+        aspect = self.ratio[0] + (self.ratio[1] - self.ratio[0]) * u[1]
+        h = torch.round(torch.sqrt(area * aspect))  # (B, attempts); round half to even as Python
+        w = torch.round(torch.sqrt(area / aspect))
+        fits = (h < H) & (w < W)
+        pick = fits.to(torch.uint8).argmax(1, keepdim=True)  # (B, 1): the first box that fits
+        apply &= fits.any(1)
+        h, w = h.gather(1, pick).squeeze(1), w.gather(1, pick).squeeze(1)  # (B,)
+        corner = torch.rand(2, B, device=dev)  # randint(0, H - h) and randint(0, W - w)
+        top = torch.floor(corner[0] * (H - h + 1))
+        left = torch.floor(corner[1] * (W - w + 1))
+        rows = torch.arange(H, device=dev).view(1, H, 1)
+        cols = torch.arange(W, device=dev).view(1, 1, W)
+        box = ((rows >= top.view(B, 1, 1)) & (rows < (top + h).view(B, 1, 1))
+               & (cols >= left.view(B, 1, 1)) & (cols < (left + w).view(B, 1, 1))
+               & apply.view(B, 1, 1))  # (B, H, W)
+        return torch.where(box.unsqueeze(1), self.fill.to(x), x)
+
+
 class TrainAugment(nn.Module):
     """The training augmentation of docs/recipe.md, as a sequence of named stages.
 
@@ -205,10 +258,9 @@ class TrainAugment(nn.Module):
             if cfg.autoaugment else nn.Identity()
         )
         self.normalize = Normalize(cfg.mean, cfg.std)
-        # value 0 after normalisation is the data set mean (docs/recipe.md)
+        fill = cfg.mean if cfg.erasing_fill == "spt" else (0.0,) * len(cfg.mean)
         self.erase = (
-            K.RandomErasing(p=cfg.erasing_p, scale=cfg.erasing_scale,
-                            ratio=cfg.erasing_ratio, value=0.0)
+            RandomErasing(cfg.erasing_p, cfg.erasing_scale, cfg.erasing_ratio, fill)
             if cfg.erasing_p > 0 else nn.Identity()
         )
         self._rng_device: torch.device | None = None

@@ -2,7 +2,7 @@
 
 Classification: an epoch is ``epoch_passes`` passes over the training set (SPT's repeated-
 augmentation epoch, docs/recipe.md; 1 where the config has no such key), drawn in batches with
-the last partial batch dropped, so a run trains ``epochs x floor(passes x N / batch) x batch``
+the last partial batch dropped, so a run trains ``epochs x floor(int(passes x N) / batch) x batch``
 images (``max_steps_per_epoch`` caps the steps). Segmentation: ``iters x batch_size`` crops.
 
 Hours are projected from a throughput: the images per second one device sustains with all the
@@ -45,9 +45,9 @@ def run_length(task: str, cfg: dict[str, Any]) -> tuple[int, int]:
     n = TRAIN_IMAGES.get(cfg["dataset"])
     if n is None:
         raise KeyError(f"no training-set size for {cfg['dataset']!r}")
-    passes = int(cfg.get("epoch_passes") or 1)
+    passes = float(cfg.get("epoch_passes") or 1)
     batch = int(cfg["batch_size"])
-    per_epoch = passes * n // batch
+    per_epoch = int(passes * n) // batch  # as lkca.data.device_loader.DeviceLoader counts it
     if cfg.get("max_steps_per_epoch"):
         per_epoch = min(per_epoch, int(cfg["max_steps_per_epoch"]))
     steps = int(cfg["epochs"]) * per_epoch

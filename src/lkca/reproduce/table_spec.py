@@ -5,7 +5,7 @@ with a reference value (docs/reproduce.md, "A table of your own")::
     rows:
       - row: ViT-LKCA, 1 block        # the label printed in the table
         config: digits_d1.yaml        # an `lkca train` or `lkca seg train` config, relative
-        paper: 97.5                   # optional: top-1 (classification) or [aAcc, mIoU]
+        paper: 97.5                   # optional: top-1 (classification) or [aAcc, top-10 mIoU]
       - row: ViT-LKCA, 2 blocks
         config: digits_d2.yaml
 
@@ -74,7 +74,7 @@ def _row_entry(path: Path, i: int, entry: Any) -> tuple[str, Path, str, dict[str
     ok = paper is None or (task == "cls" and _number(paper)) or (
         task == "seg" and isinstance(paper, list) and len(paper) == 2 and all(map(_number, paper)))
     if not ok:
-        want = "a number (top-1 %)" if task == "cls" else "[aAcc, mIoU]"
+        want = "a number (top-1 %)" if task == "cls" else "[aAcc, top-10 mIoU]"
         raise ConfigError(f"`paper` of row {i} of table file {path} must be {want}, got {paper!r}")
     return entry["row"], config, task, resolved, paper
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lkca.checkpoint.files import load_state, load_weights, save_state, save_weights
+from lkca.errors import CheckpointError
 
 _PARTS = ("model", "optimizer", "scheduler", "ema", "rng", "meta")
 
@@ -64,7 +65,12 @@ def restore_checkpoint(path: Path, parts: TrainingParts) -> dict[str, Any]:
     position saved with it."""
     state = load_state(path)
     load_weights(parts.model, state["model"], path)
-    parts.optimizer.load_state_dict(state["optimizer"])
+    try:
+        parts.optimizer.load_state_dict(state["optimizer"])
+    except ValueError as e:  # torch: the parameter groups differ (e.g. weight_decay_1d changed)
+        raise CheckpointError(
+            f"{path}: its optimiser state does not fit this run's parameter groups ({e}); resume "
+            "with the config the run was started with (its config.yaml)") from None
     parts.scheduler.load_state_dict(state["scheduler"])
     if parts.ema is not None and "ema" in state:
         parts.ema.load_state_dict(state["ema"])

@@ -247,6 +247,7 @@ def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, run: Se
               "iters_per_s": (count / env.world_size) / max(train_s, 1e-9)}
     run.record(record)
     run.console.print(f"iter {done}/{cfg.iters}  loss {record['loss']:.4f}  aAcc "
-                      f"{record['aAcc']:.2f}  mIoU {record['mIoU']:.2f}  mAcc {record['mAcc']:.2f}  "
+                      f"{record['aAcc']:.2f}  mIoU {record['mIoU']:.2f}  top-10 mIoU "
+                      f"{record['top10_mIoU']:.2f}  mAcc {record['mAcc']:.2f}  "
                       f"({record['iters_per_s']:.2f} it/s)")
     return metrics

@@ -25,7 +25,8 @@ from lkca.seg.neck import MultiLevelNeck
 
 # A head factory: (channels of the 4 levels, classes, channels or None for its default, auxiliary
 # loss weight) -> (decode head, auxiliary head or None).
-HeadFactory = Callable[[list[int], int, "int | None", float], "tuple[nn.Module, FCNHead | None]"]
+HeadFactory = Callable[[list[int], int, "int | None", float, int],
+                       "tuple[nn.Module, FCNHead | None]"]
 HEADS: dict[str, HeadFactory] = {}  # filled by @register_head; names accepted by create_segmentor
 
 
@@ -44,17 +45,18 @@ def register_head(name: str) -> Callable[[HeadFactory], HeadFactory]:
 
 @register_head("upernet")
 def upernet(levels: list[int], num_classes: int, channels: int | None,
-            aux_weight: float) -> tuple[nn.Module, FCNHead | None]:
-    """UperNet (channels 512) with an FCN auxiliary head (half the channels, 256) on the third
-    level, loss weight ``aux_weight`` (MMSegmentation's UperNet configs)."""
+            aux_weight: float, aux_index: int) -> tuple[nn.Module, FCNHead | None]:
+    """UperNet (channels 512) with an FCN auxiliary head (half the channels, 256) on level
+    ``aux_index``, loss weight ``aux_weight`` (MMSegmentation's UperNet configs)."""
     ch = channels or 512
     return (UPerHead(levels, num_classes, ch),
-            FCNHead(levels[2], num_classes, ch // 2, in_index=2, loss_weight=aux_weight))
+            FCNHead(levels[aux_index], num_classes, ch // 2, in_index=aux_index,
+                    loss_weight=aux_weight))
 
 
 @register_head("fpn")
 def fpn(levels: list[int], num_classes: int, channels: int | None,
-        aux_weight: float) -> tuple[nn.Module, FCNHead | None]:
+        aux_weight: float, aux_index: int) -> tuple[nn.Module, FCNHead | None]:
     """Semantic FPN: FPN neck with twice the head's channels (256), head channels 128, no
     auxiliary head (MMSegmentation's FPN configs)."""
     ch = channels or 128
@@ -169,7 +171,10 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     """Build a segmentor of Table 7: ``backbone`` in :data:`BACKBONES`, ``head`` "upernet" or "fpn".
 
     UperNet: channels 512 (``head_channels``) with an FCN auxiliary head (channels half of that,
-    256) on the third level, loss weight ``aux_weight``. FPN: FPN neck 2 * ``head_channels``
+    256), loss weight ``aux_weight``, on the level MMSegmentation's configs put it: the fourth
+    (stride 32, ``in_index=3``) after the multi-level neck of a plain ViT
+    (configs/_base_/models/upernet_vit-b16_ln_mln.py), the third (stride 16, ``in_index=2``) of
+    a hierarchical backbone (upernet_r50.py, upernet_swin.py). FPN: FPN neck 2 * ``head_channels``
     (256) channels and FPN head ``head_channels`` (128), no auxiliary head. ``neck_resample``:
     see :class:`MultiLevelNeck`. Other keywords override the backbone's ViTConfig (``depth``,
     ``dim``, ``num_heads``, ``drop_path_rate``, ``lkca_impl`` ...; tests use small ones).
@@ -187,12 +192,12 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     out_channels: list[int] = list(cast(list[int], bb.out_channels))
     neck: MultiLevelNeck | None = None
     if backbone in HIERARCHICAL:  # already strides 4, 8, 16, 32
-        levels = out_channels
+        levels, aux_index = out_channels, 2
     else:
         dim = out_channels[0]
         neck = MultiLevelNeck(out_channels, dim, (4, 2, 1, 0.5), neck_resample)
-        levels = [dim] * 4
-    decode, aux = HEADS[head](levels, num_classes, head_channels, aux_weight)
+        levels, aux_index = [dim] * 4, 3
+    decode, aux = HEADS[head](levels, num_classes, head_channels, aux_weight, aux_index)
     model = Segmentor(bb, neck, decode, aux)
     extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels),
                                ("neck_resample", neck_resample)) if v != _DEFAULTS[k]}

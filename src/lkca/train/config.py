@@ -27,24 +27,34 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_dir: str | None = None
     out: str | None = None  # default runs/<dataset>-<model>
-    # optimisation (paper section 4.1)
-    epochs: int = 100  # paper
-    warmup_epochs: int = 10  # paper: linear warm-up then cosine, per iteration; capped at epochs
-    batch_size: int = 128  # paper (global batch over all processes), drop_last as SPT
-    lr: float = 1e-3  # paper
-    min_lr: float = 0.0  # cosine annealed to zero (paper gives no floor)
-    weight_decay: float = 0.05  # paper
+    # optimisation (paper section 4.1; SPT = aanna0701/SPT_LSA_ViT at 54bd796, docs/recipe.md)
+    epochs: int = 100  # paper; SPT main.py:45
+    epoch_passes: float = 3.0  # SPT main.py:98 --ra 3 -> RASampler len_factor (:221-223): an
+    # epoch reads 3 x N images, so 100 epochs are 300 passes; the schedule counts these steps
+    warmup_epochs: int = 10  # paper; SPT main.py:47; capped at epochs
+    batch_size: int = 128  # paper; SPT main.py:49 (global batch over all processes), drop_last
+    lr: float = 1e-3  # paper; SPT main.py:51
+    warmup_lr: float = 1e-6  # SPT utils/scheduler.py:45-57, :111: step 0 at min_lr 1e-6, warm-up
+    # linear from there
+    min_lr: float = 1e-6  # SPT utils/scheduler.py:59-62, :111: cosine down to 1e-6
+    weight_decay: float = 0.05  # paper; SPT main.py:53
+    weight_decay_1d: bool = True  # SPT main.py:230 AdamW(model.parameters()): every parameter
+    # decays; False exempts biases and norm gains (timm's habit)
     skip_nonfinite: bool = False  # skip steps whose loss is NaN/inf (counted) instead of stopping
     grad_clip: float | None = None  # max gradient norm; None = off (neither paper nor SPT clip)
     ema_decay: float | None = None  # None = off; e.g. 0.9999
     # regularisation
-    label_smoothing: float = 0.1  # SPT --smoothing
-    drop_path: float = 0.1  # SPT --sd (max stochastic-depth rate)
+    label_smoothing: float = 0.1  # SPT main.py:83 / utils/losses.py:11
+    drop_path: float = 0.1  # SPT main.py:77 --sd; the rate of every block under the models'
+    # drop_path_schedule "constant" (SPT models/vit.py:114-119)
     # augmentation (None = the data set's default, docs/recipe.md)
     hflip: bool | None = None  # SPT: RandomHorizontalFlip p=0.5
     crop_padding: int | None = None  # SPT: RandomCrop(img_size, padding=4)
     autoaugment: str | None = "auto"  # paper: data set's policy; "none" to disable
     erasing_p: float = 0.25  # paper: random erasing p=0.25, max area 0.4, aspect 0.3
+    erasing_fill: str = "spt"  # SPT main.py:212-214: the raw channel mean written into the
+    # normalised image ("spt"); "mean": normalised 0, the data set's mean colour (checked by
+    # lkca.data.augment.AugmentConfig, like autoaugment)
     mix_prob: float = 0.5  # SPT --mix_prob: mix half of the batches
     cutmix_prob: float = 0.5  # SPT: CutMix or Mixup with prob 0.5 each when mixing
     mixup_alpha: float = 1.0  # SPT --alpha
@@ -65,6 +75,12 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.epoch_passes > 0:
+            raise ConfigError(f"epoch_passes must be > 0 (3 in the paper's recipe), got "
+                              f"{self.epoch_passes}")
+        if self.warmup_lr < 0 or self.min_lr < 0:
+            raise ConfigError(f"warmup_lr and min_lr must be >= 0 (got {self.warmup_lr}, "
+                              f"{self.min_lr})")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         for name in ("erasing_p", "mix_prob", "cutmix_prob", "label_smoothing", "drop_path"):
@@ -94,6 +110,7 @@ DIGITS_DEFAULTS: dict[str, Any] = dict(
     model="vit_lkcaonly_digits",
     dataset="digits",
     epochs=20,
+    epoch_passes=1.0,  # one pass per epoch: the demo's 20 epochs were tuned so
     warmup_epochs=2,
     batch_size=64,
     lr=2e-3,
@@ -101,6 +118,7 @@ DIGITS_DEFAULTS: dict[str, Any] = dict(
     erasing_p=0.0,
     mix_prob=0.0,
     drop_path=0.0,
+    weight_decay_1d=False,  # biases and norm gains undecayed, as the demo was tuned
 )
 
 

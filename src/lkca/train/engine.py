@@ -82,9 +82,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         train_x, train_y, num_classes = device_tensors(cfg, "train", device)
         test_x, test_y, _ = device_tensors(cfg, "test", device)
         loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
-                              seed=cfg.seed)
+                              seed=cfg.seed, passes=cfg.epoch_passes)
         steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
         shard = env.shard(cfg.batch_size)
+        recipe = epoch_recipe(cfg, len(train_x), steps_per_epoch)
 
         # model, optimiser, schedule (the same seed on every rank: the same weights and
         # augmentation of the global batch)
@@ -93,9 +94,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
         model = build_model(meta, cfg.drop_path).to(device)
         stats = profile(model, img_size, in_chans=train_x.shape[1])
-        optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
-        scheduler = build_scheduler(optimizer, min(cfg.warmup_epochs, cfg.epochs) * steps_per_epoch,
-                                    cfg.epochs * steps_per_epoch, cfg.lr, cfg.min_lr)
+        optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.weight_decay_1d)
+        scheduler = build_scheduler(optimizer, recipe["warmup_steps"], recipe["total_steps"],
+                                    cfg.lr, cfg.min_lr, cfg.warmup_lr)
         ema = _build_ema(model, cfg.ema_decay)
         parts = TrainingParts(model, optimizer, scheduler, ema)
         augment, eval_transform, mix_cfg = _augmentation(cfg, info, device)
@@ -109,6 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if cfg.compile:
             net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
         run.begin(cfg.to_dict(), resumed_at=start_epoch if resume else None)
+        run.console.print(describe_recipe(recipe))
 
         t_run = time.perf_counter()
         top1 = 0.0
@@ -181,6 +183,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             run.console.print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss "
                               f"{record['train_loss']:.4f}  test_top1 {top1:.2f}%  "
                               f"({record['images_per_s']:.0f} img/s)")
+            if epoch == start_epoch and first == 0 and epoch + 1 < cfg.epochs:  # first timed
+                run.console.print(describe_projection(time.perf_counter() - t_run,
+                                                      cfg.epochs - epoch - 1, wall_before))
             if cfg.stop_after_epochs and epoch + 1 >= cfg.stop_after_epochs < cfg.epochs:
                 run.console.print(f"stopping after epoch {epoch + 1} as asked "
                                   "(stop_after_epochs); continue with --resume")
@@ -194,11 +199,45 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                        "macs": stats["macs"], "epochs": cfg.epochs,
                        "top1": rows[-1]["test_top1"] if rows else top1, "best_top1": best_top1,
                        "train_images_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
-                       "wall_s": wall_before + time.perf_counter() - t_run}
+                       "wall_s": wall_before + time.perf_counter() - t_run, "recipe": recipe}
             if run.dir.weights("best").is_file():  # the best model for from_pretrained
                 export_checkpoint(run.dir.weights("best"), run.dir.pretrained)
             run.finish(summary)
     return summary
+
+
+def epoch_recipe(cfg: TrainConfig, dataset_size: int, steps_per_epoch: int) -> dict[str, Any]:
+    """The effective length of the run (summary.json's ``recipe``): an epoch of ``epoch_passes``
+    passes over the data set has ``int(passes * N) // batch_size`` steps (SPT's RASampler with
+    drop_last, docs/recipe.md), capped by ``max_steps_per_epoch``; warm-up and cosine count them."""
+    return {"dataset_size": dataset_size, "epoch_passes": cfg.epoch_passes,
+            "batch_size": cfg.batch_size, "steps_per_epoch": steps_per_epoch,
+            "images_per_epoch": steps_per_epoch * cfg.batch_size,
+            "warmup_steps": min(cfg.warmup_epochs, cfg.epochs) * steps_per_epoch,
+            "total_steps": cfg.epochs * steps_per_epoch,
+            "total_passes": cfg.epochs * steps_per_epoch * cfg.batch_size / dataset_size}
+
+
+def describe_recipe(recipe: dict[str, Any]) -> str:
+    """One line: the epoch length and the run's steps, printed when a run starts."""
+    return (f"recipe: an epoch is {recipe['epoch_passes']:g} x {recipe['dataset_size']} images = "
+            f"{recipe['steps_per_epoch']} steps of {recipe['batch_size']} "
+            f"({recipe['images_per_epoch']} images); warm-up {recipe['warmup_steps']} steps, "
+            f"{recipe['total_steps']} steps in all ({recipe['total_passes']:.1f} passes over the "
+            "data)")
+
+
+def describe_projection(epoch_s: float, epochs_left: int, wall_before: float) -> str:
+    """One line: the run's projected end from the first epoch timed in this process (training
+    and evaluation), a projection that assumes every epoch takes as long."""
+    total = wall_before + epoch_s * (epochs_left + 1)
+    return (f"projected: {_hours(total)} for the whole run ({_hours(epoch_s)} per epoch on this "
+            f"device, {epochs_left} epochs left)")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else (
+        f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s")
 
 
 def _augmentation(cfg: TrainConfig, info: DatasetInfo, device: torch.device
@@ -207,7 +246,7 @@ def _augmentation(cfg: TrainConfig, info: DatasetInfo, device: torch.device
     policy = None if cfg.autoaugment in (None, "none") else (
         info.autoaugment_policy if cfg.autoaugment == "auto" else cfg.autoaugment)
     augment = TrainAugment(AugmentConfig.from_dataset(
-        info, autoaugment=policy, erasing_p=cfg.erasing_p,
+        info, autoaugment=policy, erasing_p=cfg.erasing_p, erasing_fill=cfg.erasing_fill,
         **{k: v for k, v in (("hflip", cfg.hflip), ("crop_padding", cfg.crop_padding))
            if v is not None})).to(device)
     eval_transform = EvalTransform(info.mean, info.std).to(device)

@@ -9,6 +9,7 @@ the ERF's data pipeline, when they run).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from lkca.analysis.plots import (
 from lkca.analysis.profile import profile
 from lkca.data import dataset_info
 from lkca.errors import UserError
-from lkca.models.registry import create_model, list_models, paper_figures
+from lkca.models.registry import create_model, list_models, model_aliases, paper_figures
 from lkca.pretrained import build_model, load_trained
 from lkca.runtime.device import resolve_device
 from lkca.seg.backbone import BACKBONES
@@ -56,8 +57,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", help="list registered models")
     p.set_defaults(func=_cmd_list)
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_lkca*'")
-    p.add_argument("--aliases", action="store_true", help="include aliases")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="a word any listed name contains ('lkca'), or a shell pattern the whole "
+                        "name matches ('vit_lkca*'); exit code 1 when nothing matches")
+    p.add_argument("--aliases", action="store_true",
+                   help="also list the aliases, as 'alias -> name'")
 
     p = sub.add_parser("erf", help="effective receptive fields of models, side by side, to a PNG")
     p.set_defaults(func=_cmd_erf, sources=None)
@@ -127,9 +131,20 @@ def _profile_segmentor(args: argparse.Namespace) -> None:
         print("        " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in parts.items() if v))
 
 
-def _cmd_list(args: argparse.Namespace) -> None:
-    for name in list_models(args.pattern, aliases=args.aliases):
-        print(name)
+def _cmd_list(args: argparse.Namespace) -> int:
+    """Matching names, then (``--aliases``) every alias whose own name or target matches, as
+    ``alias -> name``; exit code 1 and a line on stderr when nothing matches (as ``grep``)."""
+    names = list_models(args.pattern)
+    lines = list(names)
+    if args.aliases:
+        matched = set(list_models(args.pattern, aliases=True))
+        lines += [f"{alias} -> {name}" for alias, name in model_aliases().items()
+                  if alias in matched or name in names]
+    if not lines:
+        print(f"no model matches {args.pattern!r}; `lkca list` shows them all", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
 
 
 # --- lkca erf ------------------------------------------------------------------------------------

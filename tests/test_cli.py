@@ -108,3 +108,11 @@ def test_every_commands_module_is_a_registered_group():
              for p in (src / "lkca").glob("*/commands.py")}
     assert set(COMMAND_GROUPS) == found
     assert all(callable(importlib.import_module(m).add_parsers) for m in COMMAND_GROUPS)
+
+
+def test_tests_run_in_their_own_temporary_folder(tmp_path):
+    """tests/conftest.py's autouse fixture: what a command writes to the current folder by default
+    lands under tmp_path, never in the checkout (which .ci/run checks after the suite)."""
+    from pathlib import Path
+
+    assert Path.cwd() == tmp_path

@@ -38,6 +38,14 @@ def _autotune_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own temporary folder, so what a command writes to the current folder
+    by default (``runs/``, figures) lands there and never in the checkout (``.ci/run`` fails on a
+    dirty checkout). Tests reach the repository's files by absolute paths."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def fresh_autotune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """LKCA's autotuner as in a new process (default policy, nothing chosen, nothing pinned), its

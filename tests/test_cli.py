@@ -9,7 +9,25 @@ from lkca.cli import main
 def test_profile_prints_params_and_paper(capsys):
     assert main(["profile", "--model", "lkca_b"]) == 0
     out = capsys.readouterr().out
-    assert "params  2.698M   (paper: 2.69M)" in out and "MACs" in out
+    assert "params  2.698M   (paper: 2.69M, +0.3%)" in out and "MACs" in out
+
+
+def test_profile_compares_the_papers_flops_with_macs_without_token_mixing(capsys):
+    """The one MACs comparison (lkca.analysis.profile.paper_comparison), as in `lkca tables`."""
+    import lkca
+    from lkca.analysis.profile import paper_comparison
+    from lkca.models.registry import paper_figures
+
+    c = paper_comparison(lkca.profile(lkca.create_model("lkca_b"), 32), paper_figures("lkca_b"))
+    assert main(["profile", "--model", "lkca_b"]) == 0
+    out = capsys.readouterr().out
+    assert (f"MACs    {c['macs_without_mixing'] / 1e6:.2f}M without token mixing   (paper 'Flops': "
+            f"170.81M, {100 * c['macs_diff']:+.1f}%)") in out
+    assert f"{c['macs'] / 1e6:.2f}M with the token-mixing products" in out
+    assert c["macs"] > c["macs_without_mixing"]
+    # away from the paper's input the paper's figures do not apply and are not shown
+    assert main(["profile", "--model", "lkca_b", "--img-size", "64"]) == 0
+    assert "paper" not in capsys.readouterr().out
 
 
 def test_unknown_model_is_one_line_exit_2():
@@ -27,6 +45,56 @@ def test_list(capsys):
     assert "vit_lkca_12m" in capsys.readouterr().out.split()
 
 
+def test_list_matches_a_word_anywhere_and_a_glob_the_whole_name(capsys):
+    assert main(["list", "lkca"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "vit_lkca_2p7m" in names and "vit_lkcaonly_digits" in names
+    assert all("lkca" in n for n in names)
+    assert main(["list", "lkca*"]) == 1  # a glob matches whole names: none starts with lkca
+    assert main(["list", "vit_lkca_?m"]) == 0
+    assert capsys.readouterr().out.split() == ["vit_lkca_1m", "vit_lkca_2m", "vit_lkca_4m",
+                                                "vit_lkca_8m"]
+
+
+def test_list_without_a_match_says_so_with_exit_code_1(capsys):
+    assert main(["list", "no_such_model"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "no model matches 'no_such_model'; `lkca list` shows them all\n"
+
+
+def test_list_aliases_show_their_target(capsys):
+    assert main(["list", "--aliases", "2p7m"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "lkca_b -> vit_lkca_2p7m" in lines and "vit_lkca_2p7m" in lines
+    assert main(["list", "--aliases", "lkca_b"]) == 0  # matched by the alias' own name
+    assert capsys.readouterr().out.splitlines() == ["lkca_b -> vit_lkca_2p7m"]
+
+
+def test_closed_stdout_ends_quietly_without_a_traceback():
+    """`lkca list --aliases | head -1`: the reader is gone. The pipe's read end is closed before
+    the command starts, so its first write fails every time (no race with a reader)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lkca", "list", "--aliases"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+def test_help_has_no_rest_markup(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "The lkca command line (also python -m lkca)." in out
+
+
 def test_every_commands_module_is_a_registered_group():
     """Command groups register one way: each ``lkca/<group>/commands.py`` exposes
     ``add_parsers(sub)`` and is listed in ``COMMAND_GROUPS``."""
@@ -40,3 +108,11 @@ def test_every_commands_module_is_a_registered_group():
              for p in (src / "lkca").glob("*/commands.py")}
     assert set(COMMAND_GROUPS) == found
     assert all(callable(importlib.import_module(m).add_parsers) for m in COMMAND_GROUPS)
+
+
+def test_tests_run_in_their_own_temporary_folder(tmp_path):
+    """tests/conftest.py's autouse fixture: what a command writes to the current folder by default
+    lands under tmp_path, never in the checkout (which .ci/run checks after the suite)."""
+    from pathlib import Path
+
+    assert Path.cwd() == tmp_path

@@ -220,35 +220,48 @@ def _run_shell(page: Path, command: str, cwd: Path, capsys) -> str:
     return "ran"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def _pages_with(part: int) -> list[Path]:
+    """The pages with at least one item of ``_extract``'s ``part`` (0 shell commands, 1 Python
+    blocks, 2 synopses): a page without any has nothing to test and gets no case, rather than a
+    SKIPPED line."""
+    return [page for page in PAGES if _extract(page)[part]]
+
+
+@pytest.mark.parametrize("page", _pages_with(0), ids=lambda p: p.name)
 def test_shell_commands(page, tmp_path, monkeypatch, capsys):
     commands, _, _ = _extract(page)
-    if not commands:
-        pytest.skip("no shell commands")
     monkeypatch.chdir(_workdir(tmp_path))
     for command in commands:
         _run_shell(page, command, tmp_path, capsys)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_python_examples(page, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", _pages_with(1), ids=lambda p: p.name)
+def test_python_examples(page, tmp_path, monkeypatch, capsys):
     _, blocks, _ = _extract(page)
-    if not blocks:
-        pytest.skip("no Python examples")
     monkeypatch.chdir(_workdir(tmp_path))
     for body, marker in blocks:
         if marker.startswith("skip") or any(
                 page.name == name and body.startswith(start)
                 for (name, start) in PYTHON_NOT_RUN):
             continue
+        capsys.readouterr()
         exec(compile(body, f"{page.name}:python", "exec"), {"__name__": "__docs__"})
+        _check_printed(page, body, capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def _check_printed(page: Path, body: str, printed: str) -> None:
+    """Where a block states its output with a ``# prints: VALUE`` comment, the block printed
+    exactly the line VALUE (in the order of the comments)."""
+    expected = [v.strip() for v in re.findall(r"#\s*prints:\s*(.+)$", body, re.M)]
+    lines = [line.strip() for line in printed.splitlines()]
+    for value in expected:
+        assert value in lines, f"{page.name}: the example prints {lines}, the page says {value}"
+        lines = lines[lines.index(value) + 1:]
+
+
+@pytest.mark.parametrize("page", _pages_with(2), ids=lambda p: p.name)
 def test_synopses_name_real_commands_and_flags(page):
     _, _, synopses = _extract(page)
-    if not synopses:
-        pytest.skip("no inline commands")
     parser = build_parser()
     for span in synopses:
         words = span.replace("[", " ").replace("]", " ").replace("|", " ").split()

@@ -25,6 +25,8 @@ def test_cli_exports_an_lkca_model_that_onnxruntime_matches(tmp_path, capsys):
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "LKCA impl toeplitz" in printed and "batch 1 and 3: max abs diff" in printed
+    # the input shape as the written graph has it: only the batch axis is dynamic
+    assert "input 'images' (batch, 3, 32, 32), dynamic axes: batch," in printed
     assert onnx_max_abs_diff(model, out, batch_sizes=(1, 3)) <= 1e-4
     assert {m.impl for m in model.modules() if isinstance(m, lkca.LKCA)} == {"auto"}
 

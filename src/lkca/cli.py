@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,7 +30,9 @@ COMMAND_GROUPS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lkca`` parser with every command group's sub-commands."""
-    parser = argparse.ArgumentParser(prog="lkca", description=__doc__.splitlines()[0])
+    # the module docstring's first line without its reST markup (``lkca`` -> lkca)
+    description = __doc__.splitlines()[0].replace("``", "")
+    parser = argparse.ArgumentParser(prog="lkca", description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_GROUPS:
         importlib.import_module(name).add_parsers(sub)
@@ -36,17 +40,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, dispatch, turn user mistakes into one clear line and exit code 2."""
+    """Entry point: parse, dispatch, turn user mistakes into one clear line and exit code 2.
+
+    A command returns None (exit code 0) or its exit code (``lkca list`` with no match: 1). When
+    the reader of stdout goes away (``lkca list --aliases | head -1``) the command ends quietly
+    with exit code 1, for every command, with no traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
     except ValueError as err:  # UserError and the ValueErrors raised at API boundaries
         print(f"lkca {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lkca {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the interpreter's final flush of what is still buffered does not
+    raise a second BrokenPipeError (the recipe of Python's documentation of SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout replaced (tests): no descriptor
+        pass
 
 
 if __name__ == "__main__":

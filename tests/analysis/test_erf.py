@@ -113,3 +113,23 @@ def test_real_images_are_normalised_test_images_at_the_asked_size():
     assert x.shape == (5, 3, 8, 8) and x.dtype == torch.float32
     assert x.min() < 0 < x.max()  # normalised by the data set's mean and std
     assert real_images("digits", num_images=5, img_size=16).shape == (5, 3, 16, 16)
+
+
+def test_the_erf_numbers_docs_analysis_quotes(tmp_path, capsys):
+    """docs/analysis.md's output block of `lkca erf --model vit_lkca_500k --model vit_500k` is
+    what the command prints (init models are seeded, the images are the first 64 test digits)."""
+    import re
+    from pathlib import Path
+
+    from lkca.cli import main
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "analysis.md").read_text()
+    block = re.search(r"```\n\$ lkca erf --model vit_lkca_500k --model vit_500k [^\n]*\n(.*?)```",
+                      page, re.S)
+    assert block, "docs/analysis.md no longer shows this command's output"
+    assert main(["erf", "--model", "vit_lkca_500k", "--model", "vit_500k", "--device", "cpu",
+                 "--out", str(tmp_path / "erf.png")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    quoted = block.group(1).splitlines()
+    assert [" ".join(line.split()) for line in printed[:len(quoted)]] == \
+        [" ".join(line.split()) for line in quoted]

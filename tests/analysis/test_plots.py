@@ -96,6 +96,27 @@ def test_erf_of_trained_and_init_models_side_by_side(run, tmp_path, capsys):
     assert all(line.count("%") == 3 for line in printed[1:4])
 
 
+def test_default_outputs_go_beside_the_run_or_into_runs(run, tmp_path, capsys):
+    """Without --out nothing lands in the current folder (tmp_path here): a figure of a run goes
+    into the run's folder, one of registered models into runs/ (docs/analysis.md)."""
+    import shutil
+
+    a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    shutil.copytree(run, a)
+    shutil.copytree(run, b)
+    assert main(["plot", str(a)]) == 0
+    assert main(["plot", str(a), str(b)]) == 0  # several runs: the folder holding them
+    assert main(["kernels", "--checkpoint", str(a / "checkpoints" / "last.safetensors")]) == 0
+    assert main(["erf", "--checkpoint", str(b), "--num-images", "2", "--device", "cpu"]) == 0
+    assert main(["kernels", "--model", "vit_lkca_500k", "--img-size", "8"]) == 0
+    out = capsys.readouterr().out
+    for png in (a / "curves.png", tmp_path / "runs" / "curves.png", a / "kernels.png",
+                b / "erf.png", Path("runs") / "kernels-vit_lkca_500k.png"):
+        _png(tmp_path / png)  # png is absolute but for the last, relative to the current folder
+        assert f"wrote {png} (" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+
+
 def test_kernel_mosaic_places_each_head_in_its_cell():
     import torch
 

@@ -9,6 +9,8 @@ the ERF's data pipeline, when they run).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -24,10 +26,10 @@ from lkca.analysis.plots import (
     require_matplotlib,
     save_png,
 )
-from lkca.analysis.profile import profile
+from lkca.analysis.profile import paper_comparison, profile
 from lkca.data import dataset_info
 from lkca.errors import UserError
-from lkca.models.registry import create_model, list_models, paper_figures
+from lkca.models.registry import create_model, list_models, model_aliases, paper_figures
 from lkca.pretrained import build_model, load_trained
 from lkca.runtime.device import resolve_device
 from lkca.seg.backbone import BACKBONES
@@ -56,8 +58,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", help="list registered models")
     p.set_defaults(func=_cmd_list)
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_lkca*'")
-    p.add_argument("--aliases", action="store_true", help="include aliases")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="a word any listed name contains ('lkca'), or a shell pattern the whole "
+                        "name matches ('vit_lkca*'); exit code 1 when nothing matches")
+    p.add_argument("--aliases", action="store_true",
+                   help="also list the aliases, as 'alias -> name'")
 
     p = sub.add_parser("erf", help="effective receptive fields of models, side by side, to a PNG")
     p.set_defaults(func=_cmd_erf, sources=None)
@@ -74,7 +79,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="beside each --checkpoint, the same architecture at init (seeded)")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for --model")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--out", default="erf.png", help="PNG to write (default erf.png)")
+    p.add_argument("--out", help="PNG to write (default: erf.png in the first --checkpoint's run "
+                                 "folder, else runs/erf.png)")
 
     p = sub.add_parser("kernels", help="every block's LKCA kernels, every head, as heat maps")
     p.set_defaults(func=_cmd_kernels)
@@ -83,12 +89,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--model", help="a registered model: its (seeded) initial kernels")
     p.add_argument("--img-size", type=int, help="input side for --model (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for --model")
-    p.add_argument("--out", default="kernels.png", help="PNG to write (default kernels.png)")
+    p.add_argument("--out", help="PNG to write (default: kernels.png in the checkpoint's run "
+                                 "folder; with --model, runs/kernels-NAME.png)")
 
     p = sub.add_parser("plot", help="loss, accuracy and learning-rate curves of runs")
     p.set_defaults(func=_cmd_plot)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (their metrics.jsonl)")
-    p.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+    p.add_argument("--out", help="PNG to write (default: curves.png in the run folder; for "
+                                 "several runs, in the folder holding them)")
     _add_tables_parser(sub)
 
 
@@ -102,15 +110,20 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     paper = paper_figures(args.model)
     img = args.img_size or paper.get("img_size", 32)
     stats = profile(model, img)
+    # the paper's figures hold at the paper's input and class count only
+    at_paper = (args.img_size in (None, paper.get("img_size")) and
+                args.num_classes in (None, paper.get("num_classes")))
+    c = paper_comparison(stats, paper if at_paper else {})
     print(f"model   {args.model}  (input {img}x{img})")
-    print(f"params  {stats['params'] / 1e6:.3f}M" + _paper(paper.get("params"), args))
-    print(f"MACs    {stats['macs'] / 1e6:.2f}M" + _paper(paper.get("macs"), args))
-
-
-def _paper(value: float | None, args: argparse.Namespace) -> str:
-    if value is None or args.img_size not in (None, 32) or args.num_classes not in (None, 10):
-        return ""
-    return f"   (paper: {value / 1e6:.2f}M)"
+    print(f"params  {c['params'] / 1e6:.3f}M"
+          + (f"   (paper: {c['paper_params'] / 1e6:.2f}M, {100 * c['params_diff']:+.1f}%)"
+             if c["paper_params"] else ""))
+    # one comparison with the paper's "Flops": our MACs without the token-mixing products
+    print(f"MACs    {c['macs_without_mixing'] / 1e6:.2f}M without token mixing"
+          + (f"   (paper 'Flops': {c['paper_macs'] / 1e6:.2f}M, {100 * c['macs_diff']:+.1f}%)"
+             if c["paper_macs"] else ""))
+    print(f"        {c['macs'] / 1e6:.2f}M with the token-mixing products (attention QK^T and AV, "
+          "LKCA's kernel)")
 
 
 def _profile_segmentor(args: argparse.Namespace) -> None:
@@ -127,9 +140,20 @@ def _profile_segmentor(args: argparse.Namespace) -> None:
         print("        " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in parts.items() if v))
 
 
-def _cmd_list(args: argparse.Namespace) -> None:
-    for name in list_models(args.pattern, aliases=args.aliases):
-        print(name)
+def _cmd_list(args: argparse.Namespace) -> int:
+    """Matching names, then (``--aliases``) every alias whose own name or target matches, as
+    ``alias -> name``; exit code 1 and a line on stderr when nothing matches (as ``grep``)."""
+    names = list_models(args.pattern)
+    lines = list(names)
+    if args.aliases:
+        matched = set(list_models(args.pattern, aliases=True))
+        lines += [f"{alias} -> {name}" for alias, name in model_aliases().items()
+                  if alias in matched or name in names]
+    if not lines:
+        print(f"no model matches {args.pattern!r}; `lkca list` shows them all", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
 
 
 # --- lkca erf ------------------------------------------------------------------------------------
@@ -153,8 +177,10 @@ def _cmd_erf(args: argparse.Namespace) -> None:
         panels.append((label, erf, ratios))
         print(f"  {label:40s} " + "  ".join(f"{r:6.1%}" for r in ratios)
               + f"   ({len(images[key])} {dataset} test images, {img_size}x{img_size})")
-    width, height = save_png(erf_figure(panels, THRESHOLDS), args.out)
-    print(f"wrote {args.out} ({width}x{height} px)")
+    checkpoints = [value for kind, value in args.sources if kind == "checkpoint"]
+    out = args.out or (_run_folder(checkpoints[0]) if checkpoints else Path("runs")) / "erf.png"
+    width, height = save_png(erf_figure(panels, THRESHOLDS), out)
+    print(f"wrote {out} ({width}x{height} px)")
 
 
 def _erf_models(args: argparse.Namespace, device):
@@ -174,6 +200,15 @@ def _erf_models(args: argparse.Namespace, device):
         torch.manual_seed(args.seed)
         model = create_model(value, num_classes=info.num_classes, img_size=img_size)
         yield model.to(device).eval(), f"{value} (init)", info.name, img_size
+
+
+def _run_folder(path: str | Path) -> Path:
+    """The folder a figure of a run goes into by default: the run (or pretrained) folder itself,
+    the run of a file in its ``checkpoints/``, else the folder holding the file."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
 def _run_name(path: Path) -> str:
@@ -203,9 +238,11 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
         layout = getattr(model, "layout", "")
         raise UserError(f"{name} has no LKCA blocks{f' (layout {layout})' if layout else ''}; "
                         "pass an LKCA model, e.g. vit_lkca_500k, or a run that trained one")
-    width, height = save_png(kernel_figure(title, kernels), args.out)
+    out = args.out or (_run_folder(args.checkpoint) / "kernels.png" if args.checkpoint else
+                       Path("runs") / f"kernels-{args.model}.png")
+    width, height = save_png(kernel_figure(title, kernels), out)
     heads = max(w.shape[0] for _, w in kernels)
-    print(f"wrote {args.out} ({width}x{height} px): {len(kernels)} LKCA blocks x {heads} heads, "
+    print(f"wrote {out} ({width}x{height} px): {len(kernels)} LKCA blocks x {heads} heads, "
           f"kernels {'x'.join(map(str, kernels[0][1].shape[1:]))}")
 
 
@@ -215,8 +252,12 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
 def _cmd_plot(args: argparse.Namespace) -> None:
     require_matplotlib()  # fail on a missing matplotlib before reading anything
     runs = [read_run(path) for path in args.runs]
-    width, height = save_png(curves_figure(runs), args.out)
-    print(f"wrote {args.out} ({width}x{height} px): {len(runs)} {runs[0].kind} run(s)")
+    folders = [Path(path).resolve() for path in args.runs]
+    # one run: its folder; several: the folder holding them (runs/ for runs/a runs/b)
+    home = folders[0] if len(folders) == 1 else Path(os.path.commonpath([f.parent for f in folders]))
+    out = args.out or home / "curves.png"
+    width, height = save_png(curves_figure(runs), out)
+    print(f"wrote {out} ({width}x{height} px): {len(runs)} {runs[0].kind} run(s)")
 
 
 # --- lkca tables ---------------------------------------------------------------------------------

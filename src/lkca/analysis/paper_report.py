@@ -190,7 +190,7 @@ def cls_table_markdown(table: ClsTable, runs: list[Run], profiler: Profiler) -> 
         cells = [row.row, label if name else f"`{wanted}` not registered", _millions(row.params)]
         if name:
             stats = profiler.classifier(name, table.img_size, table.num_classes, row.model_args)
-            core = stats["macs"] - stats["token_mixing_macs"]
+            core = _macs_compared(stats)
             cells += [f"{_millions(stats['params'])}{_pct(stats['params'], row.params)}",
                       _millions(row.macs),
                       f"{_millions(core)}{_pct(core, row.macs)} [{_millions(stats['macs'])}]"]
@@ -240,7 +240,7 @@ def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> 
             lines.append(_md_row(cells))
             continue
         stats = profiler.segmentor(spec.name, row.head, spec.model_args, table.crop_size)
-        core = stats["macs"] - stats["token_mixing_macs"]
+        core = _macs_compared(stats)
         cells += [label, _millions(row.params),
                   f"{_millions(stats['params'])}{_pct(stats['params'], row.params)}",
                   _giga(row.macs), f"{_giga(core)}{_pct(core, row.macs)} [{_giga(stats['macs'])}]"]
@@ -273,6 +273,14 @@ def _giga(n: float | None) -> str:
 
 def _paper(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
+
+
+def _macs_compared(stats: dict[str, int]) -> int:
+    """Our MACs as compared with a paper "Flops" figure: the one comparison of
+    :func:`lkca.analysis.profile.paper_comparison` (without the token-mixing products)."""
+    from lkca.analysis.profile import paper_comparison  # torch: only when profiling
+
+    return paper_comparison(stats, {})["macs_without_mixing"]
 
 
 def _pct(ours: float, paper: float | None) -> str:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -121,8 +122,9 @@ def decode_images(paths: list[Path], desc: str) -> np.ndarray:
 
     chunks = [range(i, min(i + 64, len(paths))) for i in range(0, len(paths), 64)]
     workers = min(32, (os.cpu_count() or 1) + 4)
+    quiet = len(paths) <= PROGRESS_MIN_FILES or not sys.stderr.isatty()  # a log: no redraws
     with ThreadPoolExecutor(workers) as pool, tqdm(
-        total=len(paths), desc=desc, unit="img", disable=len(paths) <= PROGRESS_MIN_FILES
+        total=len(paths), desc=desc, unit="img", disable=quiet
     ) as bar:
         futures = [pool.submit(work, c) for c in chunks]
         try:

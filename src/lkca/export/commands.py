@@ -10,7 +10,12 @@ import argparse
 import importlib.util
 
 from lkca.errors import UserError
-from lkca.export.onnx_export import export_onnx, onnx_max_abs_diff, require_onnx
+from lkca.export.onnx_export import (
+    export_onnx,
+    onnx_input_shape,
+    onnx_max_abs_diff,
+    require_onnx,
+)
 from lkca.pretrained import load_trained
 
 
@@ -37,9 +42,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
         raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "
                         "(checkpoints of `lkca train`)")
     path = export_onnx(model, args.out, args.img_size, args.impl, args.opset)
-    chans = getattr(getattr(model, "cfg", None), "in_chans", 3)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, input 'images' (batch, {chans}, "
-          f"H, W), output 'logits', LKCA impl {args.impl})")
+    shape = onnx_input_shape(path)  # as the graph says, not as we meant it
+    dynamic = [str(d) for d in shape if isinstance(d, str)]
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, input 'images' "
+          f"({', '.join(map(str, shape))}), dynamic axes: {', '.join(dynamic) or 'none'}, "
+          f"output 'logits', LKCA impl {args.impl})")
     if not args.no_check and importlib.util.find_spec("onnxruntime") is not None:
         diff = onnx_max_abs_diff(model, path, (1, 3), args.img_size)
         print(f"onnxruntime vs PyTorch, batch 1 and 3: max abs diff {diff:.2e}")

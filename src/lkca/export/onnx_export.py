@@ -117,6 +117,17 @@ def _quiet_exporter() -> Iterator[None]:
         log.setLevel(level)
 
 
+def onnx_input_shape(path: str | Path, name: str = "images") -> tuple[int | str, ...]:
+    """The shape of the ONNX graph's input ``name`` as written in the file: an int per fixed axis,
+    the axis' name (e.g. ``"batch"``) per dynamic one."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    (value,) = [v for v in graph.input if v.name == name]
+    return tuple(d.dim_param if d.dim_param else int(d.dim_value)
+                 for d in value.type.tensor_type.shape.dim)
+
+
 def onnx_max_abs_diff(model: nn.Module, path: str | Path, batch_sizes: tuple[int, ...] = (1, 3),
                       img_size: int | tuple[int, int] | None = None) -> float:
     """Largest |onnxruntime - PyTorch| over random batches of the given sizes (CPU, fp32)."""

@@ -5,6 +5,7 @@ from lkca.models.registry import (
     is_baseline,
     legacy_model,
     list_models,
+    model_aliases,
     paper_figures,
     register_model,
 )
@@ -12,5 +13,5 @@ from lkca.models.vit import VisionTransformer, ViTConfig
 
 __all__ = [
     "VisionTransformer", "ViTConfig", "create_model", "is_baseline", "legacy_model", "list_models",
-    "paper_figures", "register_model",
+    "model_aliases", "paper_figures", "register_model",
 ]

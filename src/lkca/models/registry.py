@@ -77,18 +77,28 @@ def create_model(
 
 
 def list_models(pattern: str = "*", aliases: bool = False, baselines: bool = True) -> list[str]:
-    """Sorted registered names matching a shell-style ``pattern`` (with aliases if asked).
+    """Sorted registered names matching ``pattern`` (with aliases if asked).
 
-    ``baselines=False`` leaves out the comparison models of ``lkca.models.baselines`` (the
+    A pattern with a shell wildcard (``*``, ``?``, ``[``) must match the whole name
+    (``vit_lkca*``); a plain word matches any name containing it (``lkca`` lists every LKCA
+    model). ``baselines=False`` leaves out the comparison models of ``lkca.models.baselines`` (the
     paper's Tables 4-5 rows), keeping the ViT / ViT-LKCA family.
     """
     import fnmatch
 
     _load_builtin_models()
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
     names = [*_FACTORIES, *(_ALIASES if aliases else ())]
     if not baselines:
         names = [n for n in names if not is_baseline(n)]
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def model_aliases() -> dict[str, str]:
+    """Every alias and the registered name it stands for (``{"lkca_b": "vit_lkca_2p7m", ...}``)."""
+    _load_builtin_models()
+    return dict(sorted(_ALIASES.items()))
 
 
 def is_baseline(name: str) -> bool:

@@ -1,7 +1,10 @@
-"""What a run prints, and which process prints it: lines and progress bars on rank 0 only."""
+"""What a run prints, and which process prints it: lines on rank 0 only, progress bars on rank 0
+and only when stderr is a terminal (a log file or a pipe gets the one line per epoch or
+evaluation instead of every redraw of the bar)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -19,8 +22,9 @@ class _NoBar:
 
 
 def progress_bar(enabled: bool, total: int, initial: int = 0, desc: str = "") -> Any:
-    """A tqdm bar (``update``, ``set_postfix``, ``close``), or a silent stand-in when disabled."""
-    if not enabled:
+    """A tqdm bar (``update``, ``set_postfix``, ``close``), or a silent stand-in when disabled or
+    when stderr is not a terminal (tqdm would write each redraw into the log)."""
+    if not enabled or not sys.stderr.isatty():
         return _NoBar()
     from tqdm.auto import tqdm  # tqdm.auto probes for notebooks: only when a bar is shown
 
@@ -29,7 +33,7 @@ def progress_bar(enabled: bool, total: int, initial: int = 0, desc: str = "") ->
 
 class Console:
     """A run's output: :meth:`print` and :meth:`progress` write on the main process only, and
-    progress bars only when the run asked for them (``progress``)."""
+    progress bars only when the run asked for them (``progress``) and stderr is a terminal."""
 
     def __init__(self, main: bool, progress: bool) -> None:
         self.main, self.show_progress = main, progress

@@ -65,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from lkca.seg.engine import train  # kornia, PIL: only when training (see above)
 
     cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
-    print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> {cfg.out_dir}")
+    # the engine announces the run (rank 0 only) once data and model are checked
     summary = train(cfg, resume=args.resume)
     if summary and summary.get("mIoU") is not None:
         print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  top-10 mIoU "

@@ -143,15 +143,20 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
         raise ConfigError(f"num_classes {cfg.num_classes} is below ADE20K's {train_set.num_classes} "
                           f"label values; use num_classes: {train_set.num_classes}")
     transform = TrainTransform(scale=cfg.img_scale, crop_size=(cfg.crop_size, cfg.crop_size))
+    # the model (the same initial weights on every rank), built before the session creates the
+    # run directory: a failed start leaves nothing behind
+    meta = seg_meta(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_segmentor(meta)
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="iter") as run:
         device, env = run.device, run.env
+        run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
+                          f"-> {cfg.out_dir}")
         shard = env.shard(cfg.batch_size)
 
-        # model, optimiser, schedule (the same initial weights on every rank)
-        meta = seg_meta(cfg)
-        torch.manual_seed(cfg.seed)
-        model = build_segmentor(meta).to(device)
+        # model, optimiser, schedule
+        model = model.to(device)
         if env.world_size > 1 and device.type == "cuda":  # torch's SyncBatchNorm needs GPU tensors
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         params = count_params(model)

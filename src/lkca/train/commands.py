@@ -50,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from lkca.train.engine import train  # kornia: only when training (see above)
 
     cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
-    print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {cfg.out_dir}")
+    # the engine announces the run (rank 0 only) once data and model are checked
     summary = train(cfg, resume=args.resume)
     if summary:
         print(f"test accuracy (top-1): {summary['top1']:.2f}%  best {summary['best_top1']:.2f}%  "

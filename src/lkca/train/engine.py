@@ -72,27 +72,35 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) a classification training; returns the summary written to summary.json."""
-    resolve_name(cfg.model)  # fail fast on a bad model name, before any work
+    # A failed start leaves nothing behind: the model name, the data and the model are checked
+    # (read, built) before the session creates the run directory or prints anything.
+    resolve_name(cfg.model)
     info = dataset_info(cfg.dataset)
+    cpu = torch.device("cpu")
+    train_x, train_y, num_classes = device_tensors(cfg, "train", cpu)
+    test_x, test_y, _ = device_tensors(cfg, "test", cpu)
+    # the same seed on every rank: the same weights and augmentation of the global batch
+    torch.manual_seed(cfg.seed)
+    img_size = train_x.shape[-1]
+    meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
+    model = build_model(meta, cfg.drop_path)
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch") as run:
         device, env = run.device, run.env
+        run.console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> "
+                          f"{cfg.out_dir}")
 
         # data: the whole data set on the device; one global batch per step, sliced per rank
-        train_x, train_y, num_classes = device_tensors(cfg, "train", device)
-        test_x, test_y, _ = device_tensors(cfg, "test", device)
+        train_x, train_y = train_x.to(device), train_y.to(device)
+        test_x, test_y = test_x.to(device), test_y.to(device)
         loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
                               seed=cfg.seed, passes=cfg.epoch_passes)
         steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
         shard = env.shard(cfg.batch_size)
         recipe = epoch_recipe(cfg, len(train_x), steps_per_epoch)
 
-        # model, optimiser, schedule (the same seed on every rank: the same weights and
-        # augmentation of the global batch)
-        torch.manual_seed(cfg.seed)
-        img_size = train_x.shape[-1]
-        meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
-        model = build_model(meta, cfg.drop_path).to(device)
+        # model, optimiser, schedule
+        model = model.to(device)
         stats = profile(model, img_size, in_chans=train_x.shape[1])
         optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.weight_decay_1d)
         scheduler = build_scheduler(optimizer, recipe["warmup_steps"], recipe["total_steps"],

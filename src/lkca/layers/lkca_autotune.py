@@ -248,7 +248,7 @@ def choose(v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int], impls: 
     training = torch.is_grad_enabled() and (v.requires_grad or weight.requires_grad)
     if torch.compiler.is_compiling():  # torch.compile / torch.export: the batch may be symbolic
         return _choose_while_tracing(device_type, v.dtype, _autocast_dtype(device_type), training,
-                                     weight.shape[0] * v.shape[-1], weight.shape[0], tuple(grid),
+                                     weight.shape[0] * v.shape[-1], weight.shape[0], (grid[0], grid[1]),
                                      (weight.shape[-2], weight.shape[-1]))
     raw = (v.device, v.dtype, _autocast_dtype(device_type), training, tuple(v.shape),
            tuple(weight.shape), tuple(grid), torch.get_num_threads())

@@ -38,6 +38,21 @@ def _autotune_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _threads_per_worker():
+    """Under pytest-xdist (``-n N``, the default of this suite's configuration) each worker gets
+    its share of the cores, for torch here and (``OMP_NUM_THREADS``) in the processes it starts,
+    so that N workers do not oversubscribe the machine."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs in its own temporary folder, so what a command writes to the current folder

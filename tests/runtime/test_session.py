@@ -28,6 +28,7 @@ def test_only_the_main_process_prints_and_shows_progress(capsys):
     (True, False, None), (False, None, "or set skip_nonfinite: true"), (None, None, "lower --lr or set"),
 ])
 def test_non_finite_policy(skip, returned, fix, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"saved")
     assert check_finite(torch.tensor(1.0), Dist(), "iter 1", tmp_path / "last.pt", skip)
     nan = torch.tensor(float("nan"))
     if fix is None:
@@ -35,6 +36,14 @@ def test_non_finite_policy(skip, returned, fix, tmp_path):
         return
     with pytest.raises(NonFiniteLoss, match=f"non-finite loss at iter 1; .*{fix}.*then --resume"):
         check_finite(nan, Dist(), "iter 1", tmp_path / "last.pt", skip)
+
+
+def test_non_finite_loss_before_any_checkpoint_does_not_advise_resume(tmp_path):
+    with pytest.raises(NonFiniteLoss) as err:
+        check_finite(torch.tensor(float("nan")), Dist(), "epoch 1 step 2", tmp_path / "last.pt")
+    message = str(err.value)
+    assert "before any checkpoint was saved" in message and "start the run again" in message
+    assert "--resume" not in message and "last.pt" not in message
 
 
 def test_run_directory_checks(tmp_path):

@@ -9,6 +9,7 @@
     OUT/checkpoints/last.safetensors   weights + metadata record (eval, export, from_pretrained)
     OUT/checkpoints/best.safetensors   classification: the best test top-1 so far
     OUT/pretrained/                 classification: the best model as a pretrained folder
+    OUT/impl_choices.json           the LKCA implementation chosen per shape (docs/design.md)
     OUT/tensorboard/                when tensorboard is installed
 """
 
@@ -33,6 +34,7 @@ class RunDir:
         self.tensorboard = self.root / "tensorboard"
         self.summary = self.root / "summary.json"
         self.pretrained = self.root / "pretrained"
+        self.impl_choices = self.root / "impl_choices.json"
 
     def state(self, tag: str = "last") -> Path:
         """``checkpoints/<tag>.pt``: the training state that resumes the run."""

@@ -133,3 +133,25 @@ def test_a_valid_pt_of_another_structure_is_refused(run_copy, capsys, content):
     before = _digest(out)
     _refused(capsys, argv, "is not a checkpoint of lkca train")
     assert _digest(out) == before
+
+
+def test_a_damaged_training_state_is_refused_naming_the_fallback(run_copy, capsys):
+    argv, out = run_copy
+    state = out / "checkpoints" / "last.pt"
+    data = bytearray(state.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    state.write_bytes(bytes(data))
+    before = _digest(out)
+    _refused(capsys, argv, f"{state} is damaged")
+    assert _digest(out) == before
+
+
+def test_a_broken_metrics_log_is_refused_naming_the_file(run_copy, capsys):
+    argv, out = run_copy
+    metrics = out / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + "[1, 2]\n")
+    _refused(capsys, argv, f"{metrics} line 2 is not a JSON object with a numeric epoch")
+    metrics.unlink()
+    metrics.mkdir()
+    _refused(capsys, argv, f"cannot read {metrics}")

@@ -167,7 +167,7 @@ class Session:
     def metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl`` so far (main process; [] elsewhere or before any)."""
         path = self.dir.metrics
-        return read_metrics(path) if self.env.main and path.exists() else []
+        return read_metrics(path, self._step_key) if self.env.main and path.exists() else []
 
     def finite(self, loss: torch.Tensor, where: str, skip: bool | None = None) -> bool:
         """The non-finite-loss policy (:func:`lkca.runtime.nonfinite.check_finite`) with this

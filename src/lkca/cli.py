@@ -41,12 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except ValueError as err:  # UserError and the ValueErrors raised at API boundaries
-        print(f"lkca {args.command}: error: {err}", file=sys.stderr)
+        print(f"lkca {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lkca {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(err: BaseException, limit: int = 1000) -> str:
+    """The message on one line, at most ``limit`` characters (a bound on anything it quotes)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ class RunLog:
         rows = [r for r in read_metrics(self.metrics_path, self.step_key) if r[self.step_key] <= step]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
+    def start_afresh(self) -> None:
+        """A new run: an empty ``metrics.jsonl`` (replacing any earlier one, atomically)."""
+        if self.enabled and (self.metrics_path.exists() or self.metrics_path.is_symlink()):
+            atomic_write(self.metrics_path, b"")
+
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` (rewriting the file atomically) and mirror its numbers to TensorBoard."""
         if not self.enabled:

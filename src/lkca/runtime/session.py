@@ -31,10 +31,12 @@ import torch
 from torch import nn
 
 from lkca.checkpoint.files import save_weights
+from lkca.errors import UserError
 from lkca.runtime.console import Console
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.distributed import (
     Dist,
+    all_reduce_sum,
     check_global_batch,
     data_parallel,
     join_process_group,
@@ -99,10 +101,21 @@ class Session:
         try:
             self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
+            failure: UserError | None = None
             if self.env.main:
-                # the lock before any write: a second writer stops here, naming the first
-                self._lock = DirectoryLock(self.dir.root).acquire()
-                self.dir.prepare()
+                try:
+                    # the lock before any write: a second writer stops here, naming the first
+                    self._lock = DirectoryLock(self.dir.root).acquire()
+                    self.dir.prepare()
+                except UserError as err:
+                    failure = err
+            # every rank stops when rank 0 could not set up (no rank left waiting for it)
+            flag = torch.tensor([0.0 if failure is None else 1.0], device=self.device)
+            if all_reduce_sum(flag, self.env).item() and failure is None:
+                raise UserError(f"the main process could not set up {self.dir.root}; its message "
+                                "says why")
+            if failure is not None:
+                raise failure
             start_impl_policy(self._impl_policy)
             self.console = Console(self.env.main, self._progress)
         except BaseException:
@@ -150,7 +163,8 @@ class Session:
     def begin(self, config: dict[str, Any], resumed_at: int | None = None) -> None:
         """Open the run log and write ``config.yaml`` (main process); ``resumed_at``: the epoch
         or iter of the checkpoint resumed from, whose later records are dropped from
-        ``metrics.jsonl`` so the file matches an unbroken run."""
+        ``metrics.jsonl`` so the file matches an unbroken run (None: a new run, whose log starts
+        empty)."""
         self._config = config
         self.log = RunLog(self.dir.metrics, self.dir.tensorboard, enabled=self.env.main,
                           step_key=self._step_key)
@@ -158,6 +172,8 @@ class Session:
             self.dir.write_config(config)
             if resumed_at is not None:
                 self.log.truncate_after(resumed_at)
+            else:  # a new run in this folder starts its own log (no records of an earlier run)
+                self.log.start_afresh()
 
     def record(self, record: dict[str, Any]) -> None:
         """Append one record to ``metrics.jsonl`` (and TensorBoard); main process only."""

@@ -60,6 +60,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    _after_write(path)
+
+
+KILL_AFTER_WRITE = "LKCA_KILL_AFTER_WRITE"  # tests only: SIGKILL this process after write K
+_writes = 0
+
+
+def _after_write(path: Path) -> None:
+    """The crash tests' hook (docs/reproducibility.md): with ``LKCA_KILL_AFTER_WRITE=K`` in the
+    environment, the process SIGKILLs itself right after its K-th completed atomic write, so a
+    test can stop a run at every write boundary (a real kill: no handler, no flush runs)."""
+    global _writes
+    _writes += 1
+    kill_at = os.environ.get(KILL_AFTER_WRITE)
+    if kill_at and kill_at.isdigit() and _writes == int(kill_at):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _umask() -> int:

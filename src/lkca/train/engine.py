@@ -169,7 +169,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             best_top1 = max(best_top1, top1)
 
             # log, then checkpoint: a kill between the two leaves a record past the checkpoint,
-            # which --resume drops (Session.begin), never a checkpoint without its record
+            # which --resume drops (Session.begin), never a checkpoint without its record.
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],
@@ -177,11 +177,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             if skipped:
                 record["skipped_nonfinite"] = skipped
             run.record(record)
+            # best before last: last.pt commits the epoch (its best_top1 included), so a kill
+            # before it redoes the epoch and rewrites the same best; never a last.pt whose best
+            # epoch has no best.safetensors
+            if is_best:
+                run.save_weights("best", eval_model, meta)
             run.save(parts, meta, {"epoch": epoch + 1, "step": 0, "best_top1": best_top1,
                                    "wall_s": wall_before + time.perf_counter() - t_run,
                                    "loss_sum": 0.0, "seen": 0})
-            if is_best:
-                run.save_weights("best", eval_model, meta)
             run.console.print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss "
                               f"{record['train_loss']:.4f}  test_top1 {top1:.2f}%  "
                               f"({record['images_per_s']:.0f} img/s)")

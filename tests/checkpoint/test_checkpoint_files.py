@@ -47,3 +47,17 @@ def test_weights_without_a_checksum_still_load(tmp_path):
     path = tmp_path / "old.safetensors"
     save_file({"w": torch.ones(2)}, str(path), metadata={"lkca": "{}"})
     assert read_weights(path)[0]["w"].tolist() == [1.0, 1.0]
+
+
+def test_the_kill_after_write_hook_sigkills_after_the_kth_write(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from lkca.checkpoint.files import atomic_write\n"
+            "for i in range(3): atomic_write(Path(sys.argv[1]) / f'f{i}', b'x')")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)],
+                          env=dict(os.environ, LKCA_KILL_AFTER_WRITE="2"), timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1"]  # whole files, no temp

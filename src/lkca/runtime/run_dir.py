@@ -53,6 +53,15 @@ class RunDir:
             raise CheckpointError(f"--resume: no checkpoint at {self.state()}; start without "
                                   "--resume or point --out at the run to continue")
 
+    def create(self) -> None:
+        """Create the run directory itself (before its lock is taken inside it); UserError naming
+        --out when it cannot be."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"output directory {self.root} is not writable "
+                            f"({err.strerror or err}); choose another --out") from None
+
     def prepare(self) -> None:
         """Create ``checkpoints/``, remove temporary files a killed process left mid-write, and
         check that the folder takes writes (UserError naming --out otherwise).

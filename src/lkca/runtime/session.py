@@ -105,6 +105,7 @@ class Session:
             if self.env.main:
                 try:
                     # the lock before any write: a second writer stops here, naming the first
+                    self.dir.create()
                     self._lock = DirectoryLock(self.dir.root).acquire()
                     self.dir.prepare()
                 except UserError as err:

@@ -33,6 +33,6 @@ def check_finite(loss: torch.Tensor, env: Dist, where: str, checkpoint: Path,
         "lower --lr or set grad_clip")
     if not checkpoint.is_file():  # nothing saved yet: nothing to resume
         raise NonFiniteLoss(f"non-finite loss at {where}, before any checkpoint was saved: "
-                            f"{fixes.replace('lower --lr', 'lower lr')}, then start the run again")
+                            f"{fixes}, then start the run again")
     raise NonFiniteLoss(f"non-finite loss at {where}; the last good checkpoint {checkpoint} is "
                         f"kept: {fixes}, then --resume")

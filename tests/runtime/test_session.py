@@ -73,3 +73,19 @@ def test_a_session_leaves_a_process_group_it_did_not_start(tmp_path, monkeypatch
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+def test_a_stop_signal_in_start_up_is_one_interrupted_line():
+    import os
+    import signal
+
+    from lkca.runtime.signals import Interrupted, StartupStop, StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="stopped by SIGTERM while lkca train was starting"):
+        with StartupStop("lkca train"):
+            with StopRequest() as stop:  # while the run trains: a flag, no exception
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert stop.signum == signal.SIGTERM
+            os.kill(os.getpid(), signal.SIGTERM)  # outside the run again: stops at once
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -13,6 +13,7 @@ from pathlib import Path
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
+from lkca.runtime.signals import StartupStop
 from lkca.seg.config import build_seg_config
 from lkca.seg.segmentor import Segmentor
 
@@ -64,9 +65,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from lkca.seg.engine import train  # kornia, PIL: only when training (see above)
 
-    cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
-    print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> {cfg.out_dir}")
-    summary = train(cfg, resume=args.resume)
+    with StartupStop("lkca seg train"):  # the run's own handler takes over while it trains
+        cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
+        print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters -> "
+              f"{cfg.out_dir}")
+        summary = train(cfg, resume=args.resume)
     if summary and summary.get("mIoU") is not None:
         print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  mAcc {summary['mAcc']:.2f}  "
               f"(iter {summary['iters']}, {summary['wall_s']:.0f} s)")

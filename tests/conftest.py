@@ -14,14 +14,21 @@ from pathlib import Path
 
 import pytest
 
-# Runs the CLI with fsync slowed down and announced, so a test can kill inside a checkpoint write.
+# Runs the CLI with the fsync of a checkpoint's temporary file slowed down and announced, so a
+# test can kill inside a checkpoint write (config.yaml and the run log are atomic writes too,
+# but not the ones this kill is for).
 SLOW_FSYNC = """
 import os, sys, time
 import lkca.checkpoint.files as c
 real = os.fsync
 def slow(fd):
-    print("FSYNC", flush=True)
-    time.sleep(0.4)
+    try:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        name = ""
+    if "/checkpoints/" in name and name.endswith(".tmp"):
+        print("FSYNC", flush=True)
+        time.sleep(0.4)
     real(fd)
 c.os.fsync = slow
 from lkca.cli import main

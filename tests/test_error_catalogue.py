@@ -180,7 +180,8 @@ def test_user_mistake(case, tmp_path, saved_run, capsys):
 def test_disk_full_on_checkpoint_write_keeps_the_previous(tmp_path, saved_run, capsys,
                                                           monkeypatch):
     run = tmp_path / "run"
-    assert main(["train", *TINY, "--epochs", "2", "--out", str(run)]) == 0
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(run), "--set",
+                 "stop_after_epochs=2"]) == 0
     state = run / "checkpoints" / "last.pt"
     before = state.read_bytes()
     real_fsync = checkpoint.os.fsync

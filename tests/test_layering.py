@@ -26,7 +26,8 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "profile": (("lkca.analysis.profile",), ("layers", "base")),
     # classification models and the segmentation models (backbones, neck, heads, segmentor)
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
-    "runtime": (("lkca.runtime",), ("config", "checkpoint", "base")),
+    # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
+    "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "base")),
     "pretrained": (("lkca.pretrained",), ("models", "data", "layers", "checkpoint", "base")),
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
                 ("runtime", "pretrained", "models", "profile", "data", "layers", "config",

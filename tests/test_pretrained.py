@@ -106,3 +106,24 @@ def test_train_exports_the_best_model_to_pretrained(tmp_path):
     _same_outputs(best, lkca.from_pretrained(run / "pretrained"))  # exported there
     last = lkca.from_pretrained(run / "checkpoints" / "last.safetensors")
     _same_outputs(last, lkca.from_pretrained(run / "checkpoints" / "last.pt"))  # training state
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("num_classes", 10**12, "invalid num_classes"), ("num_classes", float("nan"), "invalid num_classes"),
+    ("img_size", "big", "invalid img_size"), ("model", ["vit"], "invalid model"),
+    ("model_args", {"depth": 10**12}, "invalid model_args.depth"),
+    ("model_args", {"depth": float("nan")}, "invalid model_args.depth"),
+])
+def test_a_damaged_config_json_is_refused_in_one_line(tmp_path, key, value, expected):
+    import json
+
+    import lkca
+    from lkca.errors import CheckpointError
+
+    folder = tmp_path / "p"
+    lkca.save_pretrained(lkca.create_model("vit_lkca_500k", img_size=8, num_classes=10), folder)
+    record = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**record, key: value}))
+    with pytest.raises(CheckpointError, match=expected) as err:
+        lkca.from_pretrained(folder)
+    assert "\n" not in str(err.value)

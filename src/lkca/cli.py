@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 1
     except ValueError as err:  # UserError and the ValueErrors raised at API boundaries
-        print(f"lkca {args.command}: error: {err}", file=sys.stderr)
+        print(f"lkca {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lkca {args.command}: interrupted", file=sys.stderr)
@@ -70,6 +70,12 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, io.UnsupportedOperation):  # stdout replaced (tests): no descriptor
         pass
+
+
+def _one_line(err: BaseException, limit: int = 1000) -> str:
+    """The message on one line, at most ``limit`` characters (a bound on anything it quotes)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 if __name__ == "__main__":

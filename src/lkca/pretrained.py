@@ -184,7 +184,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     if task == "seg" and record["task"] != "seg":
         raise CheckpointError(f"checkpoint {source} is not a segmentation checkpoint; pass one "
                               "written by `lkca seg train` (RUN/checkpoints/last.safetensors)")
-    model = build_model(record)
+    try:
+        model = build_model(record)
+    except (TypeError, KeyError, RuntimeError, MemoryError) as err:  # UserErrors pass through
+        raise CheckpointError(f"{source} does not describe a model this lkca can build "
+                              f"({type(err).__name__}); write it with lkca.save_pretrained") from None
     load_weights(model, tensors, source)
     return model.to(device).eval(), record
 

@@ -58,3 +58,35 @@ def test_lkca_data_extract_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside" in err
     assert not (tmp_path / "escape.txt").exists()
+
+
+def _one_line_refusal(capsys, argv, expected):
+    from lkca.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and expected in err, err
+
+
+def test_a_truncated_tar_gz_is_one_line(tmp_path, capsys):
+    path = tmp_path / "data.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for i in range(3):
+            payload = bytes(range(256)) * 400
+            info = tarfile.TarInfo(f"d/f{i}")
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _one_line_refusal(capsys, ["data", "extract", str(path), "--to", str(tmp_path / "out")],
+                      "corrupt or truncated")
+
+
+def test_a_zip_holding_a_symbolic_link_is_refused(tmp_path, capsys):
+    path = tmp_path / "data.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("d/link")
+        info.external_attr = (0o120777 << 16)  # a symlink entry
+        zf.writestr(info, "/etc/passwd")
+    _one_line_refusal(capsys, ["data", "extract", str(path), "--to", str(tmp_path / "out")],
+                      "is a symbolic link; refusing")
+    assert not (tmp_path / "out" / "d" / "link").exists()

@@ -114,3 +114,23 @@ def test_duplicate_wnid(tiny_dir) -> None:
     path = _base(tiny_dir) / "wnids.txt"
     path.write_text("n01443537\nn01443537\n")
     _expect_error(tiny_dir, path, "twice")
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    """A PNG declaring 20000x20000 pixels: refused from its header, never decoded."""
+    import struct
+    import zlib
+
+    from lkca.data.tiny_imagenet import decode_image
+    from lkca.errors import DataFormatError
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "bomb.JPEG"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2,
+                                                                      0, 0, 0))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(DataFormatError, match="bomb.JPEG") as err:
+        decode_image(path)
+    assert "\n" not in str(err.value)

@@ -28,6 +28,7 @@ def test_only_the_main_process_prints_and_shows_progress(capsys):
     (True, False, None), (False, None, "or set skip_nonfinite: true"), (None, None, "lower --lr or set"),
 ])
 def test_non_finite_policy(skip, returned, fix, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"saved")
     assert check_finite(torch.tensor(1.0), Dist(), "iter 1", tmp_path / "last.pt", skip)
     nan = torch.tensor(float("nan"))
     if fix is None:
@@ -35,6 +36,14 @@ def test_non_finite_policy(skip, returned, fix, tmp_path):
         return
     with pytest.raises(NonFiniteLoss, match=f"non-finite loss at iter 1; .*{fix}.*then --resume"):
         check_finite(nan, Dist(), "iter 1", tmp_path / "last.pt", skip)
+
+
+def test_non_finite_loss_before_any_checkpoint_does_not_advise_resume(tmp_path):
+    with pytest.raises(NonFiniteLoss) as err:
+        check_finite(torch.tensor(float("nan")), Dist(), "epoch 1 step 2", tmp_path / "last.pt")
+    message = str(err.value)
+    assert "before any checkpoint was saved" in message and "start the run again" in message
+    assert "--resume" not in message and "last.pt" not in message
 
 
 def test_run_directory_checks(tmp_path):
@@ -64,3 +73,19 @@ def test_a_session_leaves_a_process_group_it_did_not_start(tmp_path, monkeypatch
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+def test_a_stop_signal_in_start_up_is_one_interrupted_line():
+    import os
+    import signal
+
+    from lkca.runtime.signals import Interrupted, StartupStop, StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="stopped by SIGTERM while lkca train was starting"):
+        with StartupStop("lkca train"):
+            with StopRequest() as stop:  # while the run trains: a flag, no exception
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert stop.signum == signal.SIGTERM
+            os.kill(os.getpid(), signal.SIGTERM)  # outside the run again: stops at once
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from lkca.data import dataset_info
-from lkca.errors import CheckpointError
+from lkca.errors import ConfigError
 from lkca.runtime import session
 from lkca.runtime.signals import Interrupted, StopRequest
 from lkca.train.config import TrainConfig, build_config
@@ -113,6 +113,7 @@ def test_paper_configs_train_with_spt_stochastic_depth_init_and_weight_decay(nam
 
 
 def test_resume_with_other_weight_decay_groups_is_a_clear_error(tmp_path):
+    """The resume policy refuses a changed recipe key before the optimiser state is touched."""
     train(_cfg(tmp_path, weight_decay_1d=False, max_steps_per_epoch=1, stop_after_epochs=1))
-    with pytest.raises(CheckpointError, match="parameter groups.*config.yaml"):
+    with pytest.raises(ConfigError, match="weight_decay_1d differs.*config.yaml"):
         train(_cfg(tmp_path, weight_decay_1d=True, max_steps_per_epoch=1), resume=True)

@@ -8,7 +8,6 @@ pixel PNG.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from lkca.errors import UserError
 from lkca.layers import LKCA
+from lkca.runtime.run_log import read_metrics
 
 DPI = 100
 ERF_PANEL_IN = (3.0, 3.6)  # one ERF map with its two-line title
@@ -194,18 +194,7 @@ def read_run(path: str | Path) -> RunMetrics:
         what = "does not exist" if not path.exists() else "is missing"
         raise UserError(f"{file} {what}; pass run directories written by `lkca train` or "
                         "`lkca seg train` (they hold metrics.jsonl)")
-    records = []
-    for number, line in enumerate(file.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            raise UserError(f"{file} line {number} is not a JSON object (corrupt or truncated file); "
-                            "delete that line or rerun the training")
-        records.append(record)
+    records = read_metrics(file)
     if not records:
         raise UserError(f"{file} has no records yet; wait until the first epoch or evaluation ends")
     for kind, (x_key, _, _) in CURVES.items():

@@ -21,6 +21,7 @@ Records of older lkca versions are brought to this schema in one place,
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -93,6 +94,48 @@ def check_record(record: dict[str, Any], source: Path | str) -> None:
     if missing or not isinstance(record.get("model_args"), dict):
         raise CheckpointError(f"{source} lacks {', '.join(missing) or 'a valid model_args dict'}; "
                               "write it with lkca.save_pretrained")
+    bad = _bad_value(record)
+    if bad:
+        raise CheckpointError(f"{source} has an invalid {bad}; write it with lkca.save_pretrained")
+
+
+MAX_RECORD_INT = 1 << 20  # bound on any size in a record: a damaged file must not allocate TBs
+
+
+def _bad_value(record: dict[str, Any]) -> str:
+    """The first key of ``record`` whose value cannot describe a model ("" when all can): names
+    must be strings, sizes positive ints up to MAX_RECORD_INT, numbers finite."""
+    for key in ("model", "backbone", "head"):
+        if key in record and not (record[key] is None and key == "model"
+                                  or isinstance(record[key], str) and 0 < len(record[key]) <= 200):
+            return f"{key} (a {type(record[key]).__name__}, expected a name)"
+    for key in ("num_classes", "img_size", "crop_size", "in_chans", "slide_stride"):
+        value = record.get(key)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(_is_size(v) for v in values):
+            return f"{key} ({type(value).__name__}, expected a positive size)"
+    for key, value in record["model_args"].items():
+        if not _sane(value):
+            return f"model_args.{str(key)[:40]} (out of range or not a number)"
+    return ""
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_RECORD_INT
+
+
+def _sane(value: Any) -> bool:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= MAX_RECORD_INT
+    if isinstance(value, float):
+        return math.isfinite(value) and abs(value) <= MAX_RECORD_INT
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 64 and all(_sane(v) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= 64 and all(_sane(v) for v in value.values())
+    return False
 
 
 def set_pretrained_cfg(model: nn.Module, record: dict[str, Any]) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -12,6 +13,7 @@ from lkca.config.typecheck import suggest
 from lkca.errors import ConfigError
 
 T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def load_config(cls: type[T], path: str | Path | None = None,
@@ -41,4 +43,7 @@ def _reject_unknown(values: Mapping[str, Any], names: list[str], where: str) -> 
     """One clear line for the first key that is not a config field, with the closest suggested."""
     for key in values:
         if key not in names:
+            if not (isinstance(key, str) and _NAME.fullmatch(key)):  # quote a name, never content
+                raise ConfigError(f"a key{where} is not a config field name (a {type(key).__name__}"
+                                  "); config keys are field names such as lr or epochs")
             raise ConfigError(f"unknown config key {key!r}{where}{suggest(key, names)}")

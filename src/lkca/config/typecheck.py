@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
+from lkca.config.echo import short_repr
 from lkca.errors import ConfigError
 
 
@@ -20,8 +22,9 @@ def suggest(key: str, choices: Iterable[str]) -> str:
 
 def check_types(cfg: Any) -> None:
     """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
-    ints are accepted for floats, lists for fixed-length tuples. Raises :class:`ConfigError`
-    naming the field, the expected type and the value given."""
+    ints are accepted for floats, lists for fixed-length tuples; a float must be finite (YAML's
+    ``.nan`` and ``.inf`` are refused). Raises :class:`ConfigError` naming the field, the
+    expected type and the value given (quoted to at most 200 characters)."""
     hints = typing.get_type_hints(type(cfg))
     for f in fields(cfg):
         value, expected = getattr(cfg, f.name), hints[f.name]
@@ -31,13 +34,16 @@ def check_types(cfg: Any) -> None:
                     or not all(_matches(v, k) or (k is float and _matches(v, int))
                                for v, k in zip(value, kinds))):
                 raise ConfigError(f"{f.name} must be a list of {len(kinds)} "
-                                  f"{kinds[0].__name__}s, got {value!r}")
+                                  f"{kinds[0].__name__}s, got {short_repr(value)}")
             setattr(cfg, f.name, tuple(k(v) for v, k in zip(value, kinds)))
         elif isinstance(value, int) and not isinstance(value, bool) and _accepts(expected, float):
             setattr(cfg, f.name, float(value))
         elif not _matches(value, expected):
-            raise ConfigError(f"{f.name} must be {describe(expected)}, got {value!r} "
+            raise ConfigError(f"{f.name} must be {describe(expected)}, got {short_repr(value)} "
                               f"({type(value).__name__})")
+        for v in getattr(cfg, f.name) if isinstance(getattr(cfg, f.name), tuple) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{f.name} must be a finite number, got {v}")
 
 
 def describe(tp: Any) -> str:

@@ -91,7 +91,8 @@ class ADE20K:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as im:
                     return np.array(im.convert("RGB"), dtype=np.uint8)  # writable: torch warns on read-only
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as err:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+                Image.DecompressionBombError) as err:
             raise data_error(NAME, path, f"cannot be decoded as an image ({err})", LAYOUT) from None
 
     def decode_label(self, i: int, reduce: bool = True) -> np.ndarray:
@@ -101,7 +102,7 @@ class ADE20K:
             with Image.open(path) as im:
                 mode = im.mode
                 label = np.array(im, dtype=np.uint8) if mode in ("L", "P") else None
-        except (OSError, ValueError, SyntaxError) as err:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             raise data_error(NAME, path, f"cannot be decoded as a label map ({err})", LAYOUT) from None
         if label is None:
             raise data_error(NAME, path, f"is a {mode} image, not an 8-bit label map", LAYOUT)
@@ -126,12 +127,12 @@ class ADE20K:
             try:
                 with Image.open(img_path) as im:
                     img_size = im.size
-            except (OSError, ValueError, SyntaxError) as err:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
                 raise data_error(NAME, img_path, f"cannot be read as an image ({err})", LAYOUT) from None
             try:
                 with Image.open(lbl_path) as im:
                     lbl_size = im.size
-            except (OSError, ValueError, SyntaxError) as err:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
                 raise data_error(NAME, lbl_path, f"cannot be read as a label map ({err})",
                                  LAYOUT) from None
             if img_size != lbl_size:

@@ -2,13 +2,18 @@
 
 Every member is checked before anything is written: absolute paths, ``..`` components, links
 pointing outside the target and device files are refused (path traversal), so a crafted archive
-cannot write outside the data directory.
+cannot write outside the data directory. Zip members that are symbolic links are refused
+(tar links must stay inside the target), and a truncated or corrupt archive is one clear error.
 """
 
 from __future__ import annotations
 
+import gzip
+import lzma
+import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from lkca.errors import DataFormatError
@@ -31,11 +36,19 @@ def safe_extract(archive: str | Path, target: str | Path) -> list[str]:
         raise DataFormatError(f"archive {archive} does not exist; check the path")
     target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            for name in names:
-                _check_member(archive, name, target)
-            zf.extractall(target)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                names = zf.namelist()
+                for info in zf.infolist():
+                    _check_member(archive, info.filename, target)
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise DataFormatError(f"{archive}: member {info.filename!r} is a symbolic "
+                                              "link; refusing to extract it: download the archive "
+                                              "again from the official source")
+                zf.extractall(target)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DataFormatError(f"{archive} is not a readable .zip archive ({err}; corrupt or "
+                                  "truncated download?); download it again") from None
         return names
     try:
         with tarfile.open(archive) as tf:
@@ -49,6 +62,6 @@ def safe_extract(archive: str | Path, target: str | Path) -> list[str]:
                                           "refusing to extract it")
             tf.extractall(target, members=members, filter="data")
             return [m.name for m in members]
-    except tarfile.TarError:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError):
         raise DataFormatError(f"{archive} is not a readable .tar/.tar.gz/.zip archive (corrupt or "
                               "truncated download?); download it again") from None

@@ -96,8 +96,11 @@ def decode_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            if img.size != (SIZE, SIZE):  # from the header: a huge image is never decoded
+                raise data_error(NAME, path, f"is {img.size[0]}x{img.size[1]}, not 64x64", LAYOUT)
             arr = np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as err:
         raise data_error(
             NAME, path, f"is corrupt or not an image ({type(err).__name__}: {err})", LAYOUT
         ) from None

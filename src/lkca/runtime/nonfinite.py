@@ -31,5 +31,8 @@ def check_finite(loss: torch.Tensor, env: Dist, where: str, checkpoint: Path,
         return False
     fixes = "lower --lr, set grad_clip, or set skip_nonfinite: true" if skip is False else (
         "lower --lr or set grad_clip")
+    if not checkpoint.is_file():  # nothing saved yet: nothing to resume
+        raise NonFiniteLoss(f"non-finite loss at {where}, before any checkpoint was saved: "
+                            f"{fixes}, then start the run again")
     raise NonFiniteLoss(f"non-finite loss at {where}; the last good checkpoint {checkpoint} is "
                         f"kept: {fixes}, then --resume")

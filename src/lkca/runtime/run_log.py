@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lkca.checkpoint.files import atomic_write
+from lkca.errors import UserError
 
 
 class RunLog:
@@ -31,14 +32,19 @@ class RunLog:
         """On resume, drop records past the checkpoint so the file matches an unbroken run."""
         if not self.enabled or not self.metrics_path.exists():
             return
-        rows = [r for r in read_metrics(self.metrics_path) if r[self.step_key] <= step]
+        rows = [r for r in read_metrics(self.metrics_path, self.step_key) if r[self.step_key] <= step]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    def start_afresh(self) -> None:
+        """A new run: an empty ``metrics.jsonl`` (replacing any earlier one, atomically)."""
+        if self.enabled and (self.metrics_path.exists() or self.metrics_path.is_symlink()):
+            atomic_write(self.metrics_path, b"")
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` (rewriting the file atomically) and mirror its numbers to TensorBoard."""
         if not self.enabled:
             return
-        rows = read_metrics(self.metrics_path) if self.metrics_path.exists() else []
+        rows = read_metrics(self.metrics_path, self.step_key) if self.metrics_path.exists() else []
         rows.append(record)
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
         if self.tb is not None:
@@ -52,9 +58,31 @@ class RunLog:
             self.tb.close()
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file, in order."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_metrics(path: Path, step_key: str | None = None) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file, in order; UserError naming the file (and line)
+    when it cannot be read or a line is not a JSON object (with a number under ``step_key``, when
+    given): the one reader of the file (the run log on resume, ``lkca plot``)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise UserError(f"cannot read {path} ({err.strerror or err}); move it away to start the "
+                        "run log afresh, or point --out at another run") from None
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or (step_key is not None and (
+                not isinstance(record.get(step_key), (int, float))
+                or isinstance(record.get(step_key), bool))):
+            what = "a JSON object" if step_key is None else f"a JSON object with a numeric {step_key}"
+            raise UserError(f"{path} line {number} is not {what} (corrupt or truncated file); "
+                            "delete that line or rerun the training")
+        records.append(record)
+    return records
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch") as run:
         ...                                    # data, model, optimiser on run.device
-        position = run.restore(parts) if resume else fresh
+        position = run.restore(parts, cfg.to_dict()) if resume else fresh
         run.begin(cfg.to_dict(), resumed_at=...)   # config.yaml, metrics.jsonl
         for ...:                               # the task's loop
             if not run.finite(loss, where, skip): ...
@@ -13,9 +13,11 @@
         run.finish(summary)                    # summary.json
 
 Entering checks the global batch against the processes, picks the device, joins the torchrun
-process group, checks ``--resume`` and sets up the run directory (main process), and installs
-the SIGTERM / SIGINT handler; leaving (also on an error) closes the log, restores the signal
-handlers and ends the process group it started. Only the main process (rank 0) writes files and
+process group, checks ``--resume``, takes the run directory's lock (one writer per run:
+:mod:`lkca.runtime.run_lock`) and sets it up (main process), sets the LKCA implementation policy
+(:mod:`lkca.runtime.impl_record`), and installs the SIGTERM / SIGINT handler; leaving (also on
+an error) closes the log, releases the lock, restores the signal handlers and ends the process
+group it started. Only the main process (rank 0) writes files and
 prints (:class:`~lkca.runtime.console.Console`).
 """
 
@@ -29,20 +31,35 @@ import torch
 from torch import nn
 
 from lkca.checkpoint.files import save_weights
+from lkca.errors import UserError
 from lkca.runtime.console import Console
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.distributed import (
     Dist,
+    all_reduce_sum,
     check_global_batch,
     data_parallel,
     join_process_group,
     leave_process_group,
 )
+from lkca.runtime.impl_record import (
+    current_impl_choices,
+    replay_impl_choices,
+    share_impl_choices,
+    start_impl_policy,
+)
 from lkca.runtime.nonfinite import check_finite
+from lkca.runtime.resume_policy import check_resume_config
 from lkca.runtime.run_dir import RunDir
+from lkca.runtime.run_lock import DirectoryLock
 from lkca.runtime.run_log import RunLog, read_metrics
 from lkca.runtime.signals import Interrupted, StopRequest, signal_name
-from lkca.runtime.training_state import TrainingParts, restore_checkpoint, save_checkpoint
+from lkca.runtime.training_state import (
+    TrainingParts,
+    apply_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 class Session:
@@ -51,7 +68,10 @@ class Session:
     ``out``: the run directory; ``device``: ``auto | cpu | cuda | cuda:N``; ``batch_size``: the
     global batch (a multiple of the number of processes); ``resume``: continue from
     ``out/checkpoints/last.pt``; ``progress``: show progress bars; ``step_key``: the key that
-    orders ``metrics.jsonl`` records (``"epoch"`` or ``"iter"``).
+    orders ``metrics.jsonl`` records (``"epoch"`` or ``"iter"``); ``resumable``: the config keys
+    that may differ on ``--resume`` (applied and recorded in ``resume_history``; any other
+    difference is refused, :mod:`lkca.runtime.resume_policy`); ``impl_policy``: how LKCA's
+    ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`).
     """
 
     device: torch.device
@@ -61,33 +81,59 @@ class Session:
     log: RunLog | None
 
     def __init__(self, out: Path, *, device: str, batch_size: int, resume: bool = False,
-                 progress: bool = True, step_key: str = "epoch") -> None:
+                 progress: bool = True, step_key: str = "epoch",
+                 resumable: frozenset[str] = frozenset(), impl_policy: str = "autotune") -> None:
         self.dir = RunDir(out)
         self.resume = resume
         self._device_name, self._batch_size = device, batch_size
         self._progress, self._step_key = progress, step_key
+        self._resumable, self._impl_policy = resumable, impl_policy
         self.log = None
+        self._lock: DirectoryLock | None = None
+        self._config: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []  # resumes that changed the config
+        self._shared = False
 
     def __enter__(self) -> Session:
         check_global_batch(self._batch_size)
         self.device = resolve_device(self._device_name)
         self.env = join_process_group(self.device)
         try:
+            self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
+            failure: UserError | None = None
             if self.env.main:
-                self.dir.prepare()
+                try:
+                    # the lock before any write: a second writer stops here, naming the first
+                    self.dir.create()
+                    self._lock = DirectoryLock(self.dir.root).acquire()
+                    self.dir.prepare()
+                except UserError as err:
+                    failure = err
+            # every rank stops when rank 0 could not set up (no rank left waiting for it)
+            flag = torch.tensor([0.0 if failure is None else 1.0], device=self.device)
+            if all_reduce_sum(flag, self.env).item() and failure is None:
+                raise UserError(f"the main process could not set up {self.dir.root}; its message "
+                                "says why")
+            if failure is not None:
+                raise failure
+            start_impl_policy(self._impl_policy)
             self.console = Console(self.env.main, self._progress)
-            self.stop = StopRequest().__enter__()
         except BaseException:
-            leave_process_group(self.env)
+            self._close()
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._close(*exc)
+
+    def _close(self, *exc: Any) -> None:
         try:
             self.stop.__exit__(*exc)
             if self.log is not None:
                 self.log.close()
+            if self._lock is not None:
+                self._lock.release()
         finally:
             leave_process_group(self.env)
 
@@ -100,21 +146,35 @@ class Session:
         """``model`` in DistributedDataParallel under torchrun, else itself."""
         return data_parallel(model, self.env, self.device)
 
-    def restore(self, parts: TrainingParts) -> dict[str, Any]:
-        """Load ``checkpoints/last.pt`` into ``parts`` (and torch's RNGs); returns the position
-        in the run it was saved at."""
-        return restore_checkpoint(self.dir.state(), parts)
+    def restore(self, parts: TrainingParts, config: dict[str, Any]) -> dict[str, Any]:
+        """Load ``checkpoints/last.pt`` into ``parts`` (and torch's RNGs) after checking that
+        ``config`` may continue the run it holds (:func:`check_resume_config`: a refused change
+        raises ConfigError naming the key, before anything is loaded); pin the LKCA
+        implementations the run used. Returns the position in the run it was saved at."""
+        path = self.dir.state()
+        state = read_checkpoint(path)
+        self.history = list(state.get("resume_history") or [])
+        if isinstance(state.get("config"), dict):  # checkpoints of lkca <= 0.2 hold no config
+            changed = check_resume_config(state["config"], config, self._resumable, path)
+            if changed:
+                self.history.append({self._step_key: state.get(self._step_key), "changed": changed})
+        replay_impl_choices(state.get("impl_choices"))
+        return apply_checkpoint(state, parts, path)
 
     def begin(self, config: dict[str, Any], resumed_at: int | None = None) -> None:
         """Open the run log and write ``config.yaml`` (main process); ``resumed_at``: the epoch
         or iter of the checkpoint resumed from, whose later records are dropped from
-        ``metrics.jsonl`` so the file matches an unbroken run."""
+        ``metrics.jsonl`` so the file matches an unbroken run (None: a new run, whose log starts
+        empty)."""
+        self._config = config
         self.log = RunLog(self.dir.metrics, self.dir.tensorboard, enabled=self.env.main,
                           step_key=self._step_key)
         if self.env.main:
             self.dir.write_config(config)
             if resumed_at is not None:
                 self.log.truncate_after(resumed_at)
+            else:  # a new run in this folder starts its own log (no records of an earlier run)
+                self.log.start_afresh()
 
     def record(self, record: dict[str, Any]) -> None:
         """Append one record to ``metrics.jsonl`` (and TensorBoard); main process only."""
@@ -124,18 +184,32 @@ class Session:
     def metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl`` so far (main process; [] elsewhere or before any)."""
         path = self.dir.metrics
-        return read_metrics(path) if self.env.main and path.exists() else []
+        return read_metrics(path, self._step_key) if self.env.main and path.exists() else []
 
     def finite(self, loss: torch.Tensor, where: str, skip: bool | None = None) -> bool:
         """The non-finite-loss policy (:func:`lkca.runtime.nonfinite.check_finite`) with this
         run's processes and checkpoint."""
         return check_finite(loss, self.env, where, self.dir.state(), skip)
 
+    def stepped(self) -> None:
+        """Call after every training step: after the first, every rank pins rank 0's LKCA
+        implementation choices (DDP ranks run the same code) and rank 0 writes them to
+        ``impl_choices.json``."""
+        if not self._shared:
+            self._shared = True
+            share_impl_choices(self.env, self.dir.impl_choices if self.env.main else None)
+
     def save(self, parts: TrainingParts, meta: dict[str, Any], position: dict[str, Any],
              tag: str = "last") -> None:
-        """Write ``checkpoints/<tag>.pt`` + ``.safetensors`` (main process only)."""
+        """Write ``checkpoints/<tag>.pt`` + ``.safetensors`` (main process only); the ``.pt``
+        also holds the run's config, its ``resume_history`` and its LKCA implementation
+        choices, which ``--resume`` checks and replays."""
         if self.env.main:
-            save_checkpoint(self.dir.checkpoints, tag, parts, meta, position)
+            extra: dict[str, Any] = {"config": self._config,
+                                     "impl_choices": current_impl_choices()}
+            if self.history:
+                extra["resume_history"] = self.history
+            save_checkpoint(self.dir.checkpoints, tag, parts, meta, {**position, **extra})
 
     def save_weights(self, tag: str, model: nn.Module, meta: dict[str, Any]) -> None:
         """Write ``checkpoints/<tag>.safetensors`` alone (main process only)."""
@@ -154,6 +228,9 @@ class Session:
                            f"saved to {self.dir.state()}: continue with --resume")
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Write ``summary.json`` (main process only)."""
+        """Write ``summary.json`` (main process only), with the ``resume_history`` of resumes
+        that changed the config (absent when none did)."""
         if self.env.main:
+            if self.history:
+                summary["resume_history"] = self.history
             self.dir.write_summary(summary)

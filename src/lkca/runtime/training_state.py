@@ -20,6 +20,7 @@ from lkca.checkpoint.files import load_state, load_weights, save_state, save_wei
 from lkca.errors import CheckpointError
 
 _PARTS = ("model", "optimizer", "scheduler", "ema", "rng", "meta")
+_RUN = ("config", "impl_choices", "resume_history")  # the run's record, read by the Session
 
 
 @dataclass
@@ -60,19 +61,34 @@ def save_checkpoint(directory: Path, tag: str, parts: TrainingParts, meta: dict[
     save_state(directory / f"{tag}.pt", state)
 
 
-def restore_checkpoint(path: Path, parts: TrainingParts) -> dict[str, Any]:
-    """Load a ``.pt`` of :func:`save_checkpoint` into ``parts`` and torch's RNGs; returns the
-    position saved with it."""
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The state in a ``.pt`` of :func:`save_checkpoint` (verified, :func:`load_state`), or
+    CheckpointError when it is a valid file of another structure (e.g. ``[1, 2, 3]``)."""
     state = load_state(path)
+    if not isinstance(state, dict) or not all(k in state for k in ("model", "optimizer",
+                                                                    "scheduler", "rng")):
+        raise CheckpointError(f"training state {path} is not a checkpoint of lkca train or lkca "
+                              "seg train (model, optimizer, scheduler, rng missing); resume from "
+                              "another checkpoint or retrain")
+    return state
+
+
+def apply_checkpoint(state: dict[str, Any], parts: TrainingParts, path: Path) -> dict[str, Any]:
+    """Load a state of :func:`read_checkpoint` into ``parts`` and torch's RNGs; returns the
+    position saved with it (a damaged structure: CheckpointError naming ``path``)."""
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"training state {path} holds no model weights; resume from "
+                              "another checkpoint or retrain")
     load_weights(parts.model, state["model"], path)
     try:
         parts.optimizer.load_state_dict(state["optimizer"])
-    except ValueError as e:  # torch: the parameter groups differ (e.g. weight_decay_1d changed)
-        raise CheckpointError(
-            f"{path}: its optimiser state does not fit this run's parameter groups ({e}); resume "
-            "with the config the run was started with (its config.yaml)") from None
-    parts.scheduler.load_state_dict(state["scheduler"])
-    if parts.ema is not None and "ema" in state:
-        parts.ema.load_state_dict(state["ema"])
-    set_rng_state(state["rng"])
-    return {k: v for k, v in state.items() if k not in _PARTS}
+        parts.scheduler.load_state_dict(state["scheduler"])
+        if parts.ema is not None and "ema" in state:
+            parts.ema.load_state_dict(state["ema"])
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        raise CheckpointError(f"training state {path} does not fit this run ({type(err).__name__}"
+                              " in the optimiser, scheduler or RNG state); resume from another "
+                              "checkpoint or retrain") from None
+    return {k: v for k, v in state.items() if k not in _PARTS + _RUN}
+

@@ -13,6 +13,7 @@ from pathlib import Path
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
+from lkca.runtime.signals import StartupStop
 from lkca.seg.config import build_seg_config
 from lkca.seg.segmentor import Segmentor
 
@@ -64,9 +65,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from lkca.seg.engine import train  # kornia, PIL: only when training (see above)
 
-    cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
-    # the engine announces the run (rank 0 only) once data and model are checked
-    summary = train(cfg, resume=args.resume)
+    with StartupStop("lkca seg train"):  # the run's own handler takes over while it trains
+        cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
+        # the engine announces the run (rank 0 only) once data and model are checked
+        summary = train(cfg, resume=args.resume)
     if summary and summary.get("mIoU") is not None:
         print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  top-10 mIoU "
               f"{summary['top10_mIoU']:.2f} (the paper's column, docs/segmentation.md)  mAcc "

@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from lkca.config import check_types, load_config, merge, suggest
+from lkca.config.echo import short_repr
 from lkca.errors import ConfigError
+from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 from lkca.seg.backbone import BACKBONES, backbone_keys
 from lkca.seg.segmentor import HEADS
 
 EVAL_MODES = ("whole", "slide")
+# What may differ on --resume (applied and recorded in the run's resume_history; any other key is
+# refused, lkca.runtime.resume_policy): where and how the run continues; iters is not one (it
+# sets the poly schedule).
+RESUMABLE = frozenset({"data_dir", "device", "progress", "stop_after_iters", "grad_clip",
+                       "max_eval_images", "impl_policy"})
 MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight"}  # create_segmentor's; + backbone_keys
 
 
@@ -64,6 +71,9 @@ class SegConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
     stop_after_iters: int | None = None  # save and exit after this many iters; --resume later
+    # how LKCA's impl="auto" chooses: autotune | rule | conv | toeplitz | fft (docs/benchmarks.md,
+    # "How auto chooses"); the choices made are recorded and replayed on --resume
+    impl_policy: str = "autotune"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -88,6 +98,9 @@ class SegConfig:
         for name in ("max_eval_images", "stop_after_iters", "grad_clip"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
+        if self.impl_policy not in IMPL_POLICIES:
+            raise ConfigError(f"impl_policy must be one of {', '.join(IMPL_POLICIES)}, got "
+                              f"{short_repr(self.impl_policy)}")
         if min(self.img_scale) <= 0:
             raise ConfigError(f"img_scale must hold two positive sides, got {self.img_scale}")
         if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:

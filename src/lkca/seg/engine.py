@@ -32,7 +32,7 @@ from lkca.runtime.device import mixed_precision
 from lkca.runtime.distributed import all_reduce_sum
 from lkca.runtime.session import Session
 from lkca.runtime.training_state import TrainingParts
-from lkca.seg.config import EVAL_MODES, SegConfig
+from lkca.seg.config import EVAL_MODES, RESUMABLE, SegConfig
 from lkca.seg.metrics import ConfusionMatrix
 from lkca.seg.normalisation import unit_mean_std
 from lkca.seg.optim import build_seg_optimizer, build_seg_scheduler
@@ -149,7 +149,8 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = build_segmentor(meta)
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
-                 progress=cfg.progress, step_key="iter") as run:
+                 progress=cfg.progress, step_key="iter", resumable=RESUMABLE,
+                 impl_policy=cfg.impl_policy) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
                           f"-> {cfg.out_dir}")
@@ -167,7 +168,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
         pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
                                "train_s": 0.0, "last_eval": {}}
         if resume:
-            pos = run.restore(parts)
+            pos = run.restore(parts, cfg.to_dict())
         step = run.wrap(_TrainStep(model))
         run.begin(cfg.to_dict(), resumed_at=pos["iter"] if resume else None)
 
@@ -195,6 +196,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             pos["loss_sum"] += loss.item()
             pos["loss_count"] += 1
             pos["train_s"] += time.perf_counter() - t0
+            run.stepped()
             done = it + 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")

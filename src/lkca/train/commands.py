@@ -13,6 +13,7 @@ from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
 from lkca.pretrained import load_trained
 from lkca.runtime.device import mixed_precision, resolve_device
+from lkca.runtime.signals import StartupStop
 from lkca.train.config import TrainConfig, build_config
 
 # Config fields with a short flag of their own (--data-dir for data_dir ...); any field: --set.
@@ -49,9 +50,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from lkca.train.engine import train  # kornia: only when training (see above)
 
-    cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
-    # the engine announces the run (rank 0 only) once data and model are checked
-    summary = train(cfg, resume=args.resume)
+    with StartupStop("lkca train"):  # the run's own handler takes over while it trains
+        cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
+        # the engine announces the run (rank 0 only) once data and model are checked
+        summary = train(cfg, resume=args.resume)
     if summary:
         print(f"test accuracy (top-1): {summary['top1']:.2f}%  best {summary['best_top1']:.2f}%  "
               f"({summary['wall_s']:.0f} s)")

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from lkca.config import check_types, load_config, merge
+from lkca.config.echo import short_repr
 from lkca.errors import ConfigError
+from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
+
+# What may differ on --resume (applied and recorded in the run's resume_history; any other key is
+# refused, lkca.runtime.resume_policy): where and how the run continues, and two fixes read at
+# every step. epochs is not one: it sets the learning-rate schedule.
+RESUMABLE = frozenset({"data_dir", "device", "progress", "compile", "eval_batch_size",
+                       "stop_after_epochs", "skip_nonfinite", "grad_clip", "impl_policy"})
 
 
 @dataclass
@@ -68,6 +76,9 @@ class TrainConfig:
     stop_after_epochs: int | None = None  # save and exit after this many epochs (time-limited
     # job slots); continue later with --resume
     progress: bool = True
+    # how LKCA's impl="auto" chooses: autotune | rule | conv | toeplitz | fft (docs/benchmarks.md,
+    # "How auto chooses"); the choices made are recorded and replayed on --resume
+    impl_policy: str = "autotune"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -81,6 +92,12 @@ class TrainConfig:
         if self.warmup_lr < 0 or self.min_lr < 0:
             raise ConfigError(f"warmup_lr and min_lr must be >= 0 (got {self.warmup_lr}, "
                               f"{self.min_lr})")
+        for name in ("grad_clip", "max_steps_per_epoch", "stop_after_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
+        if self.impl_policy not in IMPL_POLICIES:
+            raise ConfigError(f"impl_policy must be one of {', '.join(IMPL_POLICIES)}, got "
+                              f"{short_repr(self.impl_policy)}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         for name in ("erasing_p", "mix_prob", "cutmix_prob", "label_smoothing", "drop_path"):

@@ -30,7 +30,7 @@ from lkca.pretrained import build_model as build_from_record
 from lkca.pretrained import export_checkpoint
 from lkca.runtime.session import Session
 from lkca.runtime.training_state import TrainingParts
-from lkca.train.config import TrainConfig
+from lkca.train.config import RESUMABLE, TrainConfig
 from lkca.train.optim import build_optimizer, build_scheduler
 
 
@@ -85,7 +85,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
     model = build_model(meta, cfg.drop_path)
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
-                 progress=cfg.progress, step_key="epoch") as run:
+                 progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
+                 impl_policy=cfg.impl_policy) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> "
                           f"{cfg.out_dir}")
@@ -112,7 +113,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
                                "loss_sum": 0.0, "seen": 0}
         if resume:
-            pos = run.restore(parts)
+            pos = run.restore(parts, cfg.to_dict())
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
         if cfg.compile:
@@ -130,6 +131,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             loss_sum, seen, skipped, t0 = 0.0, 0, 0, time.perf_counter()
             if first:  # resumed mid-epoch: carry the epoch's running loss
                 loss_sum, seen = pos["loss_sum"], pos["seen"]
+            seen_here = 0  # images this process trained on this epoch: the speed's numerator
             for step, (x, y) in enumerate(loader.iter_from(first), start=first):
                 if step >= steps_per_epoch:
                     break
@@ -155,9 +157,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     ema.update_parameters(model)
                 loss_sum += loss.item() * len(x)
                 seen += len(x)
+                seen_here += len(x)
+                run.stepped()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                                img_s=f"{seen_here / (time.perf_counter() - t0):.0f}")
                 if run.stop_requested:  # SIGTERM / Ctrl-C: save where we are, then stop
                     bar.close()
                     run.save(parts, meta, {"epoch": epoch, "step": step + 1, "best_top1": best_top1,
@@ -175,26 +179,29 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             best_top1 = max(best_top1, top1)
 
             # log, then checkpoint: a kill between the two leaves a record past the checkpoint,
-            # which --resume drops (Session.begin), never a checkpoint without its record
+            # which --resume drops (Session.begin), never a checkpoint without its record.
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],
-                      "images_per_s": seen * env.world_size / max(train_s, 1e-9)}
+                      "images_per_s": seen_here * env.world_size / max(train_s, 1e-9)}
             if skipped:
                 record["skipped_nonfinite"] = skipped
             run.record(record)
+            # best before last: last.pt commits the epoch (its best_top1 included), so a kill
+            # before it redoes the epoch and rewrites the same best; never a last.pt whose best
+            # epoch has no best.safetensors
+            if is_best:
+                run.save_weights("best", eval_model, meta)
             run.save(parts, meta, {"epoch": epoch + 1, "step": 0, "best_top1": best_top1,
                                    "wall_s": wall_before + time.perf_counter() - t_run,
                                    "loss_sum": 0.0, "seen": 0})
-            if is_best:
-                run.save_weights("best", eval_model, meta)
             run.console.print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss "
                               f"{record['train_loss']:.4f}  test_top1 {top1:.2f}%  "
                               f"({record['images_per_s']:.0f} img/s)")
             if epoch == start_epoch and first == 0 and epoch + 1 < cfg.epochs:  # first timed
                 run.console.print(describe_projection(time.perf_counter() - t_run,
                                                       cfg.epochs - epoch - 1, wall_before))
-            if cfg.stop_after_epochs and epoch + 1 >= cfg.stop_after_epochs < cfg.epochs:
+            if cfg.stop_after_epochs and cfg.stop_after_epochs <= epoch + 1 < cfg.epochs:
                 run.console.print(f"stopping after epoch {epoch + 1} as asked "
                                   "(stop_after_epochs); continue with --resume")
                 break

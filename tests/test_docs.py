@@ -13,7 +13,7 @@ and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in or
 ``lkca train --out runs/x`` then ``lkca export --checkpoint runs/x`` runs both):
 - RUN ``lkca ...`` / ``python -m lkca ...`` in-process, with the tiny substitutions of
   :data:`TINY` (``lkca train``: a 1-block model on digits, 2 steps per epoch, 1 epoch; ``lkca
-  erf``: 2 images) -- unless one of the PARSE rules applies;
+  erf``: 2 images; ``lkca tables``: Table 1 only) -- unless one of the PARSE rules applies;
 - PARSE (``build_parser().parse_args``, every ``configs/...`` path must exist) when the command
   names a placeholder of :data:`PLACEHOLDERS` (``DIR``, ``...``, ``HOST0:29500`` ...), a home or
   absolute path (``~/data``: a real data set), ``--device cuda``, a ``--data-dir`` (a real data
@@ -73,6 +73,7 @@ batch_size: 32
 TINY = {
     ("train",): {"--epochs": "1", "--device": "cpu", "--no-progress": None},
     ("erf",): {"--num-images": "2", "--device": "cpu"},
+    ("tables",): {"--table": "1"},  # counting the models of all seven tables takes minutes
 }
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
 

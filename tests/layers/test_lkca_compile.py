@@ -1,4 +1,4 @@
-"""``torch.compile`` (inductor, on CPU) of a small ViT-LKCA with each implementation: same outputs
+"""``torch.compile`` (inductor, on CPU) of a small LKCA-only ViT with each implementation: same outputs
 and gradients as eager, so the GPU acceptance run is not the first compile of any of them."""
 
 import pytest
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow  # one inductor compile (forward + backward) per i
 
 def _model(impl: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return lkca.create_model("vit_lkca_500k", num_classes=3, img_size=16, depth=1, dim=16,
+    return lkca.create_model("vit_lkcaonly_500k", num_classes=3, img_size=16, depth=1, dim=16,
                              num_heads=2, lkca_impl=impl)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from reproduce_kit import write_digits_table
 from torch import nn
 
@@ -35,7 +36,7 @@ def test_finished_runs_replace_the_stated_speed_of_their_config(tmp_path):
     rep = plan(str(spec), tmp_path / "runs", tmp_path)
     run = rep.runs[0]
     run.out.mkdir(parents=True)
-    (run.out / "config.yaml").write_text(json.dumps(run.resolved))  # JSON is YAML
+    (run.out / "config.yaml").write_text(yaml.safe_dump(run.resolved))  # as lkca train writes it
     (run.out / "metrics.jsonl").write_text(
         "".join(json.dumps({"epoch": e}) + "\n" for e in (1, 2, 3)))
     (run.out / "summary.json").write_text(json.dumps({"top1": 50.0, "wall_s": 2.0}))

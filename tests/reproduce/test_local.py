@@ -41,7 +41,8 @@ def test_two_rows_two_seeds_finish_and_render_mean_and_spread(digits_reference: 
         assert start["command"][1:4] == ["-m", "lkca", "train"] and "--resume" not in start["command"]
         assert start["command"][start["command"].index("--seed") + 1] == seed
     top1 = {name: json.loads((runs / name / "summary.json").read_text())["top1"] for name in RUNS}
-    assert top1["digits/d1/seed0"] != top1["digits/d1/seed1"]  # seeds are different runs
+    # seeds are different runs (12 steps may leave both at chance: compare the losses)
+    assert metrics(runs / RUNS[0]) != metrics(runs / RUNS[1])
 
     rows = {r["row"]: r for r in csv.DictReader((runs / "table.csv").open())}
     d1 = rows["1 block"]

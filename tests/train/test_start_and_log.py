@@ -35,7 +35,8 @@ def test_unknown_model_makes_no_run_folder(tmp_path: Path, capsys):
 
 def test_log_without_a_terminal_has_one_line_per_epoch_and_no_bar(tmp_path: Path, capsys):
     """Progress bars are on by default but stderr is not a terminal here (pytest captures it):
-    stderr stays empty, stdout holds the header once, then a line per epoch and the result."""
+    stderr stays empty, stdout holds the header and the recipe line once, then a line per epoch
+    and the result."""
     (tmp_path / "tiny.yaml").write_text(TINY_YAML)
     assert main(["train", "--config", "tiny.yaml", "--epochs", "1", "--device", "cpu",
                  "--out", "run"]) == 0
@@ -43,5 +44,6 @@ def test_log_without_a_terminal_has_one_line_per_epoch_and_no_bar(tmp_path: Path
     assert captured.err == ""
     lines = captured.out.splitlines()
     assert lines[0] == "training vit_lkca_500k on digits for 1 epochs -> run"
-    assert lines[1].startswith("epoch 1/1  train_loss ")
-    assert lines[2].startswith("test accuracy (top-1): ") and len(lines) == 3
+    assert lines[1].startswith("recipe: an epoch is ")  # the effective epoch length, once
+    assert lines[2].startswith("epoch 1/1  train_loss ")
+    assert lines[3].startswith("test accuracy (top-1): ") and len(lines) == 4

@@ -12,17 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_train import TINY_TRAIN_YAML, assert_one_line_error
 
 from lkca.checkpoint import files as checkpoint
 from lkca.checkpoint.files import save_weights
 from lkca.cli import main
 
-TINY_YAML = """dataset: digits
-model: vit_lkca_500k
-model_args: {depth: 1, dim: 16, num_heads: 2}
-max_steps_per_epoch: 2
-warmup_epochs: 0
-"""
+TINY_YAML = TINY_TRAIN_YAML + "max_steps_per_epoch: 2\n"
 TINY = ["--epochs", "1", "--batch-size", "32", "--device", "cpu", "--no-progress"]
 
 
@@ -160,20 +156,11 @@ CASES = ["unknown config key", "wrong type", "out-of-range value", "missing data
          "archive member outside the target"]
 
 
-def _check(capsys, argv, expected):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert expected in err, err
-    return err
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_user_mistake(case, tmp_path, saved_run, capsys):
     before = _digest(saved_run)
     argv, expected = _cases(tmp_path, saved_run)[case]
-    _check(capsys, argv, expected)
+    assert_one_line_error(capsys, argv, expected)
     assert _digest(saved_run) == before
 
 
@@ -191,7 +178,7 @@ def test_disk_full_on_checkpoint_write_keeps_the_previous(tmp_path, saved_run, c
 
     monkeypatch.setattr(checkpoint.os, "fsync", full)
     argv = ["train", *TINY, "--epochs", "3", "--out", str(run), "--resume"]
-    _check(capsys, argv, "No space left on device")
+    assert_one_line_error(capsys, argv, "No space left on device")
     monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
     assert state.read_bytes() == before
     assert not list((run / "checkpoints").glob(".*.tmp"))  # no temp file left behind
@@ -199,4 +186,5 @@ def test_disk_full_on_checkpoint_write_keeps_the_previous(tmp_path, saved_run, c
 
 def test_world_size_not_dividing_the_batch(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "3")
-    _check(capsys, ["train", *TINY, "--out", str(tmp_path / "r")], "not divisible by the 3 processes")
+    assert_one_line_error(capsys, ["train", *TINY, "--out", str(tmp_path / "r")],
+                          "not divisible by the 3 processes")

@@ -11,35 +11,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_train import TINY_TRAIN_YAML, assert_one_line_error
 
 from lkca.cli import main
 from lkca.runtime.run_lock import DirectoryLock
 
-TINY = """dataset: digits
-model: vit_lkca_500k
-model_args: {depth: 1, dim: 16, num_heads: 2}
-epochs: 2
-warmup_epochs: 0
-batch_size: 32
-max_steps_per_epoch: 2
-eval_batch_size: 500
-device: cpu
-progress: false
-"""
+TINY = TINY_TRAIN_YAML + ("epochs: 2\nmax_steps_per_epoch: 2\neval_batch_size: 500\ndevice: cpu\n"
+                          "progress: false\n")
 
 
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _refused(capsys, argv: list[str], expected: str) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert expected in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +52,7 @@ def test_a_second_writer_is_refused_naming_the_holder(run_copy, capsys):
     argv, out = run_copy
     before = _digest(out)
     with DirectoryLock(out):  # as a training still running in that folder
-        _refused(capsys, argv, f"is in use by PID {os.getpid()}")
+        assert_one_line_error(capsys, argv, f"is in use by PID {os.getpid()}")
     assert _digest(out) == before
 
 
@@ -80,7 +63,7 @@ def test_a_second_writer_is_refused_naming_the_holder(run_copy, capsys):
 def test_resume_refuses_a_change_that_is_part_of_the_run(run_copy, capsys, flag, value, key):
     argv, out = run_copy
     before = _digest(out)
-    err = _refused(capsys, [*argv, flag, value], f"--resume: {key} differs from the run's")
+    err = assert_one_line_error(capsys, [*argv, flag, value], f"--resume: {key} differs from the run's")
     assert "config.yaml" in err  # the fix: resume with the run's own settings
     assert _digest(out) == before
 
@@ -131,7 +114,7 @@ def test_a_valid_pt_of_another_structure_is_refused(run_copy, capsys, content):
     argv, out = run_copy
     torch.save(content, out / "checkpoints" / "last.pt")
     before = _digest(out)
-    _refused(capsys, argv, "is not a checkpoint of lkca train")
+    assert_one_line_error(capsys, argv, "is not a checkpoint of lkca train")
     assert _digest(out) == before
 
 
@@ -143,7 +126,7 @@ def test_a_damaged_training_state_is_refused_naming_the_fallback(run_copy, capsy
     data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     state.write_bytes(bytes(data))
     before = _digest(out)
-    _refused(capsys, argv, f"{state} is damaged")
+    assert_one_line_error(capsys, argv, f"{state} is damaged")
     assert _digest(out) == before
 
 
@@ -151,7 +134,7 @@ def test_a_broken_metrics_log_is_refused_naming_the_file(run_copy, capsys):
     argv, out = run_copy
     metrics = out / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + "[1, 2]\n")
-    _refused(capsys, argv, f"{metrics} line 2 is not a JSON object with a numeric epoch")
+    assert_one_line_error(capsys, argv, f"{metrics} line 2 is not a JSON object with a numeric epoch")
     metrics.unlink()
     metrics.mkdir()
-    _refused(capsys, argv, f"cannot read {metrics}")
+    assert_one_line_error(capsys, argv, f"cannot read {metrics}")

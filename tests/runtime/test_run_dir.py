@@ -8,20 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny_train import TINY_TRAIN_YAML
 
 from lkca.checkpoint import files as checkpoint_files
 from lkca.cli import main
 
-TINY = """dataset: digits
-model: vit_lkca_500k
-model_args: {depth: 1, dim: 16, num_heads: 2}
-epochs: 1
-warmup_epochs: 0
-batch_size: 32
-max_steps_per_epoch: 1
-device: cpu
-progress: false
-"""
+TINY = TINY_TRAIN_YAML + "epochs: 1\nmax_steps_per_epoch: 1\ndevice: cpu\nprogress: false\n"
 
 
 @pytest.fixture

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiny_train import TINY_TRAIN_YAML
+
 from lkca.cli import main
 
-TINY_YAML = """dataset: digits
-model: vit_lkca_500k
-model_args: {depth: 1, dim: 16, num_heads: 2}
-max_steps_per_epoch: 2
-warmup_epochs: 0
-batch_size: 32
-"""
+TINY_YAML = TINY_TRAIN_YAML + "max_steps_per_epoch: 2\n"
 
 
 def test_missing_data_makes_no_run_folder_and_prints_one_line(tmp_path: Path, capsys):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -61,10 +62,25 @@ def join_process_group(device: torch.device) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), owns)
 
 
-def leave_process_group(env: Dist) -> None:
+def leave_process_group(env: Dist, finished: bool = False) -> None:
     """End the process group if :func:`join_process_group` started it: torch warns (and NCCL can
-    hang at exit) when a process ends with a live group."""
-    if env.owns_group and dist.is_initialized():
+    hang at exit) when a process ends with a live group.
+
+    ``finished`` (the run ended without an error on this rank): the ranks first meet at a barrier,
+    so that none tears down its connections (rank 0 also hosts the rendezvous store) while
+    another is still in its last collective. On the gloo backend the barrier is
+    ``monitored_barrier`` with a deadline (a rank that never comes is reported, not waited for
+    forever); after an error there is no barrier, as the other ranks may never arrive.
+    """
+    if not (env.owns_group and dist.is_initialized()):
+        return
+    try:
+        if finished and env.world_size > 1:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(minutes=5))
+            else:
+                dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 

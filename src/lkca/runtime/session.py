@@ -23,6 +23,7 @@ prints (:class:`~lkca.runtime.console.Console`).
 
 from __future__ import annotations
 
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ class Session:
             start_impl_policy(self._impl_policy)
             self.console = Console(self.env.main, self._progress)
         except BaseException:
-            self._close()
+            self._close(*sys.exc_info())
             raise
         return self
 
@@ -135,7 +136,7 @@ class Session:
             if self._lock is not None:
                 self._lock.release()
         finally:
-            leave_process_group(self.env)
+            leave_process_group(self.env, finished=not any(exc))
 
     @property
     def amp(self) -> AbstractContextManager:

@@ -1,0 +1,25 @@
+"""Shared by the tests that run `lkca train` for real: a CPU-cheap digits config, and the check
+that a command failed as every user-facing failure must (exit 2, one line, no traceback)."""
+
+from __future__ import annotations
+
+from lkca.cli import main
+
+# One block of width 16 on the embedded digits, batches of 32 (a test adds its epochs and
+# max_steps_per_epoch: a few steps take seconds on a CPU).
+TINY_TRAIN_YAML = """dataset: digits
+model: vit_lkca_500k
+model_args: {depth: 1, dim: 16, num_heads: 2}
+warmup_epochs: 0
+batch_size: 32
+"""
+
+
+def assert_one_line_error(capsys, argv: list[str], expected: str) -> str:
+    """Run ``lkca ARGV``: exit code 2 and one stderr line containing ``expected`` (returned)."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert expected in err, err
+    return err

@@ -9,10 +9,20 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis: its files (example database, caches) under a temporary folder, never .hypothesis/
+# in the checkout (.ci/run refuses a dirty checkout); no example database and examples drawn
+# from a fixed seed, so that every run of the suite tests the same cases.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="lkca-tests-hypothesis-"))
+settings.register_profile("lkca", database=None, derandomize=True)
+settings.load_profile("lkca")
 
 # Runs the CLI with the fsync of a checkpoint's temporary file slowed down and announced, so a
 # test can kill inside a checkpoint write (config.yaml and the run log are atomic writes too,

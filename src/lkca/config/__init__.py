@@ -7,10 +7,11 @@ command's short flags, and ``--set key=value`` overrides (:mod:`lkca.config.over
 suggestion and type-checks every field (:mod:`lkca.config.typecheck`).
 """
 
+from lkca.config.bounds import check_choice, check_positive
 from lkca.config.files import dump_config, merge, read_config_file
 from lkca.config.loader import load_config
 from lkca.config.overrides import parse_overrides
 from lkca.config.typecheck import check_types, suggest
 
-__all__ = ["check_types", "dump_config", "load_config", "merge", "parse_overrides",
-           "read_config_file", "suggest"]
+__all__ = ["check_choice", "check_positive", "check_types", "dump_config", "load_config", "merge",
+           "parse_overrides", "read_config_file", "suggest"]

@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lkca.config import check_types, load_config, merge, suggest
-from lkca.config.echo import short_repr
+from lkca.config import check_choice, check_positive, check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 from lkca.seg.backbone import BACKBONES, backbone_keys
@@ -92,15 +91,9 @@ class SegConfig:
         if self.crop_size <= 0 or self.crop_size % 16:
             raise ConfigError(f"crop_size must be a positive multiple of the patch size 16, got "
                               f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")
-        for name in ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_eval_images", "stop_after_iters", "grad_clip"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
-        if self.impl_policy not in IMPL_POLICIES:
-            raise ConfigError(f"impl_policy must be one of {', '.join(IMPL_POLICIES)}, got "
-                              f"{short_repr(self.impl_policy)}")
+        check_positive(self, ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"))
+        check_positive(self, ("max_eval_images", "stop_after_iters", "grad_clip"), null_ok=True)
+        check_choice("impl_policy", self.impl_policy, IMPL_POLICIES)
         if min(self.img_scale) <= 0:
             raise ConfigError(f"img_scale must hold two positive sides, got {self.img_scale}")
         if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:

@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lkca.config import check_types, load_config, merge
-from lkca.config.echo import short_repr
+from lkca.config import check_choice, check_positive, check_types, load_config, merge
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 
@@ -82,22 +81,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
-        positive = ("epochs", "batch_size", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        check_positive(self, ("epochs", "batch_size", "eval_batch_size"))
         if not self.epoch_passes > 0:
             raise ConfigError(f"epoch_passes must be > 0 (3 in the paper's recipe), got "
                               f"{self.epoch_passes}")
         if self.warmup_lr < 0 or self.min_lr < 0:
             raise ConfigError(f"warmup_lr and min_lr must be >= 0 (got {self.warmup_lr}, "
                               f"{self.min_lr})")
-        for name in ("grad_clip", "max_steps_per_epoch", "stop_after_epochs"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive or null, got {getattr(self, name)}")
-        if self.impl_policy not in IMPL_POLICIES:
-            raise ConfigError(f"impl_policy must be one of {', '.join(IMPL_POLICIES)}, got "
-                              f"{short_repr(self.impl_policy)}")
+        check_positive(self, ("grad_clip", "max_steps_per_epoch", "stop_after_epochs"), null_ok=True)
+        check_choice("impl_policy", self.impl_policy, IMPL_POLICIES)
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         for name in ("erasing_p", "mix_prob", "cutmix_prob", "label_smoothing", "drop_path"):

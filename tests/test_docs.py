@@ -307,6 +307,9 @@ BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from th
     ("1.08x", "seg_step_cpu.json",
      lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_upernet"]["ratio"]),
     ("1.22x", "seg_step_cpu.json", lambda d: d["checks"]["lkca_s_not_slower_than_vit_s_fpn"]["ratio"]),
+    ("0.52x", "ci_suite_cpu.json", lambda d: d["suite"]["ratio_after_to_before"]),
+    ("0.57x", "ci_suite_cpu.json", lambda d: d["cli_import_cpu_s"]["ratio_after_to_before"]),
+    ("0.08x", "ci_suite_cpu.json", lambda d: d["docs_test_paper_tables_s"]["ratio_after_to_before"]),
 ]
 
 

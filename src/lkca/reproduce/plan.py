@@ -20,6 +20,8 @@ from typing import Any
 from lkca.analysis.paper_results import registered_name, seg_model, seg_registered
 from lkca.analysis.paper_tables import ClsTable, SegTable
 from lkca.analysis.run_index import cls_matches, read_run, seg_matches
+from lkca.config.compare import same_value
+from lkca.config.echo import short_repr
 from lkca.errors import ConfigError, UserError
 from lkca.reproduce.cost import run_length
 
@@ -193,22 +195,9 @@ def config_difference(saved: dict[str, Any], planned: dict[str, Any]) -> str:
     "" when the run is one of the planned config. Keys one of them lacks (a run written by an
     lkca without that option) are not compared."""
     for key in sorted(set(saved) & set(planned) - EXECUTION_KEYS):
-        a, b = _plain(saved[key]), _plain(planned[key])
-        if a != b:
-            return f"{key}: {a!r} there, {b!r} in the config"
+        if not same_value(saved[key], planned[key]):
+            return f"{key}: {short_repr(saved[key])} there, {short_repr(planned[key])} in the config"
     return ""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)  # YAML may write 1.0 as 1
-    return value
 
 
 def default_configs_dir() -> Path:

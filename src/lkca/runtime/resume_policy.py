@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lkca.config.compare import same_value
 from lkca.config.echo import short_repr
 from lkca.errors import ConfigError
 
@@ -27,7 +28,7 @@ def check_resume_config(saved: dict[str, Any], new: dict[str, Any], resumable: I
     changed: dict[str, list[Any]] = {}
     for key in sorted((set(saved) | set(new)) - {"out"}):  # out: the folder resumed (it may move)
         old, value = saved.get(key), new.get(key)
-        if _same(old, value):
+        if same_value(old, value):
             continue
         if key not in allowed:
             raise ConfigError(
@@ -38,11 +39,3 @@ def check_resume_config(saved: dict[str, Any], new: dict[str, Any], resumable: I
         changed[key] = [old, value]
     return changed
 
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as config values: tuples and lists alike, ints and floats alike (1 == 1.0)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return bool(a == b)

@@ -118,19 +118,12 @@ def test_duplicate_wnid(tiny_dir) -> None:
 
 def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     """A PNG declaring 20000x20000 pixels: refused from its header, never decoded."""
-    import struct
-    import zlib
+    from png_headers import write_header_only_png
 
     from lkca.data.tiny_imagenet import decode_image
     from lkca.errors import DataFormatError
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    path = tmp_path / "bomb.JPEG"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2,
-                                                                      0, 0, 0))
-                     + chunk(b"IEND", b""))
+    path = write_header_only_png(tmp_path / "bomb.JPEG", 20000, 20000)
     with pytest.raises(DataFormatError, match="bomb.JPEG") as err:
         decode_image(path)
     assert "\n" not in str(err.value)

@@ -86,3 +86,27 @@ def test_missing_folders_and_bad_split(tmp_path: Path):
         ADE20K(tmp_path, "training")
     with pytest.raises(DataFormatError, match="no split 'testing'"):
         ADE20K(tmp_path, "testing")
+
+
+@pytest.mark.parametrize("kind", ["image", "label"])
+@pytest.mark.parametrize("pixels", [20000 * 20000, 10000 * 10000])  # PIL: error, warning
+def test_a_decompression_bomb_is_refused_from_its_header(ade: Path, kind: str, pixels: int):
+    """An image or label map whose header declares more pixels than PIL's bomb limit (400M: PIL's
+    error; 100M: PIL only warns, lkca refuses it too) names the file and is never decoded."""
+    from png_headers import write_header_only_png
+
+    root = ade / "ADEChallengeData2016"
+    side = int(pixels ** 0.5)
+    if kind == "image":
+        path = root / "images" / "training" / "ADE_train_00000002.jpg"
+        write_header_only_png(path, side, side, "RGB")
+    else:
+        path = root / "annotations" / "training" / "ADE_train_00000002.png"
+        write_header_only_png(path, side, side, "L")
+    ds = ADE20K(ade, "training")
+    ds[0]  # the intact pair still decodes
+    with pytest.raises(DataFormatError, match=path.name) as err:
+        ds[1]
+    assert "\n" not in str(err.value) and "decompression bomb" in str(err.value)
+    with pytest.raises(DataFormatError, match=path.name):
+        ds.check_sizes()

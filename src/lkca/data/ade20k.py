@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,22 @@ SPLITS = {"train": "training", "training": "training", "val": "validation",
           "validation": "validation", "test": "validation"}
 LAYOUT = (f"DIR/{FOLDER}/{{images,annotations}}/{{training,validation}}/ with <stem>.jpg images "
           "and <stem>.png 8-bit label maps (0..150), as extracted from ADEChallengeData2016.zip")
+
+
+@contextmanager
+def _opened(path: Path, problem: str) -> Iterator[Image.Image]:
+    """``Image.open(path)``, where an unreadable file or one whose header declares more pixels
+    than PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, its warning made an error
+    here) is a :class:`~lkca.errors.DataFormatError` "``path`` ``problem`` (why)": the pixels of
+    such a file are never decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as err:
+        raise data_error(NAME, path, f"{problem} ({err})", LAYOUT) from None
 
 
 def reduce_zero_label(label: np.ndarray) -> np.ndarray:
@@ -86,24 +104,15 @@ class ADE20K:
     def decode_image(self, i: int) -> np.ndarray:
         """Image ``i`` as uint8 (H, W, 3) RGB."""
         path = self.image_paths[i]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as im:
-                    return np.array(im.convert("RGB"), dtype=np.uint8)  # writable: torch warns on read-only
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-                Image.DecompressionBombError) as err:
-            raise data_error(NAME, path, f"cannot be decoded as an image ({err})", LAYOUT) from None
+        with _opened(path, "cannot be decoded as an image") as im:
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # writable: torch warns on read-only
 
     def decode_label(self, i: int, reduce: bool = True) -> np.ndarray:
         """Label map ``i`` as uint8 (H, W): 0..149 and 255 if ``reduce``, else the raw 0..150."""
         path = self.label_paths[i]
-        try:
-            with Image.open(path) as im:
-                mode = im.mode
-                label = np.array(im, dtype=np.uint8) if mode in ("L", "P") else None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            raise data_error(NAME, path, f"cannot be decoded as a label map ({err})", LAYOUT) from None
+        with _opened(path, "cannot be decoded as a label map") as im:
+            mode = im.mode
+            label = np.array(im, dtype=np.uint8) if mode in ("L", "P") else None
         if label is None:
             raise data_error(NAME, path, f"is a {mode} image, not an 8-bit label map", LAYOUT)
         top = int(label.max()) if label.size else 0
@@ -124,17 +133,10 @@ class ADE20K:
     def check_sizes(self) -> None:
         """Read every pair's headers (fast, no decoding) and raise on the first size mismatch."""
         for img_path, lbl_path in zip(self.image_paths, self.label_paths):
-            try:
-                with Image.open(img_path) as im:
-                    img_size = im.size
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                raise data_error(NAME, img_path, f"cannot be read as an image ({err})", LAYOUT) from None
-            try:
-                with Image.open(lbl_path) as im:
-                    lbl_size = im.size
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                raise data_error(NAME, lbl_path, f"cannot be read as a label map ({err})",
-                                 LAYOUT) from None
+            with _opened(img_path, "cannot be read as an image") as im:
+                img_size = im.size
+            with _opened(lbl_path, "cannot be read as a label map") as im:
+                lbl_size = im.size
             if img_size != lbl_size:
                 raise data_error(NAME, lbl_path, f"is {lbl_size[0]}x{lbl_size[1]} but its image "
                                  f"{img_path.name} is {img_size[0]}x{img_size[1]} (W x H)", LAYOUT)

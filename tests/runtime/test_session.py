@@ -89,3 +89,16 @@ def test_a_stop_signal_in_start_up_is_one_interrupted_line():
                 assert stop.signum == signal.SIGTERM
             os.kill(os.getpid(), signal.SIGTERM)  # outside the run again: stops at once
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_importing_lkca_installs_no_signal_handler():
+    """docs/errors.md: before a command installs its own handlers, SIGTERM keeps Python's default
+    (a library must not change its users' signal handling by being imported)."""
+    import subprocess
+    import sys
+
+    code = ("import signal; import lkca, lkca.cli, lkca.train.engine, lkca.seg.engine; "
+            "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "
+            "signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

@@ -4,7 +4,7 @@
 
     OUT/config.yaml                 the resolved config (every field)
     OUT/metrics.jsonl               one record per epoch (classification) or evaluation (segmentation)
-    OUT/summary.json                the run's result, written when it ends
+    OUT/summary.json                the run's result (and its effective recipe), written when it ends
     OUT/checkpoints/last.pt         training state: resumes the run on its own (weights_only load)
     OUT/checkpoints/last.safetensors   weights + metadata record (eval, export, from_pretrained)
     OUT/checkpoints/best.safetensors   classification: the best test top-1 so far

@@ -34,8 +34,11 @@ ours lies in it. The paper's segmentation "Flops" are not used: the same backbon
 by +1.31G under UperNet and -1.78G under FPN, which no backbone change can do.
 
 Parameters and MACs are measured on models as built (on the meta device, no weights): each
-count is exactly linear in the depth, so two depths per (reading, width) give every depth.
-Conclusions: docs/block-readings.md.
+count is exactly linear in the depth and, with heads of 16 channels, a polynomial of degree two in
+the width (every weight is width x width, width x a constant, or a constant per head), so two
+depths at three widths per reading give every (width, depth) of the search, and two more widths,
+built and compared, check that (:func:`_counts_in_width_and_depth`). Conclusions:
+docs/block-readings.md.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +122,46 @@ def _linear_in_depth(overrides: dict[str, Any], img_size: int, depths: tuple[int
     return (pa - a * per_p, per_p), (ma - a * per_m, per_m)
 
 
+FIT_WIDTHS, CHECK_WIDTHS = (16, 32, 48), (512, 1024)
+
+
+def _quadratic(points: dict[int, int]) -> Any:
+    """The polynomial of degree two through three (width, count) points, exactly (Lagrange, in
+    fractions): a function returning the integer count at a width."""
+    (x0, y0), (x1, y1), (x2, y2) = points.items()
+
+    def at(x: int) -> int:
+        value = (Fraction(y0 * (x - x1) * (x - x2), (x0 - x1) * (x0 - x2))
+                 + Fraction(y1 * (x - x0) * (x - x2), (x1 - x0) * (x1 - x2))
+                 + Fraction(y2 * (x - x0) * (x - x1), (x2 - x0) * (x2 - x1)))
+        assert value.denominator == 1, (points, x)
+        return int(value)
+
+    return at
+
+
+def _counts_in_width_and_depth(reading: str, img_size: int, num_classes: int):
+    """For every width of :data:`WIDTHS`: ((params base, per block), (MACs base, per block)),
+    interpolated from builds at :data:`FIT_WIDTHS` and checked against builds at
+    :data:`CHECK_WIDTHS` (an AssertionError if a count is not the polynomial the docstring of
+    this module says)."""
+    def built(d: int):
+        return _linear_in_depth(cls_model_args(reading, d, d // HEAD_DIM, 1, img_size,
+                                               num_classes), img_size)
+
+    fit = {d: built(d) for d in FIT_WIDTHS}
+    # four polynomials: params base, params per block, MACs base, MACs per block
+    polys = [_quadratic({d: fit[d][i][j] for d in FIT_WIDTHS}) for i in (0, 1) for j in (0, 1)]
+
+    def counts(d: int):
+        pb, pp, mb, mp = (f(d) for f in polys)
+        return (pb, pp), (mb, mp)
+
+    for d in CHECK_WIDTHS:
+        assert counts(d) == built(d), f"{reading}: counts at width {d} are not quadratic in it"
+    return {d: counts(d) for d in WIDTHS}
+
+
 def cls_model_args(reading: str, dim: int, heads: int, depth: int, img_size: int,
                    num_classes: int) -> dict[str, Any]:
     """The ``ViTConfig`` fields of a reading at a width and depth (mean pooling, patch img/8)."""
@@ -136,8 +180,8 @@ def fit_classification() -> list[dict[str, Any]]:
     """The best fit of every reading for every LKCA row (and LKCA-B at SPT's ViT-B shape)."""
     rows = cls_rows()
     settings = sorted({(r["img_size"], r["num_classes"]) for r in rows})
-    lines = {(rd, d, s): _linear_in_depth(cls_model_args(rd, d, d // HEAD_DIM, 1, *s), s[0])
-             for rd in READINGS for d in WIDTHS for s in settings}
+    lines = {(rd, d, s): counts for rd in READINGS for s in settings
+             for d, counts in _counts_in_width_and_depth(rd, *s).items()}
     out = []
     for row in rows:
         setting = (row["img_size"], row["num_classes"])

@@ -79,3 +79,22 @@ def test_the_0_1_0_results_still_plot(ablation, tmp_path):
     data = json.loads((ROOT / "benchmarks" / "results" / "ablation_layout.json").read_text())
     ablation.plot(data, tmp_path / "old.png")
     assert (tmp_path / "old.png").stat().st_size > 0
+
+
+def test_the_readings_results_in_the_docs_are_the_json_s():
+    """docs/ablation.md's table of the paper-faithful-recipe ablation quotes
+    ablation_layout_readings_spt_recipe.json: every variant's params, mean ± std and per-seed
+    finals, the seconds per epoch, and the recipe it ran."""
+    data = json.loads((ROOT / "benchmarks" / "results"
+                       / "ablation_layout_readings_spt_recipe.json").read_text())
+    doc = (ROOT / "docs" / "ablation.md").read_text()
+    assert data["settings"]["recipe_overrides"] == {"epochs": 7, "warmup_epochs": 1,
+                                                    "epoch_passes": 3, "weight_decay_1d": True}
+    for variant, v in data["variants"].items():
+        (line,) = [ln for ln in doc.splitlines() if ln.startswith(f"| `{variant}`:")]
+        cells = [c.strip().strip("*") for c in line.split("|")[2:-1]]
+        finals = ", ".join(f"{r['top1']:.2f}" for r in data["runs"] if r["variant"] == variant)
+        assert cells == [f"{v['params']:,}", f"{v['top1_mean']:.2f} ± {v['top1_std']:.2f}",
+                         f"{v['best_top1_mean']:.2f} ± {v['best_top1_std']:.2f}", finals,
+                         f"{v['epoch_s_mean']:.1f} ± {v['epoch_s_std']:.1f}"], variant
+        assert v["seeds"] == 3

@@ -99,18 +99,24 @@ def measure(
 ) -> dict[str, dict]:
     """Median seconds per call of each case, sampled round-robin after warm-up.
 
-    A sample is the mean over enough back-to-back calls to last ``min_sample_s``. A case slower
-    than ``slow_s`` gets no second warm-up call (the first counts as a sample) and
-    ``max(1, repeats // 3)`` samples in all. A sample taken while other processes used more than
+    A sample is the mean over enough back-to-back calls to last ``min_sample_s``, after one
+    untimed call of the same case: the cases take turns, and a case timed right after another
+    pays for that one's memory (freed, then faulted in again) and caches, which in training,
+    where one implementation runs step after step, it never does (measured here: up to 1.2x on
+    the same implementation). A case slower than ``slow_s`` gets no second warm-up call (the
+    first counts as a sample), no untimed call before a sample and ``max(1, repeats // 3)``
+    samples in all. A sample taken while other processes used more than
     ``max_foreign`` of the CPUs is dropped and retaken after the machine is quiet again (waiting
     at most ``max_wait_s``), up to ``retries`` x the samples wanted; if too few clean samples
     remain, the median of all samples is used and ``noisy`` is set. At most 5 x ``max_wait_s`` is
     spent waiting in all.
     """
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
-    number, want = {}, {}
+    number, want, settle = {}, {}, {}
 
-    def sample(name: str, calls: int) -> tuple[float, float]:
+    def sample(name: str, calls: int, settle_first: bool = False) -> tuple[float, float]:
+        if settle_first:  # one untimed call first: the case runs after itself, as in training
+            cases[name]()
         sync()
         before, t = _cpu_ticks(), time.perf_counter()
         for _ in range(calls):
@@ -122,10 +128,11 @@ def measure(
         first = sample(name, 1)
         if first[0] > slow_s:
             samples[name].append(first)
-            number[name], want[name] = 1, max(1, repeats // 3)
+            number[name], want[name], settle[name] = 1, max(1, repeats // 3), False
         else:
             dt = sample(name, 1)[0]
             number[name], want[name] = max(1, int(min_sample_s / max(dt, 1e-6))), repeats
+            settle[name] = True
         log(f"  warm-up {name}: {first[0] * 1e3:.1f} ms")
 
     def clean(name: str) -> list[float]:
@@ -137,7 +144,7 @@ def measure(
         for name in todo:
             if not quiet and waited < 5 * max_wait_s:
                 waited += wait_quiet(max_foreign, max_wait_s)
-            samples[name].append(sample(name, number[name]))
+            samples[name].append(sample(name, number[name], settle_first=settle[name]))
             quiet = samples[name][-1][1] <= max_foreign
     result = {}
     for name in cases:
@@ -231,6 +238,31 @@ def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
     return {"s": seconds, "tuner": lkca_autotune.impl_choices(details=True)[key]}
 
 
+def paired_ratio(a: Callable[[], None], b: Callable[[], None], pairs: int,
+                 sync: Callable[[], None]) -> float:
+    """Median over ``pairs`` of time(b) / time(a), each pair timed back to back (after one
+    untimed call of each; a goes first in every other pair): a small difference between two
+    cases (``auto`` and the implementation it runs) measured on a machine whose speed drifts
+    more than that from one moment to the next, since both calls of a pair see the same moment."""
+    def timed(case: Callable[[], None]) -> float:
+        sync()
+        start = time.perf_counter()
+        case()
+        sync()
+        return time.perf_counter() - start
+
+    a(), b()
+    ratios = []
+    for i in range(pairs):
+        if i % 2:  # the order alternates, so that going first or second favours neither
+            tb = timed(b)
+            ratios.append(tb / timed(a))
+        else:
+            ta = timed(a)
+            ratios.append(timed(b) / ta)
+    return statistics.median(ratios)
+
+
 def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, max_foreign=0.15,
             max_wait_s=60.0, min_sample_s=0.2, log: Callable[[str], None] = lambda s: None) -> dict:
     """One row: first-call overhead of auto, then every case timed round-robin (warm cache)."""
@@ -244,6 +276,9 @@ def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, m
     rule = lkca_autotune.rule_impl(lkca_autotune.ShapeKey.parse(key))
     best = min(ms[f"lkca_{i}"] for i in IMPLS[:3])
     overhead_ms = first["s"] * 1e3 - ms["lkca_auto"]
+    # auto runs `choice` plus a dictionary look-up: its cost over `choice`, paired
+    dispatch = {tag: paired_ratio(cases[f"{tag}_{choice}"], cases[f"{tag}_auto"], repeats * 3, sync)
+                for tag in ("lkca", "lkca_proj")}
     return {
         "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,
         "kernel": list(global_kernel_size(grid)), "shape_key": key,
@@ -252,7 +287,7 @@ def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, m
         "first_call": {"ms": first["s"] * 1e3, "overhead_ms": overhead_ms,
                        "overhead_steps": overhead_ms / ms["lkca_auto"],
                        "tuner": first["tuner"]},
-        "ms": ms, "ratios": ratios(ms),
+        "ms": ms, "ratios": ratios(ms, choice, dispatch), "auto_to_choice_paired": dispatch,
         "samples": {n: t["samples"] for n, t in timed.items()},
         "dropped_samples": {n: t["dropped"] for n, t in timed.items() if t["dropped"]},
         "noisy": [n for n, t in timed.items() if t["noisy"]],
@@ -271,13 +306,19 @@ class _with_impl(torch.nn.Module):
         return self.module(x, grid)
 
 
-def ratios(ms: dict[str, float]) -> dict:
+def ratios(ms: dict[str, float], choice: str, dispatch: dict[str, float]) -> dict:
+    """Per module: every implementation's time over the fastest's (round robin), and ``auto``'s
+    as the time of the implementation it chose over the fastest's times ``auto``'s paired cost
+    over that implementation (:func:`paired_ratio`); ``auto_round_robin_to_best`` is auto's own
+    round-robin median over the fastest's, which carries the machine's drift."""
     out = {}
     for tag in ("lkca", "lkca_proj"):
         best = min(ms[f"{tag}_{i}"] for i in IMPLS[:3])
-        auto = ms[f"{tag}_auto"]
+        auto = ms[f"{tag}_{choice}"] * dispatch[tag]  # auto's time, as the docstring says
         out[tag] = {
-            **{f"{i}_to_best": ms[f"{tag}_{i}"] / best for i in IMPLS},
+            **{f"{i}_to_best": ms[f"{tag}_{i}"] / best for i in IMPLS[:3]},
+            "auto_to_best": auto / best,
+            "auto_round_robin_to_best": ms[f"{tag}_auto"] / best,
             "auto_to_attention": auto / ms["attention"],
             "auto_to_lka": auto / ms["lka"],
             "conv_to_auto": ms[f"{tag}_conv"] / auto,

@@ -276,11 +276,11 @@ def _paper(x: float | None) -> str:
 
 
 def _macs_compared(stats: dict[str, int]) -> int:
-    """Our MACs as compared with a paper "Flops" figure: the one comparison of
-    :func:`lkca.analysis.profile.paper_comparison` (without the token-mixing products)."""
-    from lkca.analysis.profile import paper_comparison  # torch: only when profiling
+    """Our MACs as compared with a paper "Flops" figure (without the token-mixing products:
+    :func:`lkca.analysis.profile.macs_without_mixing`, the one definition)."""
+    from lkca.analysis.profile import macs_without_mixing  # torch: only when profiling
 
-    return paper_comparison(stats, {})["macs_without_mixing"]
+    return macs_without_mixing(stats)
 
 
 def _pct(ours: float, paper: float | None) -> str:

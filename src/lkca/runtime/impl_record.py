@@ -34,11 +34,6 @@ def start_impl_policy(policy: str) -> None:
     set_impl_policy(policy)
 
 
-def current_impl_choices() -> dict[str, str]:
-    """``{shape key: impl}`` of every choice made so far (what checkpoints record)."""
-    return impl_choices()
-
-
 def replay_impl_choices(record: Mapping[str, Any] | None) -> None:
     """Pin the record a checkpoint holds (``None``: a checkpoint of lkca <= 0.2, nothing)."""
     if record is None:

@@ -38,4 +38,3 @@ def check_resume_config(saved: dict[str, Any], new: dict[str, Any], resumable: I
                 "in another --out")
         changed[key] = [old, value]
     return changed
-

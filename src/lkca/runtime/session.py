@@ -33,6 +33,7 @@ from torch import nn
 
 from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
+from lkca.layers.lkca_autotune import impl_choices
 from lkca.runtime.console import Console
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.distributed import (
@@ -44,7 +45,6 @@ from lkca.runtime.distributed import (
     leave_process_group,
 )
 from lkca.runtime.impl_record import (
-    current_impl_choices,
     replay_impl_choices,
     share_impl_choices,
     start_impl_policy,
@@ -207,7 +207,7 @@ class Session:
         choices, which ``--resume`` checks and replays."""
         if self.env.main:
             extra: dict[str, Any] = {"config": self._config,
-                                     "impl_choices": current_impl_choices()}
+                                     "impl_choices": impl_choices()}
             if self.history:
                 extra["resume_history"] = self.history
             save_checkpoint(self.dir.checkpoints, tag, parts, meta, {**position, **extra})

@@ -91,4 +91,3 @@ def apply_checkpoint(state: dict[str, Any], parts: TrainingParts, path: Path) ->
                               " in the optimiser, scheduler or RNG state); resume from another "
                               "checkpoint or retrain") from None
     return {k: v for k, v in state.items() if k not in _PARTS + _RUN}
-

@@ -42,7 +42,7 @@ from lkca.data.registry import DATASETS
 from lkca.errors import CheckpointError
 from lkca.models.registry import create_model, legacy_model
 from lkca.models.vit import VisionTransformer, ViTConfig
-from lkca.seg.backbone import legacy_backbone
+from lkca.seg.backbone import HIERARCHICAL, legacy_backbone
 from lkca.seg.normalisation import unit_mean_std
 from lkca.seg.segmentor import create_segmentor
 
@@ -66,13 +66,16 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     known), and maps classifier names whose architecture changed since 0.1.0 to the name and
     overrides that rebuild the 0.1.0 one (``lkca.models.registry.legacy_model``,
     ``lkca.seg.backbone.legacy_backbone``).
+
+    Segmentor records of a ViT backbone name their neck (``neck_resample``) since bilinear became
+    the default; one without it (any schema) was written when "deconv" was, and gets "deconv".
     """
     version = record.get("schema_version", 1)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise CheckpointError(f"{source} has metadata schema {version!r}, newer than this lkca's "
                               f"{SCHEMA_VERSION}; upgrade lkca to read it")
     if version == SCHEMA_VERSION:
-        return dict(record)
+        return _named_neck(dict(record))
     old = dict(record)
     args = old.get("overrides", old.get("model_args"))
     model_args = {} if args is None else dict(args) if isinstance(args, dict) else args
@@ -104,7 +107,19 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
             del new[key]
     if "lkca_version" in old:
         new["lkca_version"] = old["lkca_version"]
-    return new
+    return _named_neck(new)
+
+
+def _named_neck(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``model_args.neck_resample: "deconv"`` added where a ViT-backbone
+    segmentor's record leaves it out (written while deconv was the default)."""
+    from lkca.seg.backbone import HIERARCHICAL
+
+    args = record.get("model_args")
+    if (record.get("task") == "seg" and isinstance(args, dict) and "neck_resample" not in args
+            and record.get("backbone") not in HIERARCHICAL):
+        record["model_args"] = {**args, "neck_resample": "deconv"}
+    return record
 
 
 def build_model(record: dict[str, Any], **train_args: Any) -> nn.Module:

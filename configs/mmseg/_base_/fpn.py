@@ -1,5 +1,5 @@
 # Semantic FPN on the LKCA-S backbone, as `lkca seg` builds it (lkca.create_segmentor(..., "fpn")):
-# backbone -> lkca's multi-level neck (deconv resampling) -> FPN neck (256 channels) -> FPNHead
+# backbone -> lkca's multi-level neck (bilinear, MMSegmentation's MultiLevelNeck) -> FPN neck (256 channels) -> FPNHead
 # (channels 128), no auxiliary head. From scratch (the paper: no pre-training).
 norm_cfg = dict(type="SyncBN", requires_grad=True)
 data_preprocessor = dict(
@@ -12,7 +12,7 @@ model = dict(
     backbone=dict(type="LKCAViTBackbone", arch="lkca_s_seg", img_size=512),
     neck=[
         dict(type="LKCAMultiLevelNeck", in_channels=[384] * 4, out_channels=384,
-             scales=[4, 2, 1, 0.5], resample="deconv"),
+             scales=[4, 2, 1, 0.5], resample="bilinear"),
         dict(type="FPN", in_channels=[384] * 4, out_channels=256, num_outs=4),
     ],
     decode_head=dict(

@@ -22,7 +22,7 @@ def suggest(key: str, choices: Iterable[str]) -> str:
 
 def check_types(cfg: Any) -> None:
     """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
-    ints are accepted for floats, lists for fixed-length tuples; a float must be finite (YAML's
+    ints are accepted for floats, lists for fixed-length tuples, ``list[X]`` holds X's; a float must be finite (YAML's
     ``.nan`` and ``.inf`` are refused). Raises :class:`ConfigError` naming the field, the
     expected type and the value given (quoted to at most 200 characters)."""
     hints = typing.get_type_hints(type(cfg))
@@ -48,7 +48,8 @@ def check_types(cfg: Any) -> None:
 
 def describe(tp: Any) -> str:
     """A type hint in words: ``int | None`` -> ``"int or null"``."""
-    names = [getattr(a, "__name__", str(a)).replace("NoneType", "null") for a in _args(tp)]
+    names = [f"a list of {typing.get_args(a)[0].__name__}s" if typing.get_origin(a) is list
+             else getattr(a, "__name__", str(a)).replace("NoneType", "null") for a in _args(tp)]
     return " or ".join(names)
 
 
@@ -73,4 +74,7 @@ def _matches(value: Any, tp: Any) -> bool:
             return True
         if origin in (str, dict) and isinstance(value, origin):
             return True
+        if origin is list and isinstance(value, list):  # list[X]: every item an X
+            (item,) = typing.get_args(a)
+            return all(_matches(v, item) for v in value)
     return False

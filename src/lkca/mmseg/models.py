@@ -56,11 +56,11 @@ class LKCAViTBackbone(BaseModule):
 @MODELS.register_module()
 class LKCAMultiLevelNeck(BaseModule):
     """lkca's multi-level neck (:class:`lkca.seg.neck.MultiLevelNeck`): four stride-16 maps ->
-    strides 4, 8, 16, 32. ``resample="deconv"`` is lkca's default (``lkca seg``);
-    ``"bilinear"`` equals MMSegmentation's own ``MultiLevelNeck``."""
+    strides 4, 8, 16, 32. ``resample="bilinear"`` (the default, as ``lkca seg``'s) equals
+    MMSegmentation's own ``MultiLevelNeck``; ``"deconv"`` is the transposed-conv option."""
 
     def __init__(self, in_channels: Sequence[int], out_channels: int,
-                 scales: Sequence[float] = (4, 2, 1, 0.5), resample: str = "deconv",
+                 scales: Sequence[float] = (4, 2, 1, 0.5), resample: str = "bilinear",
                  init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.neck = MultiLevelNeck(list(in_channels), out_channels, tuple(scales), resample)

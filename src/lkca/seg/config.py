@@ -3,10 +3,12 @@ of :mod:`lkca.config` (YAML files that extend ``configs/seg/ade20k/base.yaml``, 
 ``--set key=value``).
 
 The paper trains with MMSegmentation from scratch and gives only the iteration counts; every other
-value is MMSegmentation's ViT + UperNet ADE20K recipe, cited per field below as "MMSeg <file>":
+value is MMSegmentation's ViT + UperNet ADE20K recipe, cited per field below as "MMSeg <file>
+line" (open-mmlab/mmsegmentation, main):
 ``configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py`` (optimiser, schedule, batch),
+``configs/_base_/models/upernet_vit-b16_ln_mln.py`` (neck, test mode),
 ``configs/_base_/datasets/ade20k.py`` (pipeline) and ``configs/_base_/schedules/schedule_20k.py``
-(evaluation interval).
+(length, evaluation interval). docs/segmentation.md, section 3, tabulates them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from lkca.config import check_choice, check_positive, check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
-from lkca.seg.backbone import BACKBONES, backbone_keys
+from lkca.seg.backbone import BACKBONES, HIERARCHICAL, backbone_keys
 from lkca.seg.segmentor import HEADS
 
 EVAL_MODES = ("whole", "slide")
@@ -40,27 +42,38 @@ class SegConfig:
     head: str = "upernet"  # upernet | fpn (paper Table 7)
     # keywords of create_segmentor: head_channels, neck_resample, aux_weight, and ViTConfig
     # overrides of the backbone (depth, dim, num_heads, drop_path_rate, lkca_impl, img_size ...);
-    # img_size defaults to crop_size (the grid the LKCA global kernel is built for)
+    # img_size defaults to crop_size (the grid the LKCA global kernel is built for). A ViT
+    # backbone's neck is always named here: neck_resample "bilinear" (MMSeg
+    # upernet_vit-b16_ln_mln.py line 26, MultiLevelNeck) unless set ("deconv": the option)
     model_args: dict[str, Any] = field(default_factory=dict)
     num_classes: int = 150  # ADE20K SceneParsing
     data_dir: str | None = None  # folder holding ADEChallengeData2016/
     out: str | None = None  # default runs/seg-<head>_<backbone>
     # schedule: AdamW + linear warm-up + poly, per iteration
-    iters: int = 20000  # paper Table 7 (10k and 20k rows); Table 6: 2k-16k
-    batch_size: int = 16  # global over all processes; MMSeg vit config: 8 GPUs x 2 images
-    crop_size: int = 512  # MMSeg ade20k.py crop_size (512, 512)
-    img_scale: tuple[int, int] = (2048, 512)  # MMSeg ade20k.py RandomResize / test Resize scale
-    lr: float = 6e-5  # MMSeg vit config: AdamW lr=0.00006
-    weight_decay: float = 0.01  # MMSeg vit config; none on pos_embed, norms (MMSeg) and biases
-    betas: tuple[float, float] = (0.9, 0.999)  # MMSeg vit config
-    warmup_iters: int = 1500  # MMSeg vit config: LinearLR end=1500
-    warmup_ratio: float = 1e-6  # MMSeg vit config: LinearLR start_factor=1e-6
-    power: float = 1.0  # MMSeg vit config: PolyLR power=1.0
-    min_lr: float = 0.0  # MMSeg vit config: PolyLR eta_min=0.0
-    grad_clip: float | None = None  # MMSeg vit config: no clipping
+    # MMSeg schedule_20k.py line 15 max_iters=20000: the paper's one run per backbone and head
+    # ("during 0 - 20,000 iterations"), its table rows evaluations of that run (eval_iters)
+    iters: int = 20000
+    # global over all processes; MMSeg vit config lines 41-42: 8 GPUs x batch_size=2
+    batch_size: int = 16
+    crop_size: int = 512  # MMSeg ade20k.py line 4 crop_size = (512, 512)
+    # MMSeg ade20k.py lines 10 (RandomResize scale, ratio 0.5-2.0) and 20 (test Resize scale)
+    img_scale: tuple[int, int] = (2048, 512)
+    lr: float = 6e-5  # MMSeg vit config line 20: AdamW lr=0.00006
+    # MMSeg vit config line 20; none on pos_embed, norms (lines 21-25) nor biases (lkca)
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)  # MMSeg vit config line 20
+    warmup_iters: int = 1500  # MMSeg vit config line 30: LinearLR end=1500
+    warmup_ratio: float = 1e-6  # MMSeg vit config line 30: LinearLR start_factor=1e-6
+    power: float = 1.0  # MMSeg vit config line 34: PolyLR power=1.0 (to the last iteration)
+    min_lr: float = 0.0  # MMSeg vit config line 33: PolyLR eta_min=0.0
+    grad_clip: float | None = None  # MMSeg vit config: no clip_grad
     # evaluation
-    eval_interval: int = 2000  # MMSeg schedule_20k.py val_interval=2000 (and at the last iter)
-    eval_mode: str = "whole"  # MMSeg vit model config test_cfg mode='whole'; or "slide"
+    eval_interval: int = 2000  # MMSeg schedule_20k.py line 15 val_interval=2000 (and the last)
+    # evaluate also after these iterations (the iterations a table's rows name: Table 6 2k, 4k,
+    # 8k, 16k; Table 7 10k, 20k), whatever eval_interval is; each evaluation is a metrics.jsonl line
+    eval_iters: list[int] = field(default_factory=list)
+    # MMSeg upernet_vit-b16_ln_mln.py line 57 test_cfg mode='whole'; or "slide"
+    eval_mode: str = "whole"
     # sliding window: crop_size windows every slide_stride px; null = 2/3 of crop_size rounded
     # down, MMSeg's slide configs' 341 for 512 (stride=(341, 341), crop_size=(512, 512))
     slide_stride: int | None = None
@@ -108,6 +121,13 @@ class SegConfig:
             raise ConfigError(f"slide_stride {self.slide_stride} is larger than crop_size "
                               f"{self.crop_size}: sliding windows would leave gaps; use at most "
                               f"{self.crop_size}, or null for 2/3 of it (MMSeg: 341 for 512)")
+        bad = [i for i in self.eval_iters if not 0 < i <= self.iters]
+        if bad:
+            raise ConfigError(f"eval_iters {bad[0]} is outside 1..iters ({self.iters}); list only "
+                              "iterations the run reaches")
+        self.eval_iters = sorted(set(self.eval_iters))
+        if self.backbone not in HIERARCHICAL:  # the neck is part of the architecture: named
+            self.model_args.setdefault("neck_resample", "bilinear")
         own = sorted(backbone_keys(self.backbone))
         allowed = sorted(MODEL_KEYS | set(own))
         for key in self.model_args:
@@ -115,6 +135,10 @@ class SegConfig:
                 raise ConfigError(f"unknown model_args key {key!r}{suggest(key, allowed)} (keys: "
                                   "create_segmentor's head_channels, neck_resample, aux_weight, "
                                   f"or {self.backbone}'s own: {', '.join(own)})")
+
+    def evaluates_at(self, it: int) -> bool:
+        """Whether the run evaluates (and logs a metrics.jsonl line) after iteration ``it``."""
+        return it == self.iters or it % self.eval_interval == 0 or it in self.eval_iters
 
     @property
     def out_dir(self) -> Path:

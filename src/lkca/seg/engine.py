@@ -202,7 +202,8 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
 
             # evaluate and log, then checkpoint (the order of the classification engine's, and why)
-            if done % cfg.eval_interval == 0 or done == cfg.iters:
+            evaluating = cfg.evaluates_at(done)
+            if evaluating:
                 last_eval = _evaluate_and_log(cfg, model, val_set, run, done, pos,
                                               float(scheduler.get_last_lr()[0]))
                 pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
@@ -210,7 +211,7 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
             # at each evaluation, at the end, and before stopping
             signalled = run.stop_requested
             stopping = cfg.stop_after_iters is not None and cfg.stop_after_iters <= done < cfg.iters
-            if signalled or stopping or done == cfg.iters or done % cfg.eval_interval == 0:
+            if signalled or stopping or evaluating:
                 run.save(parts, meta, dict(pos, iter=done, last_eval=last_eval,
                                            wall_s=pos["wall_s"] + time.perf_counter() - t_run))
             if signalled:

@@ -1,17 +1,18 @@
 """Multi-level neck: four stride-16 ViT maps -> a pyramid of strides 4, 8, 16, 32.
 
-MMSegmentation's ``MultiLevelNeck`` (used with its ViT / DeiT UperNet configs) is: a 1x1 lateral
-conv per level to ``out_channels``, a resize of level i by ``scales[i]`` (bilinear), then a 3x3
-conv per level. The issue asks for the resampling of BEiT / MMSegmentation's ``Feature2Pyramid``
-instead, and that is the default here (``resample="deconv"``):
+MMSegmentation's ``MultiLevelNeck`` (the neck of its ViT / DeiT UperNet configs,
+``configs/_base_/models/upernet_vit-b16_ln_mln.py`` lines 25-29) is: a 1x1 lateral conv per level
+to ``out_channels``, a resize of level i by ``scales[i]`` (bilinear), then a 3x3 conv per level.
+That is the default here (``resample="bilinear"``): the paper ran MMSegmentation, and with this
+neck our UperNet totals land on its Table 6-7 parameter counts (docs/segmentation.md, section 5).
+``resample="deconv"`` is the option that resamples as BEiT / MMSegmentation's ``Feature2Pyramid``:
 
 - x4: ConvTranspose2d(2, stride 2) -> BatchNorm -> GELU -> ConvTranspose2d(2, stride 2)
 - x2: ConvTranspose2d(2, stride 2)
 - x1: identity
 - x0.5: MaxPool2d(2, stride 2)
 
-``resample="bilinear"`` gives MMSegmentation's ``MultiLevelNeck`` exactly. Both keep its 1x1
-lateral and 3x3 output convs (plain convs with bias, no norm or activation, Xavier init).
+Both keep ``MultiLevelNeck``'s 1x1 lateral and 3x3 output convs (plain convs with bias, no norm or activation, Xavier init).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class MultiLevelNeck(nn.Module):
         in_channels: channels of each input level (ViT-S: [384] * 4).
         out_channels: channels of every output level (MMSegmentation's ViT-S configs: 384).
         scales: resampling factor per level; (4, 2, 1, 0.5) turns stride 16 into 4, 8, 16, 32.
-        resample: "deconv" (Feature2Pyramid-style, the default) or "bilinear" (MultiLevelNeck).
+        resample: "bilinear" (MultiLevelNeck, the default) or "deconv" (Feature2Pyramid-style).
     """
 
     def __init__(
@@ -74,7 +75,7 @@ class MultiLevelNeck(nn.Module):
         in_channels: Sequence[int],
         out_channels: int,
         scales: Sequence[float] = (4, 2, 1, 0.5),
-        resample: str = "deconv",
+        resample: str = "bilinear",
     ) -> None:
         super().__init__()
         if len(in_channels) != len(scales):

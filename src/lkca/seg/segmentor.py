@@ -166,7 +166,7 @@ class Segmentor(nn.Module):
 
 
 def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_weight: float = 0.4,
-                     head_channels: int | None = None, neck_resample: str = "deconv",
+                     head_channels: int | None = None, neck_resample: str = "bilinear",
                      **backbone_overrides: Any) -> Segmentor:
     """Build a segmentor of Table 7: ``backbone`` in :data:`BACKBONES`, ``head`` "upernet" or "fpn".
 
@@ -176,7 +176,10 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
     (configs/_base_/models/upernet_vit-b16_ln_mln.py), the third (stride 16, ``in_index=2``) of
     a hierarchical backbone (upernet_r50.py, upernet_swin.py). FPN: FPN neck 2 * ``head_channels``
     (256) channels and FPN head ``head_channels`` (128), no auxiliary head. ``neck_resample``:
-    see :class:`MultiLevelNeck`. Other keywords override the backbone's ViTConfig (``depth``,
+    "bilinear" (MMSegmentation's ``MultiLevelNeck``, the default) or "deconv" (transposed
+    convs), see :class:`MultiLevelNeck`; the record always names it, so a segmentor saved before
+    bilinear became the default (no ``neck_resample`` in its record) rebuilds with "deconv"
+    (:func:`lkca.pretrained.upgrade_record`). Other keywords override the backbone's ViTConfig (``depth``,
     ``dim``, ``num_heads``, ``drop_path_rate``, ``lkca_impl`` ...; tests use small ones).
     The :data:`HIERARCHICAL` backbones (ResNet-50, Swin-S, Twins-PCPVT-S) give the pyramid
     themselves: no neck (``neck_resample`` unused), heads on their own channels; their keywords
@@ -199,16 +202,18 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
         levels, aux_index = [dim] * 4, 3
     decode, aux = HEADS[head](levels, num_classes, head_channels, aux_weight, aux_index)
     model = Segmentor(bb, neck, decode, aux)
-    extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels),
-                               ("neck_resample", neck_resample)) if v != _DEFAULTS[k]}
+    extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels))
+             if v != _DEFAULTS[k]}
+    if neck is not None:
+        extra["neck_resample"] = neck_resample
     return cast(Segmentor, set_pretrained_cfg(model, segmentor_record(
         backbone, head, num_classes, {**extra, **backbone_overrides})))
 
 
-_DEFAULTS = {"aux_weight": 0.4, "head_channels": None, "neck_resample": "deconv"}
+_DEFAULTS = {"aux_weight": 0.4, "head_channels": None}
 
 
-def segmentor_params(num_classes: int = 150, neck_resample: str = "deconv",
+def segmentor_params(num_classes: int = 150, neck_resample: str = "bilinear",
                      combos: Sequence[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Parameter counts of (backbone, head) ``combos`` (default: the Table 7 combinations of
     :data:`PAPER_PARAMS`), with the paper's figure (None for a combination it does not list)

@@ -127,3 +127,26 @@ def test_a_damaged_config_json_is_refused_in_one_line(tmp_path, key, value, expe
     with pytest.raises(CheckpointError, match=expected) as err:
         lkca.from_pretrained(folder)
     assert "\n" not in str(err.value)
+
+
+def test_a_segmentor_record_names_its_neck_and_one_without_it_was_deconv(tmp_path):
+    """Records name the ViT backbone's neck since bilinear became the default; a record that
+    leaves it out was written while deconvolution was, and still loads as that."""
+    import lkca
+    from lkca.pretrained import upgrade_record
+
+    small = dict(num_classes=8, head_channels=8, img_size=32, depth=4, dim=16, num_heads=2)
+    assert lkca.create_segmentor("lkca_s_seg", "fpn", **small).pretrained_cfg["model_args"][
+        "neck_resample"] == "bilinear"
+    old = lkca.create_segmentor("lkca_s_seg", "fpn", **small, neck_resample="deconv")
+    old.save_pretrained(tmp_path / "p")
+    config = json.loads((tmp_path / "p" / "config.json").read_text())
+    del config["model_args"]["neck_resample"]  # as written before bilinear was the default
+    (tmp_path / "p" / "config.json").write_text(json.dumps(config))
+    assert upgrade_record(config)["model_args"]["neck_resample"] == "deconv"
+    loaded = lkca.from_pretrained(tmp_path / "p" / "config.json")
+    assert loaded.neck.resample == "deconv"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                 old.state_dict().values()))
+    resnet = {**config, "backbone": "resnet50_seg", "model_args": {}}  # no neck: nothing added
+    assert upgrade_record(resnet)["model_args"] == {}

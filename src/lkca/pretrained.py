@@ -113,8 +113,6 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
 def _named_neck(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with ``model_args.neck_resample: "deconv"`` added where a ViT-backbone
     segmentor's record leaves it out (written while deconv was the default)."""
-    from lkca.seg.backbone import HIERARCHICAL
-
     args = record.get("model_args")
     if (record.get("task") == "seg" and isinstance(args, dict) and "neck_resample" not in args
             and record.get("backbone") not in HIERARCHICAL):

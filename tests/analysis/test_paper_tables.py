@@ -49,8 +49,18 @@ def _cls(model, dataset, epochs=100, **extra):
     return {"model": model, "dataset": dataset, "epochs": epochs, "model_args": {}, **extra}
 
 
-def _seg(backbone, head, iters, model_args=None):
-    return {"backbone": backbone, "head": head, "iters": iters, "model_args": model_args or {}}
+NECK = {"neck_resample": "bilinear"}  # what SegConfig writes for a ViT backbone
+
+
+def _seg(backbone, head, iters, model_args=NECK):
+    return {"backbone": backbone, "head": head, "iters": iters, "model_args": model_args}
+
+
+def _evaluations(root: Path, name: str, *records: tuple[int, float, float, float]) -> None:
+    """metrics.jsonl of a segmentation run: (iter, aAcc, top10_mIoU, mIoU) per evaluation."""
+    (root / name / "metrics.jsonl").write_text("".join(
+        json.dumps({"iter": it, "aAcc": a, "top10_mIoU": t, "mIoU": m}) + "\n"
+        for it, a, t, m in records))
 
 
 @pytest.fixture
@@ -70,15 +80,24 @@ def runs(tmp_path: Path) -> Path:
     # not a run
     (root / "notes").mkdir()
     (root / "notes" / "config.yaml").write_text("hello: 1\n")
-    # segmentation: LKCA-S FPN 20k finished, LKCA-B UperNet 2k finished, ViT-S UperNet 10k
-    # running; the top-10 mIoU (the paper's column) far above the 150-class mIoU, as from scratch
+    # segmentation, the one-run reading: LKCA-S FPN's 20k run finished (evaluated after 10k and
+    # 20k), LKCA-B UperNet's 20k run at 4k (evaluated after 2k and 4k); the top-10 mIoU (the
+    # paper's column) far above the 150-class mIoU, as from scratch
     _run(root, "seg-fpn-lkca-s", _seg("lkca_s_seg", "fpn", 20000),
          {"iters": 20000, "aAcc": 66.0, "top10_mIoU": 40.5, "mIoU": 9.75})
-    _run(root, "seg-upernet-lkca-b-2k", _seg("lkca_s_seg", "upernet", 2000,
-                                              {"dim": 768, "num_heads": 12}),
+    _evaluations(root, "seg-fpn-lkca-s", (10000, 60.0, 35.0, 7.0), (20000, 66.0, 40.5, 9.75))
+    b_args = {"dim": 768, "num_heads": 12, "drop_path_rate": 0.0, **NECK}
+    _run(root, "seg-upernet-lkca-b-20k", _seg("lkca_s_seg", "upernet", 20000, b_args))
+    _evaluations(root, "seg-upernet-lkca-b-20k", (2000, 44.0, 23.0, 4.0), (4000, 50.0, 29.0, 5.0))
+    # the per-row reading: LKCA-B UperNet 2k finished, ViT-S UperNet 10k stopped at 4k
+    _run(root, "seg-upernet-lkca-b-2k", _seg("lkca_s_seg", "upernet", 2000, b_args),
          {"iters": 2000, "aAcc": 46.0, "top10_mIoU": 25.0, "mIoU": 4.5})
     _run(root, "seg-upernet-vit-s-10k", _seg("vit_s_seg", "upernet", 10000),
          {"iters": 4000, "aAcc": 40.0, "top10_mIoU": 20.0, "mIoU": 3.0})
+    # a ViT-S UperNet 20k run of the deconvolution neck (an older run names no neck): another
+    # architecture, no row
+    _run(root, "seg-upernet-vit-s-deconv", _seg("vit_s_seg", "upernet", 20000, {}),
+         {"iters": 20000, "aAcc": 50.0, "top10_mIoU": 30.0, "mIoU": 6.0})
     return root
 
 
@@ -131,23 +150,48 @@ def test_finished_runs_fill_their_rows_and_the_others_are_marked(runs, fast_prof
                                              "50.00M (-70.7%) [60.00M]"]
 
 
-def test_finished_segmentation_runs_fill_tables_6_and_7(runs, fast_profile):
+def test_one_run_fills_the_rows_it_has_evaluated(runs, fast_profile):
+    """The default reading: each row is the evaluation after its iterations of the 20k run of its
+    backbone and head, read while that run still trains."""
     md = render_tables(runs, [6, 7])
-    assert "## Table 1:" not in md
+    assert "## Table 1:" not in md and "one 20,000-iteration run per backbone and head" in md
     fpn = _row(md, 7, "LKCA-S", "fpn", "20000")
     # the paper's mIoU ("in 10 high-score categories") is compared with the top-10 mIoU; the
     # 150-class mIoU follows, not compared
     assert fpn[8:15] == ["67.21", "66.00", "-1.21", "41.81", "40.50", "-1.31", "9.75"]
     assert "top-10 mIoU (ours)" in md and "150-class mIoU (ours)" in md
-    assert _row(md, 7, "LKCA-S", "fpn", "10000")[9] == "no run"
-    assert _row(md, 7, "Vit-S", "upernet", "10000")[9] == "running (4000/10000 iters)"
+    fpn10 = _row(md, 7, "LKCA-S", "fpn", "10000")  # the same run's evaluation after 10k
+    assert fpn10[8:15] == ["62.55", "60.00", "-2.55", "39.03", "35.00", "-4.03", "7.00"]
+    assert _row(md, 7, "Vit-S", "upernet", "10000")[9] == "no run"  # a 10k run is the per-row one
+    assert _row(md, 7, "Vit-S", "upernet", "20000")[9] == "no run"  # the deconv run is not the row
     resnet = _row(md, 7, "ResNet-50", "upernet", "10000")  # Table 7's comparison backbones
     assert resnet[3] == "`resnet50_seg`" and resnet[9] == "no run"
     assert _row(md, 7, "Twins_PCPVT-S", "fpn", "20000")[3] == "`twins_pcpvt_s_seg`"
+    assert _row(md, 6, "LKCA-B", "upernet", "2000")[8:11] == ["45.48", "44.00", "-1.48"]
+    assert _row(md, 6, "LKCA-B", "upernet", "4000")[8:11] == ["52.67", "50.00", "-2.67"]
+    assert _row(md, 6, "LKCA-B", "upernet", "8000")[9] == "running (4000/20000 iters)"
+    assert _row(md, 6, "ViT-B", "upernet", "2000")[9] == "no run"  # S-width runs are not B
+    assert md.count(f"`{runs / 'seg-upernet-lkca-b-20k'}`") == 2  # one run, two rows used
+
+
+def test_the_per_row_reading_still_reads_a_run_per_row(runs, fast_profile):
+    md = render_tables(runs, [6, 7], reading="per-row")
+    assert "final evaluation of a run of its own" in md
     lkca_b = _row(md, 6, "LKCA-B", "upernet", "2000")
     assert lkca_b[8:15] == ["45.48", "46.00", "+0.52", "24.65", "25.00", "+0.35", "4.50"]
-    assert _row(md, 6, "ViT-B", "upernet", "2000")[9] == "no run"  # S-width run is not B
-    assert _row(md, 6, "LKCA-B", "upernet", "4000")[9] == "no run"
+    assert _row(md, 6, "LKCA-B", "upernet", "4000")[9] == "no run"  # the 20k run is not read
+    assert _row(md, 7, "Vit-S", "upernet", "10000")[9] == "running (4000/10000 iters)"
+    assert _row(md, 7, "LKCA-S", "fpn", "10000")[9] == "no run"
+    assert _row(md, 7, "LKCA-S", "fpn", "20000")[9] == "66.00"  # a 20k run is both readings' row
+
+
+def test_a_run_that_skipped_a_rows_evaluation_says_so(tmp_path, fast_profile):
+    _run(tmp_path, "r", _seg("lkca_s_seg", "fpn", 20000),
+         {"iters": 20000, "aAcc": 66.0, "top10_mIoU": 40.5, "mIoU": 9.75})
+    _evaluations(tmp_path, "r", (12000, 60.0, 35.0, 7.0), (20000, 66.0, 40.5, 9.75))
+    md = render_tables(tmp_path, [7])
+    assert _row(md, 7, "LKCA-S", "fpn", "10000")[9] == "no evaluation at iter 10000"
+    assert _row(md, 7, "LKCA-S", "fpn", "20000")[9] == "66.00"
 
 
 def test_rows_of_unregistered_models_are_marked_and_picked_up_by_name(runs, fast_profile,
@@ -200,6 +244,11 @@ def test_cli_writes_markdown_and_rejects_a_missing_runs_folder(runs, fast_profil
     out = tmp_path / "tables.md"
     assert main(["tables", "--runs", str(runs), "--table", "7", "--out", str(out)]) == 0
     assert out.read_text().count("## Table") == 1 and "66.00" in out.read_text()
+    assert main(["tables", "--runs", str(runs), "--table", "6", "--out", str(out)]) == 0
+    assert "| 44.00 |" in out.read_text() and "| 46.00 |" not in out.read_text()
+    assert main(["tables", "--runs", str(runs), "--table", "6", "--seg-reading", "per-row",
+                 "--out", str(out)]) == 0
+    assert "| 46.00 |" in out.read_text() and "| 44.00 |" not in out.read_text()
     assert main(["tables", "--runs", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a folder" in err[0]

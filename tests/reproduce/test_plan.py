@@ -11,6 +11,7 @@ from reproduce_kit import ROOT, write_digits_table
 
 from lkca.analysis import paper_report
 from lkca.analysis.paper_report import render_tables
+from lkca.analysis.paper_results import SEG_READINGS, seg_reading
 from lkca.analysis.paper_tables import CLS_TABLES, SEG_TABLES, TABLES, ClsTable
 from lkca.errors import ConfigError, UserError
 from lkca.models.registry import resolve_name
@@ -24,6 +25,7 @@ from lkca.reproduce.plan import (
 )
 from lkca.reproduce.reproduction import plan, plan_text
 from lkca.reproduce.table_spec import load_table_spec
+from lkca.seg.config import SegConfig
 
 CONFIGS = ROOT / "configs"
 FAKE = {"params": 1_000_000, "macs": 60_000_000, "token_mixing_macs": 10_000_000}
@@ -70,15 +72,44 @@ def test_a_classification_plan_lists_exactly_the_configs_of_its_rows(number, sho
                 assert path in used, path
 
 
+@pytest.mark.parametrize("reading", SEG_READINGS)
 @pytest.mark.parametrize("number", [t.number for t in SEG_TABLES])
-def test_a_segmentation_plan_lists_exactly_the_configs_of_its_rows(number, shown):
-    configs = paper_table_configs(TABLES[number], CONFIGS)
+def test_a_segmentation_plan_lists_exactly_the_configs_of_its_rows(number, reading, shown):
+    """One-run (the default): each row's config is the 20k run of its backbone and head, which
+    evaluates after the row's iterations; per-row: a config ending at the row's iterations."""
+    configs = paper_table_configs(seg_reading(TABLES[number], reading), CONFIGS)
     assert [c.row for c in configs] == [" ".join(r[:3]) for r in shown[number]]
     for c, row in zip(configs, shown[number]):
         assert c.config is not None and c.config.parent == CONFIGS / "seg" / "ade20k"
         _, cfg = resolve_config(c.config)
-        assert (cfg["backbone"], cfg["head"], str(cfg["iters"])) == (
-            row[3].split("`")[1], row[1], row[2])
+        length = 20000 if reading == "one-run" else int(row[2])
+        assert (cfg["backbone"], cfg["head"], cfg["iters"]) == (row[3].split("`")[1], row[1], length)
+        assert SegConfig(**cfg).evaluates_at(int(row[2]))
+        if cfg["backbone"] in ("vit_s_seg", "lkca_s_seg"):  # the ViT backbones' neck: bilinear
+            assert cfg["model_args"]["neck_resample"] == "bilinear"
+
+
+@pytest.mark.parametrize("number, one_run, per_row", [("6", 2, 8), ("7", 8, 16)])
+def test_one_run_per_backbone_and_head_is_the_default(tmp_path, number, one_run, per_row):
+    default = plan(number, tmp_path, CONFIGS)
+    assert len(default.runs) == one_run and {r.steps for r in default.runs} == {20000}
+    assert len(plan(number, tmp_path, CONFIGS, seg_runs="per-row").runs) == per_row
+    rows = [len(r.rows) for r in default.runs]  # every row read from one of the runs
+    assert sum(rows) == len(TABLES[int(number)].rows) and set(rows) == {4 if number == "6" else 2}
+    with pytest.raises(UserError, match="unknown segmentation reading 'one'; choose one of"):
+        plan(number, tmp_path, CONFIGS, seg_runs="one")
+
+
+def test_a_config_that_skips_a_rows_evaluation_is_refused(tmp_path):
+    import shutil
+
+    shutil.copytree(CONFIGS / "seg", tmp_path / "seg")
+    path = tmp_path / "seg/ade20k/upernet_vit_b_seg_20k.yaml"
+    path.write_text(path.read_text().replace("eval_iters: [2000, 4000, 8000, 16000]",
+                                             "eval_iters: []\neval_interval: 5000"))
+    with pytest.raises(UserError, match="does not evaluate after iteration 2000, which the row "
+                                        "ViT-B upernet 2000 reads; add 2000 to its eval_iters"):
+        paper_table_configs(TABLES[6], tmp_path)
 
 
 def test_runs_per_seed_in_stable_directories_shared_by_tables(tmp_path):
@@ -92,7 +123,7 @@ def test_runs_per_seed_in_stable_directories_shared_by_tables(tmp_path):
     shared = {r.out for r in t1.runs} & {r.out for r in t4.runs}
     assert len(shared) == 4  # ViT-Lite, ViT-Small, LKCA-T, LKCA-B are Table 1's configs
     seg = plan("7", tmp_path, CONFIGS)
-    assert {r.dataset for r in seg.runs} == {"ade20k"} and len(seg.runs) == 16
+    assert {r.dataset for r in seg.runs} == {"ade20k"} and len(seg.runs) == 8
 
 
 def test_run_length_counts_passes_steps_and_images():
@@ -175,7 +206,11 @@ def test_dry_run_plans_and_writes_nothing(tmp_path, capsys):
 
     assert main(["reproduce", "--table", "6", "--runs", str(tmp_path / "runs"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "## Plan: Table 6" in out and "8 runs: 0 finished" in out and "(stated)" in out
+    assert "## Plan: Table 6" in out and "2 runs: 0 finished" in out and "(stated)" in out
+    assert "projected 21.0 device-hours" in out  # 2 x 20k iterations x 16 crops at 8.5 images/s
+    assert main(["reproduce", "--table", "6", "--runs", str(tmp_path / "runs"), "--dry-run",
+                 "--seg-reading", "per-row"]) == 0
+    assert "8 runs: 0 finished" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists()
 
 

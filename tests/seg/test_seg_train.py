@@ -243,8 +243,9 @@ def test_warmup_poly_is_mmsegmentation_vit_schedule():
 def test_every_seg_config_builds():
     files = sorted(SEG_CONFIGS.glob("*.yaml"))
     rows = [f for f in files if f.name != "base.yaml"]
-    # Table 6: 2 x (2k, 4k, 8k, 16k); Table 7: (2 x 2 + ResNet-50, Swin-S, 2 x PCPVT-S) x (10k, 20k)
-    assert len(rows) == 24
+    # Table 6: 2 x (20k, and per row 2k, 4k, 8k, 16k); Table 7: (2 x 2 + ResNet-50, Swin-S,
+    # 2 x PCPVT-S) x (20k, and per row 10k)
+    assert len(rows) == 26
     assert build_seg_config(SEG_CONFIGS / "base.yaml") == SegConfig()  # base = the defaults
     for path in rows:
         cfg = build_seg_config(path)
@@ -253,6 +254,13 @@ def test_every_seg_config_builds():
         assert cfg.backbone.split("_")[0] == rest.split("_")[0]
         assert cfg.lr == 6e-5 and cfg.warmup_iters == 1500 and cfg.batch_size == 16
         assert "aAcc" in path.read_text().splitlines()[0]  # the paper's figures
+        if cfg.iters == 20000:  # one run, its evaluations the rows (docs/segmentation.md)
+            assert cfg.eval_iters == ([2000, 4000, 8000, 16000] if "_b_" in path.stem
+                                      else [10000, 20000])
+        if "_b_" in path.stem:  # ViT-B / LKCA-B: MMSegmentation's ViT-B stochastic depth
+            assert cfg.model_args["drop_path_rate"] == 0.0
+        if cfg.backbone in ("vit_s_seg", "lkca_s_seg"):
+            assert cfg.model_args["neck_resample"] == "bilinear"
 
 
 def test_config_errors_are_one_clear_line(tmp_path, data_dir, capsys):

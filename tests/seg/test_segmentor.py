@@ -126,8 +126,9 @@ def test_param_counts_of_the_four_combos_against_table_7():
     # LKCA-S drops each block's qkv + output projection (4 * 384^2 + 4 * 384) and adds one 63x63
     # kernel: 7.049M, Table 7's FPN pair (37.23M - 30.18M = 7.05M; docs/block-readings.md)
     assert vit["backbone_params"] - lk["backbone_params"] == 12 * (4 * 384 * 384 + 4 * 384 - 63 * 63)
-    assert 0.97 < vit["ratio"] < 1.05 and 0.97 < lk["ratio"] < 1.05  # UperNet: +3.7% / +4.2%
-    assert 0.88 < rows["vit_s_seg", "fpn"]["ratio"] < 0.95  # FPN: the paper's head is larger
+    # the bilinear neck (the default): UperNet +0.6% / +0.7%; exact counts: tests/seg/test_seg_params.py
+    assert 1.0 < vit["ratio"] < 1.01 and 1.0 < lk["ratio"] < 1.01
+    assert 0.85 < rows["vit_s_seg", "fpn"]["ratio"] < 0.88  # FPN: the paper's head is larger
 
 
 def test_backbones_are_registered_with_their_keywords_declared():

@@ -1,6 +1,6 @@
 # Semantic FPN on the LKCA-S backbone, as `lkca seg` builds it (lkca.create_segmentor(..., "fpn")):
-# backbone -> lkca's multi-level neck (bilinear, MMSegmentation's MultiLevelNeck) -> FPN neck (256 channels) -> FPNHead
-# (channels 128), no auxiliary head. From scratch (the paper: no pre-training).
+# backbone -> lkca's multi-level neck (bilinear, MMSegmentation's MultiLevelNeck) -> FPN neck
+# (256 channels) -> FPNHead (channels 128), no auxiliary head. From scratch (the paper: no pre-training).
 norm_cfg = dict(type="SyncBN", requires_grad=True)
 data_preprocessor = dict(
     type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],

@@ -2,8 +2,9 @@
 # backbone -> lkca's multi-level neck (bilinear resampling: MMSegmentation's MultiLevelNeck of
 # upernet_vit-b16_ln_mln.py; resample="deconv" is the transposed-conv option) -> UPerHead
 # (channels 512, pool scales 1, 2, 3, 6) + FCN auxiliary head on the fourth level, stride 32
-# (in_index=3 as MMSegmentation's upernet_vit-b16_ln_mln.py; the hierarchical backbones' configs set in_index=2, as upernet_r50.py), channels 256, loss weight
-# 0.4. From scratch (the paper: no pre-training).
+# (in_index=3 as MMSegmentation's upernet_vit-b16_ln_mln.py; the hierarchical backbones'
+# configs set in_index=2, as upernet_r50.py), channels 256, loss weight 0.4. From scratch
+# (the paper: no pre-training).
 norm_cfg = dict(type="SyncBN", requires_grad=True)
 data_preprocessor = dict(
     type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],

@@ -17,6 +17,7 @@ import torch
 
 from lkca.analysis.erf import THRESHOLDS, area_ratios, effective_receptive_field, real_images
 from lkca.analysis.paper_report import render_tables
+from lkca.analysis.paper_results import SEG_READINGS
 from lkca.analysis.plots import (
     curves_figure,
     erf_figure,
@@ -270,6 +271,10 @@ def _add_tables_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", type=int, action="append", choices=range(1, 8), metavar="N",
                    help="only table N (1-5 classification, 6-7 segmentation); repeatable")
     p.add_argument("--out", help="write the Markdown to this file instead of printing it")
+    p.add_argument("--seg-reading", choices=SEG_READINGS, default="one-run",
+                   help="Tables 6-7: each row the evaluation at its iterations of one 20k run per "
+                        "backbone and head (one-run, the default), or the final evaluation of a run "
+                        "of its own (per-row); docs/segmentation.md section 4")
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
@@ -277,7 +282,8 @@ def _cmd_tables(args: argparse.Namespace) -> None:
     if args.runs is not None and not Path(args.runs).is_dir():
         raise UserError(f"--runs {args.runs} is not a folder; point --runs at the folder holding "
                         "the run directories (default runs/)")
-    text = render_tables(args.runs or "runs", sorted(set(args.table or [])) or None)
+    text = render_tables(args.runs or "runs", sorted(set(args.table or [])) or None,
+                         reading=args.seg_reading)
     if args.out is None:
         print(text, end="")
         return

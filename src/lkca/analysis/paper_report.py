@@ -20,7 +20,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lkca.analysis.paper_results import PAPER_MIOU, cls_results, seg_model, seg_results
+from lkca.analysis.paper_results import (
+    PAPER_MIOU,
+    cls_results,
+    seg_model,
+    seg_reading,
+    seg_results,
+)
 from lkca.analysis.paper_tables import MODEL_NAMES, TABLES, ClsTable, SegTable
 from lkca.analysis.run_index import Run, find_runs
 
@@ -106,9 +112,12 @@ class Profiler:
 
 
 def render_tables(runs_dir: str | Path = "runs", numbers: Iterable[int] | None = None,
-                  profiler: Profiler | None = None) -> str:
-    """Markdown of the asked tables (default all, 1-7), ours beside the paper's."""
-    return render([TABLES[n] for n in numbers or sorted(TABLES)], runs_dir, profiler)
+                  profiler: Profiler | None = None, reading: str = "one-run") -> str:
+    """Markdown of the asked tables (default all, 1-7), ours beside the paper's; segmentation rows
+    read the ``reading`` way (:data:`lkca.analysis.paper_results.SEG_READINGS`)."""
+    tables = [TABLES[n] for n in numbers or sorted(TABLES)]
+    return render([seg_reading(t, reading) if isinstance(t, SegTable) else t for t in tables],
+                  runs_dir, profiler)
 
 
 def render(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "runs",
@@ -225,7 +234,7 @@ def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> 
              f"{table.crop_size}; the paper does not say what its segmentation Flops cover. "
              "The paper's mIoU is \"mIoU in 10 high-score categories\" (section 4.2): ours beside "
              "it is the mean IoU of our 10 best classes; the mean over all 150 classes follows "
-             "(docs/segmentation.md, \"Which mIoU\").", "",
+             "(docs/segmentation.md, \"Which mIoU\"). " + _reading_note(table), "",
              _md_row(head), _md_row(["---"] * len(head))]
     used: list[str] = []
     for row, aacc, top10, miou in seg_results(table, runs):
@@ -252,6 +261,15 @@ def seg_table_markdown(table: SegTable, runs: list[Run], profiler: Profiler) -> 
     if used:
         lines += ["", "Runs used:", *used]
     return "\n".join(lines)
+
+
+def _reading_note(table: SegTable) -> str:
+    """How the table's rows are read from runs (docs/segmentation.md, section 4)."""
+    if table.run_iters:
+        return (f"Each row is the evaluation after its iterations of one {table.run_iters:,}-"
+                "iteration run per backbone and head (MMSegmentation's schedule_20k; "
+                "`--seg-reading per-row`: a run of its own per row).")
+    return "Each row is the final evaluation of a run of its own, ending at the row's iterations."
 
 
 def _heading(table: ClsTable | SegTable) -> str:

@@ -2,10 +2,16 @@
 model or backbone stands for a row, and the finished runs of each row aggregated over seeds
 (the newest finished run of each seed: mean, sample standard deviation, number). Rendered as
 Markdown and CSV by :mod:`lkca.analysis.paper_report`.
+
+Segmentation rows are read one of two ways (:data:`SEG_READINGS`, docs/segmentation.md section
+4): "one-run" (the paper's tables' default) takes the evaluation after the row's iterations of
+one run per backbone and head of the table's ``run_iters``; "per-row" takes the final evaluation
+of a run of the row's own length.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +26,18 @@ from lkca.analysis.paper_tables import (
     SegTable,
 )
 from lkca.analysis.run_index import Run, cls_matches, seg_matches
+from lkca.errors import UserError
+
+SEG_READINGS = ("one-run", "per-row")
+
+
+def seg_reading(table: SegTable, reading: str) -> SegTable:
+    """``table`` read the ``reading`` way: "one-run" as it is (a paper table's rows are the
+    evaluations of its ``run_iters`` run), "per-row" with each row its own run."""
+    if reading not in SEG_READINGS:
+        raise UserError(f"unknown segmentation reading {reading!r}; choose one of "
+                        f"{', '.join(SEG_READINGS)}")
+    return table if reading == "one-run" else dataclasses.replace(table, run_iters=None)
 
 
 def registered_name(row: ClsRow) -> str | None:
@@ -49,12 +67,14 @@ class SeedResult:
     """One metric of one table cell over the seeds of its runs.
 
     ``values`` and ``used``: the newest finished run of each seed (by seed); ``unfinished``: for
-    each seed without a finished run, its newest run.
+    each seed without a finished run, its newest run. ``at``: the iteration whose evaluation is
+    read (a segmentation row of the one-run reading), None: the run's final result.
     """
 
     values: tuple[float, ...]
     used: tuple[Run, ...]
     unfinished: tuple[Run, ...]
+    at: int | None = None
 
     @property
     def n(self) -> int:
@@ -74,7 +94,10 @@ class SeedResult:
         if self.values:
             return "partial" if self.unfinished else "finished"
         if self.unfinished:
-            return max(self.unfinished, key=lambda r: r.mtime).status()
+            newest = max(self.unfinished, key=lambda r: r.mtime)
+            if self.at is not None and (newest.finished or newest.done > self.at):
+                return f"no evaluation at iter {self.at}"
+            return newest.status()
         return "no run"
 
     def cell(self) -> str:
@@ -90,8 +113,10 @@ class SeedResult:
         return "" if paper is None or self.mean is None else f"{self.mean - paper:+.2f}"
 
 
-def seed_result(runs: Iterable[Run], metric: str) -> SeedResult:
-    """``metric`` of the summary of the newest finished run of each seed among ``runs``."""
+def seed_result(runs: Iterable[Run], metric: str, at: int | None = None) -> SeedResult:
+    """``metric`` of the summary of the newest finished run of each seed among ``runs``; with
+    ``at``, of the evaluation after iteration ``at`` of the newest run of each seed that has it
+    (:meth:`Run.evaluation`; the run may still be training)."""
     by_seed: dict[int | None, list[Run]] = {}
     for run in runs:
         by_seed.setdefault(run.seed, []).append(run)
@@ -99,13 +124,21 @@ def seed_result(runs: Iterable[Run], metric: str) -> SeedResult:
     used: list[Run] = []
     unfinished: list[Run] = []
     for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
-        chosen = pick(by_seed[seed])
-        if chosen is not None and chosen.finished and chosen.summary is not None:
-            values.append(float(chosen.summary[metric]))
+        chosen = pick(by_seed[seed], at)
+        record = None if chosen is None else _result(chosen, at)
+        if chosen is not None and record is not None:
+            values.append(float(record[metric]))
             used.append(chosen)
         elif chosen is not None:
             unfinished.append(chosen)
-    return SeedResult(tuple(values), tuple(used), tuple(unfinished))
+    return SeedResult(tuple(values), tuple(used), tuple(unfinished), at)
+
+
+def _result(run: Run, at: int | None) -> dict | None:
+    """The record a row reads from ``run``: its summary once finished, or its evaluation ``at``."""
+    if at is not None:
+        return run.evaluation(at)
+    return run.summary if run.finished else None
 
 
 def cls_results(table: ClsTable, runs: list[Run]
@@ -134,22 +167,26 @@ PAPER_MIOU = "top10_mIoU"
 def seg_results(table: SegTable, runs: list[Run]) -> list[
         tuple[SegRow, SeedResult | None, SeedResult | None, SeedResult | None]]:
     """Per row: aAcc, the paper's mIoU (:data:`PAPER_MIOU`, the top-10 mIoU) and the 150-class
-    mIoU over seeds (None where the backbone is not registered)."""
+    mIoU over seeds (None where the backbone is not registered). With ``table.run_iters`` (the
+    one-run reading) a row is the evaluation after ``row.iters`` of a run of ``run_iters``
+    iterations; without, the final result of a run of ``row.iters``."""
     out: list[tuple[SegRow, SeedResult | None, SeedResult | None, SeedResult | None]] = []
     for row in table.rows:
         spec = seg_model(row)
         if spec is None or not seg_registered(row):
             out.append((row, None, None, None))
             continue
+        length, at = (table.run_iters, row.iters) if table.run_iters else (row.iters, None)
         matching = [r for r in runs if r.task == "seg"
-                    and seg_matches(r.config, spec.name, spec.model_args, row.head, row.iters)]
-        out.append((row, seed_result(matching, "aAcc"), seed_result(matching, PAPER_MIOU),
-                    seed_result(matching, "mIoU")))
+                    and seg_matches(r.config, spec.name, spec.model_args, row.head, length)]
+        out.append((row, seed_result(matching, "aAcc", at), seed_result(matching, PAPER_MIOU, at),
+                    seed_result(matching, "mIoU", at)))
     return out
 
 
-def pick(runs: list[Run]) -> Run | None:
-    """The run to report among matching ones: the newest finished one, else the newest."""
-    finished = [r for r in runs if r.finished]
+def pick(runs: list[Run], at: int | None = None) -> Run | None:
+    """The run to report among matching ones: the newest finished one (with ``at``: the newest
+    that has evaluated after iteration ``at``), else the newest."""
+    finished = [r for r in runs if _result(r, at) is not None]
     candidates = finished or runs
     return max(candidates, key=lambda r: r.mtime) if candidates else None

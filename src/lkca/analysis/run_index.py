@@ -7,6 +7,8 @@ A run directory holds ``config.yaml`` (the fully resolved config) and, once it h
 length (classification: the last epoch of metrics.jsonl, or the summary's ``epochs`` when there
 is no metrics file, reaches ``epochs`` of the config; segmentation: the summary's ``iters``
 reaches the config's ``iters`` and it has an mIoU). Anything else is *running* (or stopped).
+A segmentation run's evaluations (its metrics.jsonl records by iteration) are read too: the rows
+of Tables 6-7 are evaluations of one run (:meth:`Run.evaluation`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class Run:
     done: int
     total: int
     mtime: float
+    evaluations: dict[int, dict[str, Any]] = field(default_factory=dict, hash=False)
+
+    def evaluation(self, it: int) -> dict[str, Any] | None:
+        """A segmentation run's metrics after iteration ``it``: its metrics.jsonl record of that
+        iteration, else its summary when ``it`` is its last iteration and it finished; None when
+        it has not evaluated there (yet)."""
+        if it in self.evaluations:
+            return self.evaluations[it]
+        return self.summary if self.finished and it == self.total else None
 
     @property
     def seed(self) -> int | None:
@@ -75,8 +86,10 @@ def read_run(path: Path) -> Run | None:
         return None
     summary = _read_json(path / "summary.json")
     if "backbone" in config and "iters" in config:
-        done = int((summary or {}).get("iters") or 0)
-        return Run(path, "seg", config, summary, done, int(config["iters"]), _mtime(path))
+        evaluations = _evaluations(path / "metrics.jsonl")
+        done = int((summary or {}).get("iters") or max(evaluations, default=0))
+        return Run(path, "seg", config, summary, done, int(config["iters"]), _mtime(path),
+                   evaluations)
     if "model" in config and "dataset" in config and "epochs" in config:
         return Run(path, "cls", config, summary, _epochs_done(path, summary),
                    int(config["epochs"]), _mtime(path))
@@ -123,6 +136,18 @@ def _epochs_done(path: Path, summary: dict[str, Any] | None) -> int:
                 continue
         return max(epochs, default=0)
     return int((summary or {}).get("epochs") or 0)
+
+
+def _evaluations(path: Path) -> dict[int, dict[str, Any]]:
+    """metrics.jsonl records of a segmentation run by ``iter`` (a half-written line skipped)."""
+    found: dict[int, dict[str, Any]] = {}
+    for line in _lines(path):
+        try:
+            record = json.loads(line)
+            found[int(record["iter"])] = record
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
 
 
 def _lines(path: Path) -> list[str]:

@@ -22,9 +22,9 @@ def suggest(key: str, choices: Iterable[str]) -> str:
 
 def check_types(cfg: Any) -> None:
     """Validate a config dataclass's values against its type hints, coercing where YAML is loose:
-    ints are accepted for floats, lists for fixed-length tuples, ``list[X]`` holds X's; a float must be finite (YAML's
-    ``.nan`` and ``.inf`` are refused). Raises :class:`ConfigError` naming the field, the
-    expected type and the value given (quoted to at most 200 characters)."""
+    ints are accepted for floats, lists for fixed-length tuples, ``list[X]`` holds X's; a float
+    must be finite (YAML's ``.nan`` and ``.inf`` are refused). Raises :class:`ConfigError` naming
+    the field, the expected type and the value given (quoted to at most 200 characters)."""
     hints = typing.get_type_hints(type(cfg))
     for f in fields(cfg):
         value, expected = getattr(cfg, f.name), hints[f.name]

@@ -26,6 +26,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configs", metavar="DIR", help="the configs folder (default: the repository's "
                                                     "configs/)")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument("--seg-reading", default="one-run", metavar="one-run|per-row",
+                   help="Tables 6-7: one 20k run per backbone and head, its evaluations the rows "
+                        "(one-run, the default), or a run of its own per row (per-row); "
+                        "docs/segmentation.md section 4")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its cost, run nothing")
     p.add_argument("--images-per-s", type=float, metavar="X",
                    help="throughput of one device for the projection (default: measured from "
@@ -62,7 +66,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs {runs_dir} is a file; pass a folder for the run directories")
     configs = check_configs_dir(Path(args.configs) if args.configs else default_configs_dir())
-    rep = plan(args.table, runs_dir, configs, args.seeds, args.datasets)
+    rep = plan(args.table, runs_dir, configs, args.seeds, args.datasets, args.seg_reading)
     print(plan_text(rep, args.images_per_s))
     if args.dry_run:
         return

@@ -89,6 +89,12 @@ class ConfigIndex:
         self.folder = folder
         self._cache: dict[Path, tuple[str, dict[str, Any]]] = {}
 
+    def resolved(self, path: Path) -> dict[str, Any]:
+        """The resolved config of one file of the index."""
+        if path not in self._cache:
+            self._cache[path] = resolve_config(path)
+        return self._cache[path][1]
+
     def configs(self, sub: str) -> list[tuple[Path, dict[str, Any]]]:
         """(path, resolved config) of every config file in ``folder/sub``, sorted by name."""
         found = []
@@ -121,12 +127,25 @@ def paper_table_configs(table: ClsTable | SegTable, configs_dir: Path,
     candidates = index.configs(f"seg/{SEG_DATASET}")
     for seg_row in table.rows:
         spec = seg_model(seg_row)
+        length = table.run_iters or seg_row.iters  # one run per backbone and head, or per row
         hits = [] if spec is None or not seg_registered(seg_row) else [
             path for path, cfg in candidates
-            if seg_matches(cfg, spec.name, spec.model_args, seg_row.head, seg_row.iters)]
+            if seg_matches(cfg, spec.name, spec.model_args, seg_row.head, length)]
         label = f"{seg_row.backbone} {seg_row.head} {seg_row.iters}"
-        found.append(TableConfig(label, SEG_DATASET, _one(hits, label), "seg"))
+        config = _one(hits, label)
+        if config is not None and not evaluates_at(index.resolved(config), seg_row.iters):
+            raise UserError(f"{config} does not evaluate after iteration {seg_row.iters}, which "
+                            f"the row {label} reads; add {seg_row.iters} to its eval_iters")
+        found.append(TableConfig(label, SEG_DATASET, config, "seg"))
     return found
+
+
+def evaluates_at(resolved: dict[str, Any], it: int) -> bool:
+    """Whether a resolved segmentation config's run evaluates after iteration ``it``
+    (:meth:`lkca.seg.config.SegConfig.evaluates_at`)."""
+    from lkca.seg.config import SegConfig
+
+    return SegConfig(**resolved).evaluates_at(it)
 
 
 def _one(paths: list[Path], what: str) -> Path | None:

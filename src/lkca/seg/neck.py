@@ -12,7 +12,8 @@ neck our UperNet totals land on its Table 6-7 parameter counts (docs/segmentatio
 - x1: identity
 - x0.5: MaxPool2d(2, stride 2)
 
-Both keep ``MultiLevelNeck``'s 1x1 lateral and 3x3 output convs (plain convs with bias, no norm or activation, Xavier init).
+Both keep ``MultiLevelNeck``'s 1x1 lateral and 3x3 output convs (plain convs with bias, no norm
+or activation, Xavier init).
 """
 
 from __future__ import annotations

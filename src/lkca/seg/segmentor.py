@@ -202,8 +202,9 @@ def create_segmentor(backbone: str, head: str, num_classes: int = 150, *, aux_we
         levels, aux_index = [dim] * 4, 3
     decode, aux = HEADS[head](levels, num_classes, head_channels, aux_weight, aux_index)
     model = Segmentor(bb, neck, decode, aux)
-    extra = {k: v for k, v in (("aux_weight", aux_weight), ("head_channels", head_channels))
-             if v != _DEFAULTS[k]}
+    extra: dict[str, Any] = {k: v for k, v in (("aux_weight", aux_weight),
+                                               ("head_channels", head_channels))
+                             if v != _DEFAULTS[k]}
     if neck is not None:
         extra["neck_resample"] = neck_resample
     return cast(Segmentor, set_pretrained_cfg(model, segmentor_record(

@@ -4,7 +4,7 @@ of :mod:`lkca.config` (YAML files that extend ``configs/seg/ade20k/base.yaml``, 
 
 The paper trains with MMSegmentation from scratch and gives only the iteration counts; every other
 value is MMSegmentation's ViT + UperNet ADE20K recipe, cited per field below as "MMSeg <file>
-line" (open-mmlab/mmsegmentation, main):
+line" (open-mmlab/mmsegmentation, at the commits docs/segmentation.md section 3 names):
 ``configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py`` (optimiser, schedule, batch),
 ``configs/_base_/models/upernet_vit-b16_ln_mln.py`` (neck, test mode),
 ``configs/_base_/datasets/ade20k.py`` (pipeline) and ``configs/_base_/schedules/schedule_20k.py``

@@ -142,8 +142,8 @@ class CaiT(nn.Module):
                 paper=paper_row("CaiT-T", 1.00e6, 61.16e6, "Tables 4, 5"))
 def cait_t_cifar(**overrides: Any) -> CaiT:
     """CaiT-T (paper Table 4: 1.00M params, 61.16M MACs at 32x32, 10 classes): the authors'
-    ``cait-t`` (create_model.py): dim 72, 16 + 1 class block, 4 heads of 32, MLP 144, patch 4
-    (8 at 64x64)."""
+    ``cait-t`` (create_model.py:150): dim 72, 16 + 1 class block, 4 heads of 32, MLP 144, patch
+    4 (8 at 64x64)."""
     return build(CaiT, CaiTConfig(dim=72, depth=16, cls_depth=1, num_heads=4, dim_head=32,
                                   mlp_dim=144), overrides)
 
@@ -152,6 +152,7 @@ def cait_t_cifar(**overrides: Any) -> CaiT:
                 paper=paper_row("CaiT-S", 2.74e6, 163.55e6, "Tables 4, 5"))
 def cait_s_cifar(**overrides: Any) -> CaiT:
     """CaiT-S (paper Table 4: 2.74M params, 163.55M MACs at 32x32, 10 classes): the authors'
-    ``cait-s``: dim 96, 18 + 2 class blocks, 4 heads of 64, MLP 192, patch 4 (8 at 64x64)."""
+    ``cait-s`` (create_model.py:145): dim 96, 18 + 2 class blocks, 4 heads of 64, MLP 192, patch
+    4 (8 at 64x64)."""
     return build(CaiT, CaiTConfig(dim=96, depth=18, cls_depth=2, num_heads=4, dim_head=64,
                                   mlp_dim=192), overrides)

@@ -105,8 +105,8 @@ class DeepViT(nn.Module):
 @register_model("deepvit_t_tiny", aliases=("deepvit_t",),
                 paper=paper_row("DeepViT-T", 0.99e6, 62.96e6, "Table 5", 64, 200))
 def deepvit_t_tiny(**overrides: Any) -> DeepViT:
-    """DeepViT-T (paper Table 5: 0.99M params, 62.96M MACs at 64x64, 200 classes): the
-    authors' ``deepvit-t`` (create_model.py): dim 80, depth 10, 4 heads of 64, MLP 80."""
+    """DeepViT-T (paper Table 5: 0.99M params, 62.96M MACs at 64x64, 200 classes): the authors'
+    ``deepvit-t`` (create_model.py:198): dim 80, depth 10, 4 heads of 64, MLP 80."""
     return build(DeepViT, DeepViTConfig(dim=80, depth=10, num_heads=4, dim_head=64, mlp_dim=80),
                  overrides)
 
@@ -114,7 +114,7 @@ def deepvit_t_tiny(**overrides: Any) -> DeepViT:
 @register_model("deepvit_s_tiny", aliases=("deepvit_s",),
                 paper=paper_row("DeepViT-S", 2.53e6, 162.85e6, "Table 5", 64, 200))
 def deepvit_s_tiny(**overrides: Any) -> DeepViT:
-    """DeepViT-S (paper Table 5: 2.53M params, 162.85M MACs at 64x64, 200 classes): the
-    authors' ``deepvit-s``: dim 136, depth 14, 4 heads of 64, MLP 136."""
+    """DeepViT-S (paper Table 5: 2.53M params, 162.85M MACs at 64x64, 200 classes): the authors'
+    ``deepvit-s`` (create_model.py:213): dim 136, depth 14, 4 heads of 64, MLP 136."""
     return build(DeepViT, DeepViTConfig(dim=136, depth=14, num_heads=4, dim_head=64,
                                         mlp_dim=136), overrides)

@@ -146,8 +146,8 @@ class MobileViT(nn.Module):
                 paper=paper_row("MobileViTv2-T", 1.00e6, 7.43e6, "Table 4"))
 def mobilevitv2_t_cifar(**overrides: Any) -> MobileViT:
     """MobileViTv2-T (paper Table 4: 1.00M params, 7.43M MACs at 32x32, 10 classes): the
-    authors' ``mbv2-t`` (create_model.py): dims (54, 60, 72), channels (10, 20, 36, 36, 54, 54,
-    72, 72, 94, 94, 384)."""
+    authors' ``mbv2-t`` (create_model.py:104): dims (54, 60, 72), channels (10, 20, 36, 36, 54,
+    54, 72, 72, 94, 94, 384)."""
     return build(MobileViT, MobileViTConfig(
         dims=(54, 60, 72), channels=(10, 20, 36, 36, 54, 54, 72, 72, 94, 94, 384)), overrides)
 
@@ -156,8 +156,8 @@ def mobilevitv2_t_cifar(**overrides: Any) -> MobileViT:
                 paper=paper_row("MobileViTv2-S", 3.92e6, 24.55e6, "Table 4"))
 def mobilevitv2_s_cifar(**overrides: Any) -> MobileViT:
     """MobileViTv2-S (paper Table 4: 3.92M params, 24.55M MACs at 32x32, 10 classes): the
-    authors' ``mbv2-s``: dims (144, 180, 224), channels (24, 48, 54, 54, 72, 72, 108, 108, 120,
-    120, 384)."""
+    authors' ``mbv2-s`` (create_model.py:109): dims (144, 180, 224), channels (24, 48, 54, 54,
+    72, 72, 108, 108, 120, 120, 384)."""
     return build(MobileViT, MobileViTConfig(
         dims=(144, 180, 224), channels=(24, 48, 54, 54, 72, 72, 108, 108, 120, 120, 384)),
         overrides)
@@ -168,8 +168,8 @@ def mobilevitv2_s_cifar(**overrides: Any) -> MobileViT:
                                 num_classes=200))
 def mobilevitv2_b_tiny(**overrides: Any) -> MobileViT:
     """MobileViTv2 of Table 5 (8.17M params, 189.77M MACs at 64x64, 200 classes): the authors'
-    ``mbv2``: dims (224, 302, 324), channels (48, 53, 72, 72, 80, 80, 120, 120, 156, 156,
-    384)."""
+    ``mbv2`` (create_model.py:114): dims (224, 302, 324), channels (48, 53, 72, 72, 80, 80, 120,
+    120, 156, 156, 384)."""
     return build(MobileViT, MobileViTConfig(
         dims=(224, 302, 324), channels=(48, 53, 72, 72, 80, 80, 120, 120, 156, 156, 384),
         img_size=64, num_classes=200), overrides)

@@ -223,7 +223,7 @@ class SwinTransformer(nn.Module):
                 paper=paper_row("Swin-T", 1.01e6, 38.26e6, "Tables 4, 5"))
 def swin_t_cifar(**overrides: Any) -> SwinTransformer:
     """Swin-T (paper Table 4: 1.01M params, 38.26M MACs at 32x32, 10 classes): the authors'
-    ``swin-t`` (create_model.py): embed dim 64, depths (1, 2, 1), heads (2, 4, 8), window 4,
+    ``swin-t`` (create_model.py:132): embed dim 64, depths (1, 2, 1), heads (2, 4, 8), window 4,
     MLP ratio 2, patch 2 (4 at 64x64)."""
     return build(SwinTransformer, SwinConfig(embed_dim=64, depths=(1, 2, 1), num_heads=(2, 4, 8)),
                  overrides)
@@ -233,7 +233,7 @@ def swin_t_cifar(**overrides: Any) -> SwinTransformer:
                 paper=paper_row("Swin-S", 2.87e6, 94.72e6, "Tables 4, 5"))
 def swin_s_cifar(**overrides: Any) -> SwinTransformer:
     """Swin-S (paper Table 4: 2.87M params, 94.72M MACs at 32x32, 10 classes): the authors'
-    ``swin-s``: embed dim 84, depths (1, 3, 2), heads (3, 6, 12), window 4, MLP ratio 2, patch 2
-    (4 at 64x64)."""
+    ``swin-s`` (create_model.py:120): embed dim 84, depths (1, 3, 2), heads (3, 6, 12), window
+    4, MLP ratio 2, patch 2 (4 at 64x64)."""
     return build(SwinTransformer, SwinConfig(embed_dim=84, depths=(1, 3, 2), num_heads=(3, 6, 12)),
                  overrides)

@@ -117,8 +117,8 @@ class T2TViT(nn.Module):
                 paper=paper_row("T2T-T", 1.07e6, 78.23e6, "Table 5", 64, 200))
 def t2t_t_tiny(**overrides: Any) -> T2TViT:
     """T2T-T (paper Table 5: 1.07M params, 78.23M MACs at 64x64, 200 classes): the authors'
-    ``t2t-t`` (create_model.py): one 11x11 / stride 8 soft split, dim 128, depth 10, 4 heads of
-    32, MLP 128."""
+    ``t2t-t`` (create_model.py:164): one 11x11 / stride 8 soft split, dim 128, depth 10, 4 heads
+    of 32, MLP 128."""
     return build(T2TViT, T2TConfig(soft_splits=((11, 8),), dim=128, depth=10, num_heads=4,
                                    dim_head=32, mlp_dim=128), overrides)
 
@@ -127,8 +127,8 @@ def t2t_t_tiny(**overrides: Any) -> T2TViT:
                 paper=paper_row("T2T-S", 2.56e6, 52.96e6, "Table 5", 64, 200))
 def t2t_s_tiny(**overrides: Any) -> T2TViT:
     """T2T-S (paper Table 5: 2.56M params, 52.96M MACs at 64x64, 200 classes): the authors'
-    ``t2t-s``: soft splits 11/8 then 7/4 (a 2x2 grid at 64x64), dim 96, depth 3, 4 heads of 24,
-    MLP 96."""
+    ``t2t-s`` (create_model.py:160): soft splits 11/8 then 7/4 (a 2x2 grid at 64x64), dim 96,
+    depth 3, 4 heads of 24, MLP 96."""
     return build(T2TViT, T2TConfig(soft_splits=((11, 8), (7, 4)), dim=96, depth=3, num_heads=4,
                                    dim_head=24, mlp_dim=96), overrides)
 
@@ -137,7 +137,7 @@ def t2t_s_tiny(**overrides: Any) -> T2TViT:
                 paper=paper_row("T2T-B", 13.45e6, 853.02e6, "Table 5", 64, 200))
 def t2t_b_tiny(**overrides: Any) -> T2TViT:
     """T2T-B (paper Table 5: 13.45M params, 853.02M MACs at 64x64, 200 classes): the authors'
-    ``t2t-b``: soft splits 7/4, 3/2, 2/1 (a 7x7 grid at 64x64), dim 256, depth 8, 4 heads of
-    64, MLP 256."""
+    ``t2t-b`` (create_model.py:156): soft splits 7/4, 3/2, 2/1 (a 7x7 grid at 64x64), dim 256,
+    depth 8, 4 heads of 64, MLP 256."""
     return build(T2TViT, T2TConfig(soft_splits=((7, 4), (3, 2), (2, 1)), dim=256, depth=8,
                                    num_heads=4, dim_head=64, mlp_dim=256), overrides)

@@ -215,3 +215,119 @@ def test_every_family_of_this_half_has_a_converter():
     assert sorted(LAYOUTS_A) == ["cait_", "cvt_", "deepvit_", "mobilevitv2_", "swin_", "t2t_"]
     for prefix in LAYOUTS_A:
         assert any(n.startswith(prefix) for n in lkca.list_models()), prefix
+
+
+# ---- The other families' layouts, from the names and shapes of the authors' files: they convert
+# and load with every key and shape checked (the logits of the two families above are checked)
+def bn(p, c):
+    return {p + "weight": (c,), p + "bias": (c,), p + "running_mean": (c,), p + "running_var": (c,),
+            p + "num_batches_tracked": ()}
+
+
+def ln_shapes(p, c):
+    return {p + "weight": (c,), p + "bias": (c,)}
+
+
+def ff_shapes(p, d, m, last=4):
+    return {**ln_shapes(p + "net.0.", d), p + "net.1.weight": (m, d), p + "net.1.bias": (m,),
+            f"{p}net.{last}.weight": (d, m), f"{p}net.{last}.bias": (d,)}
+
+
+def deepvit_layout(D=80, depth=10, heads=4, dim_head=64, M=80, patch=4, img=32, K=10):
+    pd, inner = 3 * patch * patch, heads * dim_head
+    s = {**ln_shapes("to_patch_embedding.1.", pd), "to_patch_embedding.2.weight": (D, pd),
+         "to_patch_embedding.2.bias": (D,), **ln_shapes("to_patch_embedding.3.", D),
+         "pos_embedding": (1, (img // patch) ** 2 + 1, D), "cls_token": (1, 1, D),
+         **ln_shapes("mlp_head.0.", D), "mlp_head.1.weight": (K, D), "mlp_head.1.bias": (K,)}
+    for i in range(depth):
+        a = f"transformer.layers.{i}.0."
+        s.update({**ln_shapes(a + "norm.", D), a + "to_qkv.weight": (3 * inner, D),
+                  a + "reattn_weights": (heads, heads), **ln_shapes(a + "reattn_norm.1.", heads),
+                  a + "to_out.0.weight": (D, inner), a + "to_out.0.bias": (D,),
+                  **ff_shapes(f"transformer.layers.{i}.1.", D, M)})
+    return s
+
+
+def t2t_layout(D=96, depth=3, heads=4, dim_head=24, M=96, img=64, K=200):
+    """t2t-s: soft splits 11/8 then 7/4 (widths 363, 17787), a 2x2 grid at 64x64."""
+    w, inner = 363, heads * dim_head
+    s = {**ln_shapes("to_patch_embedding.3.layers.0.0.norm.", w),
+         "to_patch_embedding.3.layers.0.0.to_qkv.weight": (3 * w, w),
+         **ff_shapes("to_patch_embedding.3.layers.0.1.", w, w),
+         **ln_shapes("to_patch_embedding.3.norm.", w),
+         "to_patch_embedding.8.weight": (D, w * 49), "to_patch_embedding.8.bias": (D,),
+         "pos_embedding": (1, 5, D), "cls_token": (1, 1, D), **ln_shapes("transformer.norm.", D),
+         **ln_shapes("mlp_head.0.", D), "mlp_head.1.weight": (K, D), "mlp_head.1.bias": (K,)}
+    for i in range(depth):
+        a = f"transformer.layers.{i}.0."
+        s.update({**ln_shapes(a + "norm.", D), a + "to_qkv.weight": (3 * inner, D),
+                  a + "to_out.0.weight": (D, inner), a + "to_out.0.bias": (D,),
+                  **ff_shapes(f"transformer.layers.{i}.1.", D, M)})
+    return s
+
+
+def cvt_layout(K=200):
+    """cvt-b: widths 32/96/192, kernels 7/3/3, heads 1/3/6 of 64, depths 1/2/10."""
+    s, c_in = {"to_logits.2.weight": (K, 192), "to_logits.2.bias": (K,)}, 3
+    for i, (C, k, h, depth) in enumerate(zip((32, 96, 192), (7, 3, 3), (1, 3, 6), (1, 2, 10))):
+        inner, p = 64 * h, f"layers.{i}."
+        s.update({p + "0.weight": (C, c_in, k, k), p + "0.bias": (C,), p + "1.g": (1, C, 1, 1),
+                  p + "1.b": (1, C, 1, 1)})
+        for j in range(depth):
+            a, f = f"{p}2.layers.{j}.0.", f"{p}2.layers.{j}.1."
+            s.update({a + "norm.g": (1, C, 1, 1), a + "norm.b": (1, C, 1, 1),
+                      a + "to_out.0.weight": (C, inner, 1, 1), a + "to_out.0.bias": (C,),
+                      f + "net.0.g": (1, C, 1, 1), f + "net.0.b": (1, C, 1, 1),
+                      f + "net.1.weight": (4 * C, C, 1, 1), f + "net.1.bias": (4 * C,),
+                      f + "net.4.weight": (C, 4 * C, 1, 1), f + "net.4.bias": (C,)})
+            for proj, out in (("to_q", inner), ("to_kv", 2 * inner)):
+                s.update({a + proj + ".net.0.weight": (C, 1, 3, 3), **bn(a + proj + ".net.1.", C),
+                          a + proj + ".net.2.weight": (out, C, 1, 1)})
+        c_in = C
+    return s
+
+
+def mobilevit_layout(K=10):
+    """mbv2-t: dims 54/60/72, channels 10, 20, 36, 36, 54, 54, 72, 72, 94, 94, 384."""
+    c, dims = (10, 20, 36, 36, 54, 54, 72, 72, 94, 94, 384), (54, 60, 72)
+
+    def conv(p, i, o, k):
+        return {p + "0.weight": (o, i, k, k), **bn(p + "1.", o)}
+    s = {**conv("conv1.", 3, c[0], 3), **conv("conv2.", c[9], c[10], 1), "fc.weight": (K, c[10])}
+    for i, (a, b) in enumerate([(c[0], c[1]), (c[1], c[2]), (c[2], c[3]), (c[2], c[3]),
+                                (c[3], c[4]), (c[5], c[6]), (c[7], c[8])]):
+        p, h = f"mv2.{i}.conv.", 4 * a
+        s.update({p + "0.weight": (h, a, 1, 1), **bn(p + "1.", h), p + "3.weight": (h, 1, 3, 3),
+                  **bn(p + "4.", h), p + "6.weight": (b, h, 1, 1), **bn(p + "7.", b)})
+    for i, (d, n, r, ch) in enumerate(zip(dims, (2, 4, 3), (2, 4, 4), (c[5], c[7], c[9]))):
+        p = f"mvit.{i}."
+        s.update({**conv(p + "conv1.", ch, ch, 3), **conv(p + "conv2.", ch, d, 1),
+                  **conv(p + "conv3.", d, ch, 1), **conv(p + "conv4.", 2 * ch, ch, 3)})
+        for j in range(n):
+            a, f = f"{p}transformer.layers.{j}.0.", f"{p}transformer.layers.{j}.1."
+            s.update({**ln_shapes(a + "norm.", d), a + "fn.to_qkv.weight": (96, d),
+                      a + "fn.to_out.0.weight": (d, 32), a + "fn.to_out.0.bias": (d,),
+                      **ln_shapes(f + "norm.", d), f + "fn.net.0.weight": (r * d, d),
+                      f + "fn.net.0.bias": (r * d,), f + "fn.net.3.weight": (d, r * d),
+                      f + "fn.net.3.bias": (d,)})
+    return s
+
+
+@pytest.mark.parametrize("name, layout, prefix, img, classes", [
+    ("deepvit_t", deepvit_layout, "deepvit_", 32, 10), ("t2t_s", t2t_layout, "t2t_", 64, 200),
+    ("cvt_b", cvt_layout, "cvt_", 64, 200), ("mobilevitv2_t", mobilevit_layout, "mobilevitv2_", 32, 10),
+], ids=["deepvit_t", "t2t_s", "cvt_b", "mobilevitv2_t"])
+def test_other_families_convert_with_every_key_and_shape_checked(name, layout, prefix, img,
+                                                                 classes):
+    theirs = random_checkpoint(layout())
+    for k in theirs:
+        if k.endswith("running_var"):
+            theirs[k] = theirs[k].abs() + 0.5
+        if k.endswith("num_batches_tracked"):
+            theirs[k] = torch.tensor(7)
+    ours = LAYOUTS_A[prefix](theirs)
+    assert len(ours) == len(theirs)
+    model = lkca.create_model(name, img_size=img, num_classes=classes).eval()
+    model.load_state_dict(ours, strict=True)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 3, img, img))).all()

@@ -64,7 +64,7 @@ def test_a_0_1_0_comparison_model_rebuilt_since_is_refused_in_one_line(case):
     weights (its layout is recorded in the fixture) do not fit, and loading says so."""
     model = lkca.create_model(case["name"])
     assert fixture.layout(model) != {"params": case["params"], "layout": case["layout"]}
-    with pytest.raises(CheckpointError, match=f"^lkca 0.1.0's {case['name']} .* load it with "
+    with pytest.raises(CheckpointError, match=f"^{case['name']} of lkca 0.1.0 .* load it with "
                                               "lkca 0.1.0$"):
         legacy_model(case["name"], case["overrides"])
 

@@ -149,7 +149,7 @@ def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | Non
     name = _LEGACY_ALIASES.get(name, name)
     _load_builtin_models()  # the aliases
     if _ALIASES.get(name, name) in REBUILT_SINCE_0_1_0:
-        raise CheckpointError(f"lkca 0.1.0's {name} (its paper's architecture scaled to the "
+        raise CheckpointError(f"{name} of lkca 0.1.0 (its paper's architecture scaled to the "
                               "paper's count) is now built as the paper's authors build it and "
                               "cannot take its weights; load it with lkca 0.1.0")
     if name.startswith("vit_lkca_") and name.removeprefix("vit_lkca_") in (

@@ -181,3 +181,16 @@ def test_docs_table_and_results_are_up_to_date(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["authors_rows_a.py", "--check"])
     assert module.main() == 0, "stale: run python benchmarks/authors_rows_a.py (needs ptflops)"
     assert [r[0] for r in module.ROWS] == [r[0] for r in ROWS]
+    import json
+
+    rows = json.loads(module.OUT.read_text())["rows"]
+    for r in rows:  # the docs' claims about the figures
+        paper_at = module.PAPER_INPUT.get(r["alias"], "cifar" if r["paper"]["img_size"] == 32
+                                          else "tiny")
+        assert abs(r[paper_at]["authors_macs"] / r["paper"]["macs"] - 1) < 0.01, r["name"]
+        if r["readme"]:
+            assert abs(r["tiny"]["authors_macs"] / r["readme"][1] - 1) < 0.01, r["name"]
+        for key in ("cifar", "tiny"):
+            diff = r[key]["module_macs"] - r[key]["authors_module_macs"]
+            pooling = r["alias"].split("_")[0] in module.POOLING
+            assert diff == 0 if not pooling else -0.0002 < diff / r[key]["module_macs"] < 0, r

@@ -331,3 +331,10 @@ def test_other_families_convert_with_every_key_and_shape_checked(name, layout, p
     model.load_state_dict(ours, strict=True)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, 3, img, img))).all()
+
+
+def test_tensors_that_imply_no_model_are_refused_in_one_line():
+    sd = random_checkpoint(cait_layout(**CAIT_T))
+    sd["patch_transformer.layers.0.0.fn.to_q.weight"] = torch.zeros(130, 72)  # 130 / 4 heads
+    with pytest.raises(AuthorsLayoutError, match="not the authors' CaiT layout: "):
+        LAYOUTS_A["cait_"](sd)

@@ -101,9 +101,12 @@ def convert(sd: StateDict, family: str, model: nn.Module, rules: Rules,
     return out
 
 
-def _build(cls: Callable[..., nn.Module], cfg: Any) -> nn.Module:
-    with torch.device("meta"):  # shapes only
-        return cls(cfg)
+def _build(cls: Callable[..., nn.Module], cfg: Any, family: str) -> nn.Module:
+    try:
+        with torch.device("meta"):  # shapes only
+            return cls(cfg)
+    except (ValueError, RuntimeError, ZeroDivisionError) as err:
+        raise _fail(family, f"its tensors imply no buildable model ({err})") from None
 
 
 def swin_from_authors(sd: StateDict) -> StateDict:
@@ -114,7 +117,7 @@ def swin_from_authors(sd: StateDict) -> StateDict:
                    for i in range(_count(sd, r"layers\.(\d+)\.")))
     heads = tuple(_get(sd, f"layers.{i}.blocks.0.attn.relative_position_bias_table", f).shape[1]
                   for i in range(len(depths)))
-    table = sd["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]  # (2w - 1)^2
+    table = _get(sd, "layers.0.blocks.0.attn.relative_position_bias_table", f).shape[0]  # (2w-1)^2
     fc1 = _get(sd, "layers.0.blocks.0.mlp.fc1.weight", f)
     side = math.isqrt(_get(sd, "absolute_pos_embed", f).shape[1])
     cfg = SwinConfig(img_size=side * proj.shape[2], patch_size=proj.shape[2],
@@ -123,7 +126,7 @@ def swin_from_authors(sd: StateDict) -> StateDict:
                      window_size=(math.isqrt(table) + 1) // 2,
                      mlp_ratio=fc1.shape[0] / fc1.shape[1],
                      qkv_bias="layers.0.blocks.0.attn.qkv.bias" in sd)
-    return convert(sd, f, _build(SwinTransformer, cfg), [(r"^patch_embed\.norm\.", "embed_norm.")],
+    return convert(sd, f, _build(SwinTransformer, cfg, f), [(r"^patch_embed\.norm\.", "embed_norm.")],
                    drop=r"(relative_position_index|attn_mask)$")
 
 
@@ -157,7 +160,7 @@ def cait_from_authors(sd: StateDict) -> StateDict:
              (r"attn\.mix_heads_pre_attn$", "attn.mix_pre"),
              (r"attn\.mix_heads_post_attn$", "attn.mix_post"), *VIT_PYTORCH_RULES,
              *PATCH_EMBED_RULES]
-    return convert(sd, f, _build(CaiT, cfg), rules, reshape=r"\.scale$")
+    return convert(sd, f, _build(CaiT, cfg, f), rules, reshape=r"\.scale$")
 
 
 def deepvit_from_authors(sd: StateDict) -> StateDict:
@@ -173,7 +176,7 @@ def deepvit_from_authors(sd: StateDict) -> StateDict:
     rules: Rules = [(r"^transformer\.", ""), *VIT_PYTORCH_RULES,
              (r"attn\.reattn_weights$", "attn.theta"), (r"attn\.reattn_norm\.1\.", "attn.map_norm."),
              *PATCH_EMBED_RULES]
-    return convert(sd, f, _build(DeepViT, cfg), rules)
+    return convert(sd, f, _build(DeepViT, cfg, f), rules)
 
 
 SOFT_SPLIT_STRIDES = {11: 8, 7: 4, 3: 2, 2: 1}  # the authors' rows' (kernel, stride) pairs
@@ -210,7 +213,7 @@ def t2t_from_authors(sd: StateDict) -> StateDict:
              (r"^to_patch_embedding\.(\d+)\.",
               lambda m: f"restructure.{(int(m.group(1)) - 3) // 4}."),
              *VIT_PYTORCH_RULES, *PATCH_EMBED_RULES]
-    return convert(sd, f, _build(T2TViT, cfg), rules)
+    return convert(sd, f, _build(T2TViT, cfg, f), rules)
 
 
 def _t2t_image_size(splits: tuple[tuple[int, int], ...], tokens: int, family: str) -> int:
@@ -250,7 +253,7 @@ def mobilevit_from_authors(sd: StateDict) -> StateDict:
              (r"\.transformer\.layers\.(\d+)\.1\.norm\.", r".blocks.\1.ff.norm."),
              (r"\.transformer\.layers\.(\d+)\.1\.fn\.net\.0\.", r".blocks.\1.ff.fc1."),
              (r"\.transformer\.layers\.(\d+)\.1\.fn\.net\.3\.", r".blocks.\1.ff.fc2.")]
-    return convert(sd, f, _build(MobileViT, cfg), rules)
+    return convert(sd, f, _build(MobileViT, cfg, f), rules)
 
 
 def cvt_from_authors(sd: StateDict) -> StateDict:
@@ -281,7 +284,7 @@ def cvt_from_authors(sd: StateDict) -> StateDict:
              (r"ff\.net\.0\.g$", "ff.norm.weight"), (r"ff\.net\.0\.b$", "ff.norm.bias"),
              (r"ff\.net\.1\.", "ff.fc1."), (r"ff\.net\.4\.", "ff.fc2."),
              (r"^to_logits\.2\.", "head.")]
-    return convert(sd, f, _build(CvT, cfg), rules, reshape=r"\.(g|b)$")
+    return convert(sd, f, _build(CvT, cfg, f), rules, reshape=r"\.(g|b)$")
 
 
 LAYOUTS_A: dict[str, Callable[[StateDict], StateDict]] = {

@@ -40,6 +40,15 @@ def test_cli_exports_an_lkca_model_that_onnxruntime_matches(tmp_path, capsys):
     ("vit_500k", TINY, "toeplitz"),  # plain ViT (attention, class token): impl is not used
     # (shifted) window attention and patch merging, two tiny stages
     ("swin_t_cifar", {"embed_dim": 8, "depths": (2, 2), "num_heads": (2, 2)}, "toeplitz"),
+    # the authors' architectures: talking heads, re-attention (einsum), soft splits (unfold),
+    # convolutional projections, MobileViT blocks; tiny shapes
+    ("cait_t", dict(dim=16, depth=1, cls_depth=1, num_heads=2, dim_head=4, mlp_dim=16), "conv"),
+    ("deepvit_t", dict(dim=16, depth=1, num_heads=2, dim_head=4, mlp_dim=16), "conv"),
+    ("t2t_s", dict(dim=16, depth=1, num_heads=2, dim_head=4, mlp_dim=16, img_size=16,
+                   soft_splits=((3, 2), (3, 2))), "conv"),
+    ("cvt_b", dict(dims=(8, 16, 16), depths=(1, 1, 1), num_heads=(1, 1, 1), dim_head=8), "conv"),
+    ("mobilevitv2_t", dict(dims=(8, 8, 8), depths=(1, 1, 1),
+                           channels=(4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 16)), "conv"),
 ])
 def test_export_api_matches_pytorch_at_batch_1_and_3(tmp_path, name, overrides, impl):
     model = lkca.create_model(name, **overrides)

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from lkca.checkpoint.metadata import classifier_record, set_pretrained_cfg
+from lkca.errors import CheckpointError
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
@@ -120,6 +121,12 @@ _LEGACY_ALIASES = {"lkca_t": "vit_lkca_1m", "lkca_b": "vit_lkca_2p7m", "lkca_l":
                    "vit_lite": "vit_1m", "vit_small": "vit_2p7m"}
 _LEGACY_VIT_SIZES = ("500k", "1m", "2m", "2p7m", "4m", "8m")
 _LEGACY_TRAINING = {"init": "trunc_normal", "drop_path_schedule": "linear"}
+# Comparison models whose 0.1.0 architecture (their family's paper, scaled to the paper's count)
+# was replaced by the authors' (docs/baselines.md): 0.1.0 weights do not fit them
+REBUILT_SINCE_0_1_0 = frozenset({
+    "swin_t_cifar", "swin_s_cifar", "cait_t_cifar", "cait_s_cifar", "t2t_t_tiny", "t2t_s_tiny",
+    "t2t_b_tiny", "mobilevitv2_t_cifar", "mobilevitv2_s_cifar", "mobilevitv2_b_tiny",
+    "cvt_b_tiny", "deepvit_t_tiny", "deepvit_s_tiny"})
 
 
 def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -130,7 +137,8 @@ def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | Non
     ``cls_pos_embed=False`` (a 64-row position table, not SPT's 65); every ViT-family model
     keeps 0.1.0's truncated-normal initialisation and linear stochastic depth. ``name=None``
     (a :class:`~lkca.models.vit.ViTConfig` written out in full) gets the fields that did not
-    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged. With
+    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged, but those of
+    :data:`REBUILT_SINCE_0_1_0` raise :class:`~lkca.errors.CheckpointError`. With
     ``new_name, new_overrides = legacy_model(name, overrides)``, ``create_model(new_name,
     num_classes, img_size, **new_overrides)`` loads the 0.1.0 weights strictly
     (tests/models/test_legacy.py).
@@ -139,6 +147,11 @@ def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | Non
     if name is None:
         return None, {"cls_pos_embed": False, **_LEGACY_TRAINING, **overrides}
     name = _LEGACY_ALIASES.get(name, name)
+    _load_builtin_models()  # the aliases
+    if _ALIASES.get(name, name) in REBUILT_SINCE_0_1_0:
+        raise CheckpointError(f"{name} of lkca 0.1.0 (its paper's architecture scaled to the "
+                              "paper's count) is now built as the paper's authors build it and "
+                              "cannot take its weights; load it with lkca 0.1.0")
     if name.startswith("vit_lkca_") and name.removeprefix("vit_lkca_") in (
             *_LEGACY_VIT_SIZES, "12m"):
         return "vit_lkcaonly_" + name.removeprefix("vit_lkca_"), {**_LEGACY_TRAINING, **overrides}

@@ -1,43 +1,28 @@
-"""MobileViTv2: the ImageNet network's published sizes, separable attention."""
+"""MobileViT (the authors' "MobileViTv2" rows): block structure and pooling."""
 
 import pytest
 import torch
 
 import lkca
-from lkca.models.baselines.mobilevitv2 import (
-    MobileViTv2,
-    MobileViTv2Config,
-    SeparableSelfAttention,
-    make_divisible,
-)
+from lkca.models.baselines.mobilevitv2 import InvertedResidual, MobileViT, MobileViTConfig
 
 
-def _params(model):
-    return sum(p.numel() for p in model.parameters())
+def test_inverted_residual_keeps_the_input_only_when_the_shape_is_kept():
+    assert InvertedResidual(8, 8, 1, 4).residual
+    assert not InvertedResidual(8, 8, 2, 4).residual and not InvertedResidual(8, 16, 1, 4).residual
 
 
-@pytest.mark.parametrize("width, millions", [(0.5, 1.37), (1.0, 4.90), (1.5, 10.59)])
-def test_imagenet_widths_have_the_published_parameter_counts(width, millions):
-    model = MobileViTv2(MobileViTv2Config(width=width, num_classes=1000))
-    assert round(_params(model) / 1e6, 2) == millions
-
-
-def test_make_divisible():
-    assert [make_divisible(v) for v in (32, 33, 36.9, 60.16)] == [32, 32, 40, 64]
-    assert make_divisible(64 * 0.47, 16) == 32
-
-
-def test_separable_attention_mixes_patches_linearly_in_their_number():
-    attn = SeparableSelfAttention(8)
-    x = torch.randn(2, 8, 4, 5)  # (B, d, pixels per patch, patches)
-    out = attn(x)
-    assert out.shape == x.shape
-    y = x.clone()
-    y[..., 0] += 1.0  # one patch changes the shared context, hence every patch's output
-    assert not torch.allclose(attn(y)[..., 1:], out[..., 1:])
-
-
-def test_small_maps_are_resized_to_whole_patches():
+def test_maps_halve_five_times_and_are_averaged():
+    """At 64x64 the last map is 2x2 (the authors pool it with AvgPool2d(64 // 32): the mean)."""
     model = lkca.create_model("mobilevitv2_t").eval()
-    for size in (8, 40):
-        assert model(torch.randn(2, 3, size, size)).shape == (2, 10)
+    x = model.stem(torch.randn(1, 3, 64, 64))
+    for block in model.mv2:
+        x = block(x)
+    assert x.shape[-2:] == (2, 2)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)  # the 8x8 digits
+
+
+def test_channel_lists_must_chain():
+    with pytest.raises(ValueError, match="c3 = c2"):
+        MobileViT(MobileViTConfig(channels=(10, 20, 36, 40, 54, 54, 72, 72, 94, 94, 384)))

@@ -1,5 +1,7 @@
-"""Swin: window partition, the shifted-window mask, attention equivalence."""
+"""Swin: window partition, the shifted-window mask, attention equivalence, the authors' position
+embedding."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -47,6 +49,20 @@ def test_each_window_gets_its_own_mask_in_every_image():
         torch.testing.assert_close(out[:, w], attn(x[:, w:w + 1], mask[w:w + 1])[:, 0])
 
 
-def test_other_grids_are_padded_to_whole_windows():
+def test_windows_shift_only_where_the_grid_is_wider_than_a_window():
+    model = lkca.create_model("swin_t")  # grids 16, 8, 4 at 32x32, window 4
+    shifts = [[b.shift for b in stage.blocks] for stage in model.layers]
+    assert shifts == [[0], [0, 2], [0]]
+    assert [stage.downsample is not None for stage in model.layers] == [True, True, False]
+
+
+def test_grids_that_are_not_whole_windows_are_padded():
+    model = lkca.create_model("swin_t", img_size=40).eval()  # grids 20, 10 (padded to 12), 5
+    assert model(torch.randn(1, 3, 40, 40)).shape == (1, 10)
+
+
+def test_the_position_embedding_fixes_the_input_size():
     model = lkca.create_model("swin_t").eval()
-    assert model(torch.randn(1, 3, 40, 24)).shape == (1, 10)
+    assert model.absolute_pos_embed.shape == (1, 256, 64)
+    with pytest.raises(ValueError, match="build it with img_size"):
+        model(torch.randn(1, 3, 64, 64))

@@ -1,21 +1,31 @@
-"""T2T-ViT: soft splits down to an 8x8 grid, fixed sinusoidal positions."""
+"""T2T-ViT: soft splits as the authors' rows cut the image, small images still give a token."""
 
 import pytest
 import torch
 
-from lkca.models.baselines.t2t import T2TConfig, T2TViT, num_soft_splits
+from lkca.models.baselines.t2t import T2TConfig, T2TViT, soft_split, soft_split_side
 
 
-@pytest.mark.parametrize("size, splits, side", [(64, 3, 8), (32, 2, 8), (8, 1, 4)])
-def test_soft_splits_bring_the_image_to_an_8x8_grid(size, splits, side):
-    assert num_soft_splits(size) == splits
-    model = T2TViT(T2TConfig(img_size=size, dim=16, depth=1, num_heads=1, token_dim=8))
-    assert len(model.tokens_to_token.restructure) == splits - 1
-    tokens, grid = model.tokens_to_token(torch.randn(2, 3, size, size))
-    assert grid == (side, side) and tokens.shape == (2, grid[0] * grid[1], 16)
+@pytest.mark.parametrize("splits, size, side", [
+    (((11, 8),), 64, 8), (((11, 8),), 32, 4), (((11, 8), (7, 4)), 64, 2),
+    (((11, 8), (7, 4)), 32, 1), (((7, 4), (3, 2), (2, 1)), 64, 7), (((7, 4), (3, 2), (2, 1)), 32, 3),
+])
+def test_soft_splits_leave_the_authors_grids(splits, size, side):
+    s = size
+    for k, st in splits:
+        s = soft_split_side(s, k, st)
+    assert s == side
+    model = T2TViT(T2TConfig(img_size=size, soft_splits=splits, dim=16, depth=1, num_heads=2,
+                             dim_head=4, mlp_dim=16))
+    assert model.tokens_to_token(torch.randn(2, 3, size, size)).shape == (2, side * side, 16)
 
 
-def test_positions_are_fixed_and_follow_the_token_count():
-    model = T2TViT(T2TConfig(dim=16, depth=1, num_heads=1, token_dim=8)).eval()
-    assert "pos_embed" not in dict(model.named_parameters())
-    assert model(torch.randn(1, 3, 96, 96)).shape == (1, 200)  # 12x12 tokens, a new table
+def test_a_soft_split_is_an_unfold_of_neighbourhoods():
+    x = torch.arange(2 * 4 * 4, dtype=torch.float).view(1, 2, 4, 4)
+    tokens = soft_split(x, 2, 2)  # stride 2: padding 1, a 3x3 grid of 2x2 neighbourhoods
+    assert tokens.shape == (1, 9, 8)
+    assert tokens[0, 4].tolist() == [5, 6, 9, 10, 21, 22, 25, 26]  # channel-major
+
+
+def test_maps_smaller_than_the_kernel_still_give_one_token():
+    assert soft_split_side(8, 11, 8) == 1 and soft_split_side(1, 7, 4) == 1

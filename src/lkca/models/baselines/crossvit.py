@@ -19,13 +19,38 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, PatchEmbed, PosEmbed
-from lkca.models.baselines.cait import ClassAttention
+from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 from lkca.models.vit import Block, ViTConfig, init_weights
+
+
+class ClassAttention(nn.Module):
+    """The class token (x[:, :1]) attends to all tokens: (B, 1 + N, C) -> class update (B, 1, C).
+
+    CrossViT's cross-attention (``family`` names the model in the error message).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
+                 family: str = "CrossViT") -> None:
+        super().__init__()
+        common.check_heads(family, dim, num_heads)
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        d = C // self.num_heads
+        q = self.q(x[:, :1]).reshape(B, 1, self.num_heads, d).transpose(1, 2)  # (B, heads, 1, d)
+        k, v = self.kv(x).reshape(B, N, 2, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, 1, d)
+        return self.proj(out.transpose(1, 2).reshape(B, 1, C))
 
 
 @dataclass

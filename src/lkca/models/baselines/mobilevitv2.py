@@ -1,13 +1,18 @@
-"""MobileViTv2, "Separable Self-attention for Mobile Vision Transformers" (Mehta & Rastegari 2022,
-arXiv 2206.02680): the paper's MobileViTv2-T / -S (Table 4) and MobileViTv2 (Table 5).
+"""The paper's MobileViTv2-T / -S (Table 4) and MobileViTv2 (Table 5) as the paper's authors build
+them: vit-pytorch's MobileViT (Mehta & Rastegari 2021, arXiv 2110.02178) with each row's widths
+(CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet ``models/mbvit.py``; shapes
+``mbv2-t``, ``mbv2-s``, ``mbv2`` in ``models/create_model.py``).
 
-A MobileNetV2 body (inverted residuals) whose last three stages each end in a MobileViTv2 block:
-local 3x3 depthwise + 1x1 convolutions, then ``attn_blocks`` transformer blocks over 2x2-pixel
-patches with *separable* self-attention (one context score per token, softmax over tokens,
-linear in the token count), then a 1x1 projection back. Widths scale with a width multiplier
-``width`` (alpha): stem 32a, stages 64a, 128a, 256a, 384a, 512a; attention dims 128a, 192a, 256a
-with 2, 4, 3 blocks; FFN 2x; MobileNetV2 expansion 2 (the MobileViTv2 paper's architecture, as
-its reference implementation ml-cvnets builds it).
+A 3x3 stride-2 stem, seven MobileNetV2 inverted-residual blocks (expansion 4) of which four
+halve the map, three MobileViT blocks (local 3x3 conv, 1x1 conv to the transformer width,
+transformer blocks of 4 heads of 8 over the map's pixels, 1x1 conv back, concatenation with the
+block's input and a 3x3 fusion conv), a 1x1 conv, global average pooling and a linear head
+without bias. BatchNorm and SiLU after every conv except the blocks' last projections.
+
+As the authors' file, unlike MobileViTv2's paper (arXiv 2206.02680): MobileViT (v1)'s blocks, with
+multi-head self-attention (not separable attention) over 1x1 patches, 2 / 4 / 3 transformer
+blocks with MLP ratio 2 / 4 / 4, and the rows' channel lists; every map is pooled to 1x1 by
+global averaging (the authors' ``AvgPool2d(img_size // 32)`` is the same at 32x32 and 64x64).
 """
 
 from __future__ import annotations
@@ -16,200 +21,155 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath
-from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
+from lkca.models.baselines.vit_pytorch_blocks import (
+    FeedForward,
+    MultiHeadAttention,
+    TransformerBlock,
+)
 from lkca.models.registry import register_model
 
 
 @dataclass
-class MobileViTv2Config:
-    """MobileViTv2 hyper-parameters; every width is the ImageNet width times ``width``."""
+class MobileViTConfig:
+    """MobileViT hyper-parameters as the authors' rows give them.
 
-    img_size: int = 32  # any size works (the network is convolutional); kept for the registry
+    ``channels`` (11 values, vit-pytorch's list): stem, then the inverted residuals' outputs
+    (c1 .. c8, where c3 = c2, c5 = c4, c7 = c6, c9 = c8 as the blocks chain), the head conv's
+    output c10. ``dims``: the three MobileViT blocks' transformer widths.
+    """
+
+    img_size: int = 32
     in_chans: int = 3
     num_classes: int = 10
-    width: float = 1.0
-    ffn_multiplier: float = 2.0
-    expand_ratio: float = 2.0
-    attn_blocks: tuple[int, int, int] = (2, 4, 3)
-    patch_size: int = 2
-    drop_path_rate: float = 0.1  # on the transformer blocks (the paper trains without)
+    dims: tuple[int, ...] = (54, 60, 72)
+    channels: tuple[int, ...] = (10, 20, 36, 36, 54, 54, 72, 72, 94, 94, 384)
+    depths: tuple[int, ...] = (2, 4, 3)
+    mlp_ratios: tuple[int, ...] = (2, 4, 4)
+    expansion: int = 4
+    num_heads: int = 4
+    dim_head: int = 8
+    # the authors' create_model passes no stochastic depth to MobileViT (configs set drop_path: 0)
+    drop_path_rate: float = 0.0
 
 
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a width to a multiple of ``divisor`` without losing more than 10% (MobileNetV2)."""
-    min_value = min_value or divisor
-    new = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
-
-
-def conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1,
-            act: bool = True) -> nn.Sequential:
-    """Conv (no bias), BatchNorm, SiLU (if ``act``): (B, cin, H, W) -> (B, cout, H/s, W/s)."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-                               nn.BatchNorm2d(cout)]
-    if act:
-        layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1,
+                act: bool = True) -> nn.Sequential:
+    """Conv (no bias, padding 1 for 3x3), BatchNorm, SiLU (unless ``act=False``)."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+                               nn.BatchNorm2d(c_out)]
+    return nn.Sequential(*layers, nn.SiLU()) if act else nn.Sequential(*layers)
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (stride), 1x1 project; residual if shapes keep."""
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise (stride), 1x1 project (no activation);
+    residual when the shape is kept. (B, c_in, H, W) -> (B, c_out, H / stride, W / stride)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, expand_ratio: float) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, expansion: int) -> None:
         super().__init__()
-        hidden = make_divisible(round(cin * expand_ratio), 8)
-        self.block = nn.Sequential(
-            conv_bn(cin, hidden, 1),
-            conv_bn(hidden, hidden, 3, stride, groups=hidden),
-            conv_bn(hidden, cout, 1, act=False),
-        )
-        self.residual = stride == 1 and cin == cout
+        hidden = c_in * expansion
+        self.residual = stride == 1 and c_in == c_out
+        self.expand = conv_bn_act(c_in, hidden, 1)
+        self.depthwise = nn.Sequential(
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.SiLU())
+        self.project = conv_bn_act(hidden, c_out, 1, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x) if self.residual else self.block(x)
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.residual else y
 
 
-class SeparableSelfAttention(nn.Module):
-    """x (B, d, P, N): N patches of P pixels -> same. Cost linear in N.
+class MobileViTBlock(nn.Module):
+    """Local 3x3 conv, 1x1 to ``dim``, transformer over the map's pixels, 1x1 back, fusion with
+    the input by a 3x3 conv. (B, channels, H, W) -> same."""
 
-    One 1x1 conv gives a query score (1 channel), keys and values (d each); the scores, softmaxed
-    over the N patches, pool the keys into one context vector per pixel position, which scales
-    ReLU(values) everywhere; a 1x1 conv projects the result.
-    """
-
-    def __init__(self, dim: int) -> None:
+    def __init__(self, channels: int, dim: int, depth: int, mlp_dim: int, cfg: MobileViTConfig):
         super().__init__()
-        self.dim = dim
-        self.qkv = nn.Conv2d(dim, 1 + 2 * dim, 1)
-        self.proj = nn.Conv2d(dim, dim, 1)
+        self.local = conv_bn_act(channels, channels, 3)
+        self.to_tokens = conv_bn_act(channels, dim, 1)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(MultiHeadAttention(dim, cfg.num_heads, cfg.dim_head),
+                             FeedForward(dim, mlp_dim, act=nn.SiLU), cfg.drop_path_rate)
+            for _ in range(depth))
+        self.from_tokens = conv_bn_act(dim, channels, 1)
+        self.fuse = conv_bn_act(2 * channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.qkv(x).split([1, self.dim, self.dim], dim=1)
-        scores = q.softmax(dim=-1)  # (B, 1, P, N)
-        context = (k * scores).sum(dim=-1, keepdim=True)  # (B, d, P, 1)
-        return self.proj(F.relu(v) * context)  # (B, d, P, N)
+        y = self.to_tokens(self.local(x))
+        B, D, H, W = y.shape
+        t = y.flatten(2).transpose(1, 2)  # (B, H*W, dim): one token per pixel (1x1 patches)
+        for block in self.blocks:
+            t = block(t)
+        y = self.from_tokens(t.transpose(1, 2).reshape(B, D, H, W))
+        return self.fuse(torch.cat([y, x], dim=1))
 
 
-class LinearTransformerBlock(nn.Module):
-    """Pre-norm separable attention and 1x1-conv FFN with residuals, on (B, d, P, N)."""
+class MobileViT(nn.Module):
+    """Images (B, in_chans, H, W) -> logits (B, num_classes)."""
 
-    def __init__(self, dim: int, ffn_dim: int, drop_path: float) -> None:
+    def __init__(self, cfg: MobileViTConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(1, dim)  # LayerNorm over (d, P, N), as MobileViTv2
-        self.attn = SeparableSelfAttention(dim)
-        self.norm2 = nn.GroupNorm(1, dim)
-        self.ffn = nn.Sequential(nn.Conv2d(dim, ffn_dim, 1), nn.SiLU(), nn.Conv2d(ffn_dim, dim, 1))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.ffn(self.norm2(x)))
-
-
-class MobileViTv2Block(nn.Module):
-    """Local conv representation, global separable attention over patches, 1x1 projection.
-
-    x (B, C, H, W) -> (B, C, H', W'), H' and W' the sides rounded up to multiples of the patch
-    (a smaller map is first resized bilinearly, as MobileViTv2 does).
-    """
-
-    def __init__(self, channels: int, attn_dim: int, ffn_dim: int, depth: int, patch: int,
-                 drop_paths: list[float]) -> None:
-        super().__init__()
-        self.patch = patch
-        self.local = nn.Sequential(conv_bn(channels, channels, 3, groups=channels),
-                                   nn.Conv2d(channels, attn_dim, 1, bias=False))
-        self.blocks = nn.Sequential(
-            *(LinearTransformerBlock(attn_dim, ffn_dim, drop_paths[i]) for i in range(depth)))
-        self.norm = nn.GroupNorm(1, attn_dim)
-        self.proj = conv_bn(attn_dim, channels, 1, act=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, (H, W) = self.patch, x.shape[-2:]
-        Hp, Wp = -(-H // p) * p, -(-W // p) * p
-        if (Hp, Wp) != (H, W):
-            x = F.interpolate(x, size=(Hp, Wp), mode="bilinear", align_corners=True)
-        y = self.local(x)  # (B, d, Hp, Wp)
-        B, d = y.shape[:2]
-        patches = F.unfold(y, kernel_size=p, stride=p).reshape(B, d, p * p, -1)  # (B, d, P, N)
-        patches = self.norm(self.blocks(patches))
-        y = F.fold(patches.reshape(B, d * p * p, -1), (Hp, Wp), kernel_size=p, stride=p)
-        return self.proj(y)  # (B, C, Hp, Wp)
-
-
-class MobileViTv2(nn.Module):
-    """Images (B, in_chans, H, W) -> logits (B, num_classes); global average pool, linear head."""
-
-    def __init__(self, cfg: MobileViTv2Config | None = None, **kwargs: Any) -> None:
-        super().__init__()
-        cfg = cfg or MobileViTv2Config(**kwargs)
+        cfg = cfg or MobileViTConfig(**kwargs)
+        c = cfg.channels
+        per_block = {len(cfg.dims), len(cfg.depths), len(cfg.mlp_ratios)}
+        if len(c) != 11 or any(c[i] != c[i + 1] for i in (2, 4, 6, 8)) or per_block != {3}:
+            raise ValueError(f"MobileViT: channels needs 11 values with c3 = c2, c5 = c4, "
+                             f"c7 = c6, c9 = c8, and dims, depths, mlp_ratios 3 values each; "
+                             f"got {c}, {cfg.dims}, {cfg.depths}, {cfg.mlp_ratios}")
         self.cfg = cfg
-        a, e = cfg.width, cfg.expand_ratio
-        stem = make_divisible(min(max(32 * a, 16), 64), 8, 16)
-        chans = [make_divisible(64 * a, 16)] + [make_divisible(c * a) for c in (128, 256, 384, 512)]
-        attn_dims = [make_divisible(c * a) for c in (128, 192, 256)]
-        stage_rates = common.drop_path_rates(cfg.drop_path_rate, cfg.attn_blocks)
-        layers: list[nn.Module] = [
-            conv_bn(cfg.in_chans, stem, 3, 2),
-            InvertedResidual(stem, chans[0], 1, e),
-            InvertedResidual(chans[0], chans[1], 2, e),
-            InvertedResidual(chans[1], chans[1], 1, e),
-        ]
-        cin = chans[1]
-        for i, (cout, dim, depth) in enumerate(zip(chans[2:], attn_dims, cfg.attn_blocks)):
-            ffn = make_divisible(dim * cfg.ffn_multiplier, 16)
-            layers += [InvertedResidual(cin, cout, 2, e),
-                       MobileViTv2Block(cout, dim, ffn, depth, cfg.patch_size,
-                                        stage_rates[i])]
-            cin = cout
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, cfg.num_classes)
+        e = cfg.expansion
+        self.stem = conv_bn_act(cfg.in_chans, c[0], 3, stride=2)
+        # (in, out, stride) of the inverted residuals, and after which a MobileViT block follows
+        self.mv2 = nn.ModuleList(InvertedResidual(i, o, s, e) for i, o, s in [
+            (c[0], c[1], 1), (c[1], c[2], 2), (c[2], c[3], 1), (c[3], c[3], 1), (c[3], c[4], 2),
+            (c[5], c[6], 2), (c[7], c[8], 2)])
+        self.mvit = nn.ModuleList(
+            MobileViTBlock(c[5 + 2 * i], d, n, d * r, cfg)
+            for i, (d, n, r) in enumerate(zip(cfg.dims, cfg.depths, cfg.mlp_ratios)))
+        self.head_conv = conv_bn_act(c[9], c[10], 1)
+        self.head = nn.Linear(c[10], cfg.num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-# How the sizes were chosen: the network is the paper's ImageNet MobileViTv2 (at width 0.5, 1.0,
-# 1.5 and 1000 classes ours has 1.37M, 4.90M, 10.59M parameters, the published counts) run on
-# the small input as is (stem stride 2; the last stage's 1x1 map is resized to one 2x2 patch).
-# The standard widths miss the paper's counts (0.5 gives 1.12M at CIFAR-10, 11% over 1.00M), so
-# each size takes the width multiplier, in steps of 0.05 (0.01 for -T), whose count is nearest
-# the paper's; tests hold it within +-5%. The MACs follow from the width (see docs/baselines.md).
+        x = self.stem(x)
+        for block in self.mv2[:5]:
+            x = block(x)
+        x = self.mvit[0](x)
+        x = self.mvit[1](self.mv2[5](x))
+        x = self.mvit[2](self.mv2[6](x))
+        return self.head(self.head_conv(x).mean((2, 3)))
 
 
 @register_model("mobilevitv2_t_cifar", aliases=("mobilevitv2_t",),
                 paper=paper_row("MobileViTv2-T", 1.00e6, 7.43e6, "Table 4"))
-def mobilevitv2_t_cifar(**overrides: Any) -> MobileViTv2:
-    """MobileViTv2-T (paper Table 4: 1.00M params, 7.43M MACs at 32x32, 10 classes).
-
-    Width multiplier 0.47: 0.99M params, 7.96M MACs (0.46 gives 0.95M, 0.48 1.04M).
-    """
-    return build(MobileViTv2, MobileViTv2Config(width=0.47), overrides)
+def mobilevitv2_t_cifar(**overrides: Any) -> MobileViT:
+    """MobileViTv2-T (paper Table 4: 1.00M params, 7.43M MACs at 32x32, 10 classes): the
+    authors' ``mbv2-t`` (create_model.py:104): dims (54, 60, 72), channels (10, 20, 36, 36, 54,
+    54, 72, 72, 94, 94, 384)."""
+    return build(MobileViT, MobileViTConfig(
+        dims=(54, 60, 72), channels=(10, 20, 36, 36, 54, 54, 72, 72, 94, 94, 384)), overrides)
 
 
 @register_model("mobilevitv2_s_cifar", aliases=("mobilevitv2_s",),
                 paper=paper_row("MobileViTv2-S", 3.92e6, 24.55e6, "Table 4"))
-def mobilevitv2_s_cifar(**overrides: Any) -> MobileViTv2:
-    """MobileViTv2-S (paper Table 4: 3.92M params, 24.55M MACs at 32x32, 10 classes).
-
-    Width multiplier 0.95: 3.95M params, 30.1M MACs (the paper's MACs would fit width ~0.85,
-    whose 3.16M params are 19% short).
-    """
-    return build(MobileViTv2, MobileViTv2Config(width=0.95), overrides)
+def mobilevitv2_s_cifar(**overrides: Any) -> MobileViT:
+    """MobileViTv2-S (paper Table 4: 3.92M params, 24.55M MACs at 32x32, 10 classes): the
+    authors' ``mbv2-s`` (create_model.py:109): dims (144, 180, 224), channels (24, 48, 54, 54,
+    72, 72, 108, 108, 120, 120, 384)."""
+    return build(MobileViT, MobileViTConfig(
+        dims=(144, 180, 224), channels=(24, 48, 54, 54, 72, 72, 108, 108, 120, 120, 384)),
+        overrides)
 
 
 @register_model("mobilevitv2_b_tiny", aliases=("mobilevitv2_b",),
                 paper=paper_row("MobileViTv2", 8.17e6, 189.77e6, "Table 5", img_size=64,
                                 num_classes=200))
-def mobilevitv2_b_tiny(**overrides: Any) -> MobileViTv2:
-    """MobileViTv2 of Table 5 (8.17M params, 189.77M MACs at Tiny-ImageNet's 64x64, 200 classes).
-
-    Width multiplier 1.35: 8.05M params, 203M MACs (1.3 gives 7.55M, 1.4 8.77M).
-    """
-    return build(MobileViTv2, MobileViTv2Config(width=1.35, img_size=64, num_classes=200),
-                 overrides)
+def mobilevitv2_b_tiny(**overrides: Any) -> MobileViT:
+    """MobileViTv2 of Table 5 (8.17M params, 189.77M MACs at 64x64, 200 classes): the authors'
+    ``mbv2`` (create_model.py:114): dims (224, 302, 324), channels (48, 53, 72, 72, 80, 80, 120,
+    120, 156, 156, 384)."""
+    return build(MobileViT, MobileViTConfig(
+        dims=(224, 302, 324), channels=(48, 53, 72, 72, 80, 80, 120, 120, 156, 156, 384),
+        img_size=64, num_classes=200), overrides)

@@ -23,7 +23,7 @@ from torch import nn
 from lkca.layers import DropPath, Mlp
 from lkca.layers.weight_init import init_weights
 from lkca.models.baselines import common
-from lkca.models.baselines.cait import LayerScaleBlock
+from lkca.models.baselines.crossvit import ClassAttention
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 
@@ -152,6 +152,24 @@ class XCABlock(nn.Module):
         return x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
 
 
+class ClassAttentionBlock(nn.Module):
+    """CaiT's class-attention block: the class token (B, 1, C) attends to [itself, patches
+    (B, N, C)]; pre-LN branches scaled by LayerScale. Returns the updated class token."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, init: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = ClassAttention(dim, num_heads, True, family="XCiT")
+        self.gamma1 = nn.Parameter(torch.full((dim,), init))
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.gamma2 = nn.Parameter(torch.full((dim,), init))
+
+    def forward(self, cls: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        cls = cls + self.gamma1 * self.attn(self.norm1(torch.cat([cls, patches], dim=1)))
+        return cls + self.gamma2 * self.mlp(self.norm2(cls))
+
+
 class XCiT(nn.Module):
     """Images (B, in_chans, H, W) -> logits (B, num_classes) from the class token."""
 
@@ -167,8 +185,8 @@ class XCiT(nn.Module):
         self.cls_token = common.class_token(cfg.dim)
         # CaiT's class attention (no stochastic depth there, as XCiT)
         self.cls_blocks = nn.ModuleList(
-            LayerScaleBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, True, cfg.layer_scale_init,
-                            0.0, class_attention=True) for _ in range(cfg.cls_depth))
+            ClassAttentionBlock(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.layer_scale_init)
+            for _ in range(cfg.cls_depth))
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
         self.apply(init_weights)

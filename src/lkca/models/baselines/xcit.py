@@ -202,7 +202,7 @@ class XCiT(nn.Module):
         for block in self.blocks:
             x = block(x, grid)
         x = self.norm(x)
-        cls = self.cls_token.expand(B, 1, -1)
+        cls = self.cls_token.repeat(B, 1, 1)  # (B, 1, dim); a copy, not a view of the leaf
         for block in self.cls_blocks:
             cls = block(cls, x)
         return self.head(self.head_norm(cls[:, 0]))

@@ -86,6 +86,25 @@ def authors_models(repo: Path, img: int, classes: int) -> dict[str, Any]:
     return out
 
 
+def converted_logit_diff(theirs: torch.nn.Module, name: str, img: int,
+                         classes: int) -> float | None:
+    """Largest |logit difference| between their model and ours loaded with its state dict
+    through ``LAYOUTS_B`` (eval mode, 2 random images; None where their code fails)."""
+    import lkca
+    from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
+
+    convert = next(f for prefix, f in LAYOUTS_B.items() if name.startswith(prefix))
+    ours = lkca.create_model(name, img_size=img, num_classes=classes).eval()
+    ours.load_state_dict(convert(theirs.state_dict()))
+    x = torch.randn(2, 3, img, img, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        try:
+            reference = theirs.eval()(x)
+        except Exception:  # their Twins-SVT at 32x32: an 8x8 window on a 4x4 map
+            return None
+        return float((ours(x) - reference).abs().max())
+
+
 def measure(authors_repo: Path | None) -> dict[str, Any]:
     from importlib import metadata
 
@@ -111,12 +130,15 @@ def measure(authors_repo: Path | None) -> dict[str, Any]:
                 model = theirs[row["authors_name"]]
                 row[f"authors_params_{img}"] = sum(p.numel() for p in model.parameters())
                 row[f"authors_macs_{img}"] = ptflops_macs(model, img)
+                row[f"logit_maxdiff_{img}"] = converted_logit_diff(model, row["name"], img,
+                                                                   classes)
     return {"benchmark": "authors_rows_b", "torch": torch.__version__,
             "ptflops": metadata.version("ptflops"), "machine": platform.platform(),
             "counting": "ptflops get_model_complexity_info(backend='pytorch'), one image, as the "
                         "authors' count.py; authors_* columns: their models/create_model.py "
                         "built from a checkout of their repository and counted the same way "
-                        "(None: their code fails at that input)",
+                        "(None: their code fails at that input); logit_maxdiff_*: their model "
+                        "against ours loaded with its converted state dict (LAYOUTS_B)",
             "rows": rows}
 
 

@@ -309,6 +309,10 @@ def test_foreign_missing_and_misshapen_tensors_are_refused_in_one_line():
         LAYOUTS_B["twins_svt_"](flat)
     with pytest.raises(AuthorsLayoutError, match="not in the authors' XCiT layout"):
         LAYOUTS_B["xcit_"](authors)  # another family's checkpoint
+    cross = _random(crossvit_shapes(32, 16, 1, 1, 3))
+    odd = "multi_scale_encoder.layers.0.0.layers.0.2.weight"  # a third part in an encoder block
+    with pytest.raises(AuthorsLayoutError, match=f"'{odd}' is not in the authors' CrossViT"):
+        LAYOUTS_B["crossvit_"]({**cross, odd: torch.zeros(1)})
 
 
 def test_rvt_row_converts_from_its_authors_layout():

@@ -29,26 +29,33 @@ from lkca.models.baselines.rvt import RvT, RvTConfig
 from lkca.models.baselines.twins import TwinsConfig, TwinsSVT
 from lkca.models.baselines.xcit import XCiT, XCiTConfig
 
-Rules = list[tuple[str, str | Callable[[re.Match[str]], str]]]
+Rules = list[tuple[str, str | Callable[[re.Match[str]], str | None]]]
 
 
 class AuthorsLayoutError(CheckpointError):
     """A state dict is not the authors' layout of the family it was given as."""
 
 
+def _foreign(family: str, key: str) -> AuthorsLayoutError:
+    return AuthorsLayoutError(f"{family}: key {key!r} is not in the authors' {family} layout; "
+                              "pass a state dict saved from their model")
+
+
 def _rename(sd: dict[str, Tensor], rules: Rules, family: str) -> dict[str, Tensor]:
-    """Each key through the first rule whose pattern matches it whole; unknown keys raise."""
+    """Each key through the first rule whose pattern matches it whole (a callable target returns
+    None for a key it does not know); unknown keys raise."""
     out: dict[str, Tensor] = {}
     for key, value in sd.items():
         for pattern, target in rules:
             m = re.fullmatch(pattern, key)
             if m:
                 new = target(m) if callable(target) else m.expand(target)
+                if new is None:
+                    raise _foreign(family, key)
                 out[new] = value
                 break
         else:
-            raise AuthorsLayoutError(f"{family}: key {key!r} is not in the authors' {family} "
-                                     "layout; pass a state dict saved from their model")
+            raise _foreign(family, key)
     return out
 
 
@@ -198,7 +205,7 @@ def xcit_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 _ATTN = r"norm\.(?:weight|bias)|q\.weight|kv\.weight|proj\.(?:weight|bias)"
 
 
-def _crossvit_key(m: re.Match[str]) -> str:
+def _crossvit_key(m: re.Match[str]) -> str | None:
     block, part, rest = m.group(1), int(m.group(2)), m.group(3)
     if part < 2:  # an encoder: .norm or .layers.{j}.{0 attention, 1 feed-forward}.<...>
         enc = f"blocks.{block}.{('sm', 'lg')[part]}_encoder"
@@ -216,7 +223,7 @@ def _crossvit_key(m: re.Match[str]) -> str:
             if j.group(3) == "fn.":
                 return f"{cross}.attn.{_vit_pytorch_attn(j.group(4))}"
             return f"{cross}.{j.group(3).replace('project_', 'proj_')}{j.group(4)}"
-    return f"?{m.group(0)}"  # refused by _check_against
+    return None
 
 
 def _vit_pytorch_attn(rest: str) -> str:
@@ -317,7 +324,7 @@ def _twins_branch(rest: str) -> str:
 _TWINS_BRANCH = ("local_attn", "local_ff", "global_attn", "global_ff")
 
 
-def _twins_key(m: re.Match[str]) -> str:
+def _twins_key(m: re.Match[str]) -> str | None:
     stage, part, rest = m.group(1), m.group(2), m.group(3)
     if part == "0":  # patch merging: proj.{0 LN, 1 conv, 2 LN}
         j = re.fullmatch(r"proj\.([012])\.(g|b|weight|bias)", rest)
@@ -334,10 +341,10 @@ def _twins_key(m: re.Match[str]) -> str:
         if j:
             where = "first" if part == "1" else f"blocks.{j.group(1)}"
             if part == "1" and j.group(1) != "0":
-                return f"?{m.group(0)}"
+                return None
             return (f"stages.{stage}.{where}.{_TWINS_BRANCH[int(j.group(2))]}."
                     f"{_twins_branch(j.group(3))}")
-    return f"?{m.group(0)}"  # refused by _check_against
+    return None
 
 
 def twins_svt_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -110,7 +110,6 @@ class GlobalSubsampledAttention(nn.Module):
         self.norm = ChannelNorm(dim)
         self.q = nn.Conv2d(dim, heads * dim_head, 1, bias=False)
         self.kv = nn.Conv2d(dim, 2 * heads * dim_head, k, stride=k, bias=False)
-
         self.proj = nn.Conv2d(heads * dim_head, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,12 @@ from torch import nn
 
 from lkca.errors import ConfigError
 from lkca.models.baselines.swin import SwinBlock
-from lkca.models.baselines.twins import PEG, GlobalSubsampledAttention
 from lkca.seg import create_backbone, create_segmentor, segmentor_params
 from lkca.seg.backbone import HIERARCHICAL
 from lkca.seg.config import SegConfig
 from lkca.seg.resnet import Bottleneck
 from lkca.seg.segmentor import PAPER_PARAMS
+from lkca.seg.twins_pcpvt import PEG, GlobalSubsampledAttention
 
 NAMES = ["resnet50_seg", "swin_s_seg", "twins_pcpvt_s_seg"]
 CHANNELS = {"resnet50_seg": [256, 512, 1024, 2048], "swin_s_seg": [96, 192, 384, 768],

@@ -4,11 +4,10 @@ PCPVT is PVT with the absolute position embedding replaced by the positional enc
 (PEG, a 3x3 depthwise conv added to the tokens) after the first block of each stage. Per stage:
 a patch embedding (conv, kernel = stride = 4 for the first stage and 2 after, + LayerNorm), then
 pre-LN blocks of spatial-reduction attention (keys/values from the map sub-sampled ``sr`` times
-by a strided conv + LayerNorm; the Twins-SVT global sub-sampled attention of
-:mod:`lkca.models.baselines.twins`) and an MLP. PCPVT-S: dims (64, 128, 320, 512), depths
-(3, 4, 6, 3), heads (1, 2, 5, 8), sr (8, 4, 2, 1), MLP ratios (8, 8, 4, 4), drop-path 0.2 (as
-MMSegmentation's ``PCPVT`` with ``norm_after_stage=False``). The four stage outputs are at strides
-4, 8, 16, 32, so no neck is needed.
+by a strided conv + LayerNorm; Twins' global sub-sampled attention) and an MLP. PCPVT-S: dims
+(64, 128, 320, 512), depths (3, 4, 6, 3), heads (1, 2, 5, 8), sr (8, 4, 2, 1), MLP ratios
+(8, 8, 4, 4), drop-path 0.2 (as MMSegmentation's ``PCPVT`` with ``norm_after_stage=False``).
+The four stage outputs are at strides 4, 8, 16, 32, so no neck is needed.
 """
 
 from __future__ import annotations
@@ -17,12 +16,53 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp
 from lkca.models.baselines import common
-from lkca.models.baselines.twins import PEG, GlobalSubsampledAttention
 from lkca.models.vit import init_weights
+
+
+class GlobalSubsampledAttention(nn.Module):
+    """GSA: queries from every token, keys/values from the map sub-sampled ``sr`` times.
+
+    x (B, H*W, C), grid -> (B, H*W, C); ``sr == 1`` is plain global attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, sr: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        common.check_heads("PCPVT", dim, num_heads)
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.sr = nn.Conv2d(dim, dim, sr, stride=sr) if sr > 1 else None
+        self.norm = nn.LayerNorm(dim) if sr > 1 else None
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        B, N, C = x.shape
+        d = C // self.num_heads
+        q = self.q(x).reshape(B, N, self.num_heads, d).transpose(1, 2)  # (B, heads, N, d)
+        kv_in = x
+        if self.sr is not None and self.norm is not None:  # both set when sr > 1, else neither
+            kv_in = self.sr(x.transpose(1, 2).reshape(B, C, *grid)).flatten(2).transpose(1, 2)
+            kv_in = self.norm(kv_in)  # (B, N / sr^2, C)
+        k, v = self.kv(kv_in).reshape(B, -1, 2, self.num_heads, d).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+class PEG(nn.Module):
+    """Conditional position encoding: x + depthwise 3x3 conv of the token map. (B, N, C) -> same."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        B, N, C = x.shape
+        return x + self.proj(x.transpose(1, 2).reshape(B, C, *grid)).flatten(2).transpose(1, 2)
 
 
 class PVTBlock(nn.Module):

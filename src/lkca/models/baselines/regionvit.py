@@ -1,17 +1,20 @@
 """RegionViT, "Regional-to-Local Attention for Vision Transformers" (Chen, Panda, Fan 2021, arXiv
-2106.02689).
+2106.02689), as the paper's authors build it.
 
-The paper's RegionViT-T / -S / -B (Table 5). Two token streams: local tokens from small patches
-and one regional token per ``window`` x ``window`` block of them (from a patch ``window`` times
-larger). Each regional-to-local (R2L) block runs regional self-attention (RSA: the regional
-tokens attend to each other), then local self-attention (LSA: each regional token with its
-window's local tokens, a relative position bias between the local ones) with the *same*
-attention weights, then one MLP for all tokens; every branch is pre-LN with DropPath. Stages are
-joined by a 3x3 / stride-2 conv (shared by both streams) that halves the maps and widens the
-channels. The last stage's regional tokens are LayerNorm-ed and mean-pooled. Small-input
-settings as the recipe the paper follows uses for Swin (SPT): local patch img_size // 16 (4 at
-64x64), window 4, three stages (local grids 16, 8, 4; regional 4, 2, 1), MLP ratio 4 and heads
-(2, 4, 8) as RegionViT-Ti's first three stages.
+The paper's RegionViT-T / -S / -B (Table 5) come from the authors' ``models/regionvit.py`` (the
+vit-pytorch RegionViT) with the shapes of their ``models/create_model.py`` (``regionvit-t``,
+``-s``, ``-b``). Two token maps: local tokens from an 8x8 / stride-4 conv (padding 3), regional
+tokens from a 1x1 conv over the pixels of each region_patch x region_patch region (region_patch =
+local_patch_size * window_size). Four stages; stages 2-4 first halve both maps with one shared
+3x3 / stride-2 conv. Each stage's regional-to-local blocks, with one attention module per block
+(pre-LN, ``heads`` of ``dim_head`` channels whatever the width, no qkv bias):
+
+- the regional tokens attend to each other (x + attn(x));
+- each regional token with the local tokens of its window attends within the group, a learned
+  relative position bias between local tokens (zero for the regional token), x + attn(x);
+- a feed-forward (pre-LN, ratio 4) on the groups, x + ff(x).
+
+The regional tokens of the last stage are mean-pooled, LayerNorm-ed and classified.
 """
 
 from __future__ import annotations
@@ -23,152 +26,148 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.layers import DropPath, Mlp
-from lkca.layers.weight_init import init_weights
-from lkca.models.baselines import common
+from lkca.layers import DropPath
+from lkca.models.baselines.common import check_stages
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 
 
 @dataclass
 class RegionViTConfig:
-    """RegionViT hyper-parameters, one value per stage where a tuple."""
+    """RegionViT hyper-parameters, one value per stage where a tuple (four stages)."""
 
     img_size: int = 64
-    patch_size: int | None = None  # local tokens; None: img_size // 16 (>= 1)
-    window_size: int = 4  # local tokens per regional token, per side
     in_chans: int = 3
     num_classes: int = 200
-    dims: tuple[int, ...] = (40, 80, 160)
-    depths: tuple[int, ...] = (2, 2, 8)
-    num_heads: tuple[int, ...] = (2, 4, 8)
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
-    drop_path_rate: float = 0.1
+    dims: tuple[int, ...] = (48, 72, 108, 112)
+    depths: tuple[int, ...] = (1, 1, 2, 1)
+    window_size: int | None = None  # None: img_size // 8 (create_model), at least 1
+    local_patch_size: int | None = None  # None: (img_size // 8) // 2 (create_model)
+    heads: int = 4  # regionvit.py's R2LTransformer defaults, which create_model keeps
+    dim_head: int = 32
+    mlp_ratio: int = 4
+    drop_path_rate: float = 0.0  # create_model passes no stochastic depth to RegionViT
+
+    def region_patch(self) -> int:
+        """Pixels per region side: local_patch_size * window_size (create_model: 8 at 32x32, 32
+        at 64x64); at least 4, one local token, where the inputs are smaller than the authors'."""
+        window = self.window_size or max(1, self.img_size // 8)
+        local = self.local_patch_size if self.local_patch_size is not None else self.img_size // 16
+        return max(4, local * window)
 
 
-class BiasedAttention(nn.Module):
-    """Multi-head self-attention with an optional additive bias (heads, n, n). (B, n, C) -> same."""
+def relative_position_index(window: tuple[int, int], size: int) -> torch.Tensor:
+    """(wh*ww, wh*ww) rows of a (2*size - 1)^2 bias table between the local tokens of one window:
+    (d_row + size - 1) + (d_col + size - 1) * (2*size - 1), as the authors' regionvit.py."""
+    rows, cols = torch.meshgrid(torch.arange(window[0]), torch.arange(window[1]), indexing="ij")
+    rows, cols = rows.flatten(), cols.flatten()
+    d_row = rows[:, None] - rows[None] + size - 1
+    d_col = cols[:, None] - cols[None] + size - 1
+    return d_row + d_col * (2 * size - 1)
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+
+class Attention(nn.Module):
+    """LayerNorm, then multi-head self-attention (no qkv bias), an optional additive bias.
+    (B, N, dim) -> (B, N, dim)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int) -> None:
         super().__init__()
-        common.check_heads("RegionViT", dim, num_heads)
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * heads * dim_head, bias=False)
+        self.proj = nn.Linear(heads * dim_head, dim)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, d)
-        mask = None if bias is None else bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        B, N, _ = x.shape
+        q, k, v = (t.reshape(B, N, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(self.norm(x)).chunk(3, dim=-1))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(B, N, -1))
 
 
-class R2LBlock(nn.Module):
-    """RSA over regional tokens, LSA over each region + its local window, then the MLP.
+class FeedForward(nn.Module):
+    """LayerNorm, Linear, GELU, Linear: (..., dim) -> (..., dim)."""
 
-    ``forward(local, region)``: local (B, H, W, C), region (B, h, w, C) with H = h * wh and
-    W = w * ww (windows wh x ww no larger than ``window``) -> both updated, same shapes.
-    """
-
-    def __init__(self, dim: int, num_heads: int, window: int, mlp_ratio: float, qkv_bias: bool,
-                 drop_path: float) -> None:
+    def __init__(self, dim: int, ratio: int) -> None:
         super().__init__()
-        self.window = window
-        self.norm0 = nn.LayerNorm(dim)  # before RSA
-        self.norm1 = nn.LayerNorm(dim)  # before LSA
-        self.attn = BiasedAttention(dim, num_heads, qkv_bias)  # shared by RSA and LSA
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-        self.relative_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
-        nn.init.trunc_normal_(self.relative_bias, std=0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, dim * ratio)
+        self.act = nn.GELU()  # a module, as the authors' (ptflops counts it twice)
+        self.fc2 = nn.Linear(dim * ratio, dim)
 
-    def local_bias(self, wh: int, ww: int) -> torch.Tensor:
-        """(heads, 1 + wh*ww, 1 + wh*ww): learned bias by relative offset between local tokens,
-        zero on the regional token's row and column."""
-        dev = self.relative_bias.device
-        ys, xs = torch.meshgrid(torch.arange(wh, device=dev), torch.arange(ww, device=dev),
-                                indexing="ij")
-        ys, xs = ys.flatten(), xs.flatten()
-        span = 2 * self.window - 1
-        index = (ys[:, None] - ys[None] + self.window - 1) * span + (xs[:, None] - xs[None]
-                                                                      + self.window - 1)
-        bias = self.relative_bias[index].permute(2, 0, 1)  # (heads, n, n)
-        return F.pad(bias, (1, 0, 1, 0))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.norm(x))))
 
-    def forward(self, local: torch.Tensor, region: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        (B, H, W, C), (h, w) = local.shape, region.shape[1:3]
-        wh, ww = H // h, W // w
-        r = region.reshape(B, h * w, C)
-        r = r + self.drop_path(self.attn(self.norm0(r)))  # RSA
-        windows = local.view(B, h, wh, w, ww, C).transpose(2, 3).reshape(B * h * w, wh * ww, C)
-        x = torch.cat([r.reshape(B * h * w, 1, C), windows], dim=1)  # (B*h*w, 1 + wh*ww, C)
-        x = x + self.drop_path(self.attn(self.norm1(x), self.local_bias(wh, ww)))  # LSA
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        region = x[:, 0].reshape(B, h, w, C)
-        local = x[:, 1:].reshape(B, h, w, wh, ww, C).transpose(2, 3).reshape(B, H, W, C)
-        return local, region
+
+class RegionalToLocalStage(nn.Module):
+    """One stage's R2L blocks and its relative position bias table.
+    ``forward(local (B, C, lh, lw), region (B, C, rh, rw))`` -> both, same shapes."""
+
+    def __init__(self, dim: int, depth: int, cfg: RegionViTConfig, window_size: int) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.rel_pos_bias = nn.Parameter(torch.randn((2 * window_size - 1) ** 2, cfg.heads))
+        self.attns = nn.ModuleList(Attention(dim, cfg.heads, cfg.dim_head) for _ in range(depth))
+        self.ffs = nn.ModuleList(FeedForward(dim, cfg.mlp_ratio) for _ in range(depth))
+        self.drop_path = DropPath(cfg.drop_path_rate)
+
+    def forward(self, local: torch.Tensor,
+                region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, C, lh, lw = local.shape
+        rh, rw = region.shape[-2:]
+        wh, ww = lh // rh, lw // rw
+        index = relative_position_index((wh, ww), self.window_size).to(local.device)
+        bias = F.pad(self.rel_pos_bias[index].permute(2, 0, 1), (1, 0, 1, 0))  # (h, 1+n, 1+n)
+        # groups: (B * regions, wh * ww, C), regions in row-major order
+        groups = local.reshape(B, C, rh, wh, rw, ww).permute(0, 2, 4, 3, 5, 1)
+        groups = groups.reshape(B * rh * rw, wh * ww, C)
+        regions = region.flatten(2).transpose(1, 2)  # (B, rh*rw, C)
+        for attn, ff in zip(self.attns, self.ffs):
+            regions = regions + self.drop_path(attn(regions))
+            x = torch.cat([regions.reshape(-1, 1, C), groups], dim=1)  # region token first
+            x = x + self.drop_path(attn(x, bias.to(x.dtype)))
+            x = x + self.drop_path(ff(x))
+            regions, groups = x[:, 0].reshape(B, rh * rw, C), x[:, 1:]
+        local = groups.reshape(B, rh, rw, wh, ww, C).permute(0, 5, 1, 3, 2, 4)
+        return local.reshape(B, C, lh, lw), regions.transpose(1, 2).reshape(B, C, rh, rw)
 
 
 class RegionViT(nn.Module):
-    """Images (B, in_chans, H, W) -> logits (B, num_classes) from the mean regional token."""
+    """Images (B, in_chans, H, W) -> logits (B, num_classes) from the pooled regional tokens."""
 
     def __init__(self, cfg: RegionViTConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         cfg = cfg or RegionViTConfig(**kwargs)
-        common.check_stages("RegionViT", cfg, "dims", "depths", "num_heads")
+        check_stages("RegionViT", cfg, "dims", "depths")
         self.cfg = cfg
-        p = cfg.patch_size or max(1, cfg.img_size // 16)
-        self.region_patch = p * cfg.window_size
-        self.local_embed = nn.Conv2d(cfg.in_chans, cfg.dims[0], p, stride=p)
-        self.region_embed = nn.Conv2d(cfg.in_chans, cfg.dims[0], self.region_patch,
-                                      stride=self.region_patch)
-        self.downsamples = nn.ModuleList(
-            nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(cfg.dims[:-1], cfg.dims[1:]))
-        self.stages = nn.ModuleList()
-        for i, rates in enumerate(common.drop_path_rates(cfg.drop_path_rate, cfg.depths)):
-            self.stages.append(nn.ModuleList(
-                R2LBlock(cfg.dims[i], cfg.num_heads[i], cfg.window_size, cfg.mlp_ratio,
-                         cfg.qkv_bias, r) for r in rates))
+        self.region_patch = cfg.region_patch()
+        window = cfg.window_size or max(1, cfg.img_size // 8)
+        self.local_embed = nn.Conv2d(cfg.in_chans, cfg.dims[0], 8, stride=4, padding=3)
+        self.region_embed = nn.Conv2d(cfg.in_chans * self.region_patch**2, cfg.dims[0], 1)
+        self.downsamples = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1)
+                                         for a, b in zip(cfg.dims[:-1], cfg.dims[1:]))
+        self.stages = nn.ModuleList(RegionalToLocalStage(d, n, cfg, window)
+                                    for d, n in zip(cfg.dims, cfg.depths))
         self.norm = nn.LayerNorm(cfg.dims[-1])
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
-        self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        if H % self.region_patch or W % self.region_patch:
-            raise ValueError(f"RegionViT: image {H}x{W} is not a multiple of the regional patch "
-                             f"{self.region_patch}; resize or crop the images")
-        local, region = self.local_embed(x), self.region_embed(x)  # (B, C, H/p, W/p), (B, C, h, w)
+        if x.shape[-1] % self.region_patch or x.shape[-2] % self.region_patch:
+            raise ValueError(f"RegionViT: the input ({x.shape[-2]}x{x.shape[-1]}) must be a "
+                             f"multiple of the region patch ({self.region_patch}); build the "
+                             "model with img_size set to the input")
+        local = self.local_embed(x)  # (B, dims[0], H/4, W/4)
+        region = self.region_embed(F.pixel_unshuffle(x, self.region_patch))  # channels (c, i, j)
         for i, stage in enumerate(self.stages):
             if i:
-                local, region = self.downsamples[i - 1](local), self.downsamples[i - 1](region)
-            lh, rh = local.shape[-2:], region.shape[-2:]
-            if lh[0] % rh[0] or lh[1] % rh[1] or lh[0] // rh[0] > self.cfg.window_size:
-                raise ValueError(f"RegionViT: stage {i} has a {lh} local grid for {rh} regions; "
-                                 "use an image size that is a power-of-2 multiple of "
-                                 f"{self.region_patch}")
-            local, region = local.permute(0, 2, 3, 1), region.permute(0, 2, 3, 1)  # channels last
-            assert isinstance(stage, nn.ModuleList)  # of R2LBlock
-            for block in stage:
-                local, region = block(local, region)
-            local, region = local.permute(0, 3, 1, 2), region.permute(0, 3, 1, 2)
-        return self.head(self.norm(region.flatten(2).transpose(1, 2)).mean(1))
+                down = self.downsamples[i - 1]
+                local, region = down(local), down(region)
+            local, region = stage(local, region)
+        return self.head(self.norm(region.mean((2, 3))))
 
 
-# How the sizes were chosen: the paper gives only "# Params" and "Flops" at Tiny-ImageNet (64x64,
-# 200 classes), and neither it nor the recipe it follows gives RegionViT settings. Every size
-# keeps the small-input layout above, widths (C, 2C, 4C) and two blocks in the first two stages
-# (as RegionViT-Ti), and takes the (C, last-stage depth) nearest the paper's count among C in
-# steps of 8; tests hold it within +-5%.
-
-
-def _sized(c: int, depth: int) -> RegionViTConfig:
-    return RegionViTConfig(dims=(c, 2 * c, 4 * c), depths=(2, 2, depth))
+# The shapes: the authors' models/create_model.py, rows 'regionvit-t', '-s', '-b' (window
+# img_size // 8, local patch (img_size // 8) // 2, no 3-conv tokenizer, no PEG, no dropout).
 
 
 @register_model("regionvit_t_tiny", aliases=("regionvit_t",),
@@ -176,9 +175,10 @@ def _sized(c: int, depth: int) -> RegionViTConfig:
 def regionvit_t_tiny(**overrides: Any) -> RegionViT:
     """RegionViT-T (paper Table 5: 0.97M params, 29.38M MACs at 64x64, 200 classes).
 
-    Widths (24, 48, 96), depths (2, 2, 7), heads of 12: 0.95M params.
+    The authors' ``regionvit-t``: widths (48, 72, 108, 112), depths (1, 1, 2, 1).
     """
-    return build(RegionViT, _sized(24, 7), overrides)
+    return build(RegionViT, RegionViTConfig(dims=(48, 72, 108, 112), depths=(1, 1, 2, 1)),
+                 overrides)
 
 
 @register_model("regionvit_s_tiny", aliases=("regionvit_s",),
@@ -186,9 +186,10 @@ def regionvit_t_tiny(**overrides: Any) -> RegionViT:
 def regionvit_s_tiny(**overrides: Any) -> RegionViT:
     """RegionViT-S (paper Table 5: 2.86M params, 53.82M MACs at 64x64, 200 classes).
 
-    Widths (40, 80, 160), depths (2, 2, 8), heads of 20: 2.89M params.
+    The authors' ``regionvit-s``: widths (48, 96, 128, 256), depths (1, 2, 3, 2).
     """
-    return build(RegionViT, _sized(40, 8), overrides)
+    return build(RegionViT, RegionViTConfig(dims=(48, 96, 128, 256), depths=(1, 2, 3, 2)),
+                 overrides)
 
 
 @register_model("regionvit_b_tiny", aliases=("regionvit_b",),
@@ -196,6 +197,7 @@ def regionvit_s_tiny(**overrides: Any) -> RegionViT:
 def regionvit_b_tiny(**overrides: Any) -> RegionViT:
     """RegionViT-B (paper Table 5: 12.39M params, 195.02M MACs at 64x64, 200 classes).
 
-    Widths (112, 224, 448), depths (2, 2, 4), heads of 56: 12.49M params.
+    The authors' ``regionvit-b``: widths (64, 128, 256, 512), depths (2, 2, 8, 2).
     """
-    return build(RegionViT, _sized(112, 4), overrides)
+    return build(RegionViT, RegionViTConfig(dims=(64, 128, 256, 512), depths=(2, 2, 8, 2)),
+                 overrides)

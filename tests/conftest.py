@@ -3,9 +3,11 @@ crash-safety tests; LKCA's autotune cache under pytest's temporary directory."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +20,12 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 # Hypothesis: its files (example database, caches) under a temporary folder, never .hypothesis/
-# in the checkout (.ci/run refuses a dirty checkout); no example database and examples drawn
-# from a fixed seed, so that every run of the suite tests the same cases.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="lkca-tests-hypothesis-"))
+# in the checkout (.ci/run refuses a dirty checkout), removed when the process (each xdist worker
+# its own) exits, so nothing is left in /tmp either (.ci/run checks that too); no example database
+# and examples drawn from a fixed seed, so that every run of the suite tests the same cases.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="lkca-tests-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 settings.register_profile("lkca", database=None, derandomize=True)
 settings.load_profile("lkca")
 
@@ -52,6 +57,14 @@ def _autotune_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
     to the user's cache directory, and every process of the session reuses the first one's timed
     choices, so runs compared with each other (resume, eval after train) run the same code."""
     os.environ["LKCA_AUTOTUNE_CACHE"] = str(tmp_path_factory.mktemp("autotune") / "autotune.json")
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compile_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """torch.compile's inductor cache for this session under pytest's temporary folder (inherited
+    by subprocesses), not /tmp/torchinductor_$USER: the suite leaves nothing in /tmp (.ci/run)."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor"))
     yield
 
 

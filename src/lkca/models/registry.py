@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from lkca.errors import InvalidArgumentError
 from lkca.checkpoint.metadata import classifier_record, set_pretrained_cfg
+from lkca.errors import InvalidArgumentError
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}

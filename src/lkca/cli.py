@@ -28,11 +28,21 @@ COMMAND_GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake in the arguments ends with one line on stderr naming it
+    and where the options are listed (not the whole usage block), and exit code 2. Sub-command
+    parsers are of this class too (``add_subparsers`` builds them with the parent's class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {_one_line(message)}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lkca`` parser with every command group's sub-commands."""
     # the module docstring's first line without its reST markup (``lkca`` -> lkca)
     description = __doc__.splitlines()[0].replace("``", "")
-    parser = argparse.ArgumentParser(prog="lkca", description=description)
+    parser = _Parser(prog="lkca", description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_GROUPS:
         importlib.import_module(name).add_parsers(sub)

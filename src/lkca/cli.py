@@ -82,7 +82,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _one_line(err: BaseException, limit: int = 1000) -> str:
+def _one_line(err: BaseException | str, limit: int = 1000) -> str:
     """The message on one line, at most ``limit`` characters (a bound on anything it quotes)."""
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

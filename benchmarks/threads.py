@@ -20,7 +20,8 @@ each run is recorded from /proc/stat, as ``others_cpu_share``) and ``busy`` (a s
 multiplying 512x512 matrices with torch's default threads, as a second training would, runs
 throughout). The settings are measured
 round-robin, ``--rounds`` times, so drift in the machine's load hits all alike; each figure is the
-median, each ratio is the images/s with N threads over 1 thread within one condition.
+median, each ratio (``1_to_N``) is the images/s with 1 thread over N threads within one
+condition (above 1: one thread is faster).
 
 Writes ``benchmarks/results/threads_cpu.json`` (machine, lkca version and the models' names, every
 sample, medians, ratios).
@@ -120,14 +121,19 @@ def main() -> int:
                     busy.wait()
     medians = {k: statistics.median(s["images_per_s"] for s in v) for k, v in samples.items()}
     bounds = sorted(k for k, v in samples.items() if any(s["bound"] for s in v))
-    ratios = {f"{c} {case} {n}_to_1": medians[f"{c} {case} {n}"] / medians[f"{c} {case} 1"]
-              for c in args.conditions for case in CASES for n in args.threads if n != 1}
+    # nested for the docs' marks: ratios[condition][case]["1_to_N"]
+    ratios = {c: {case: {f"1_to_{n}": medians[f"{c} {case} 1"] / medians[f"{c} {case} {n}"]
+                         for n in args.threads if n != 1} for case in CASES}
+              for c in args.conditions}
+    others = {c: statistics.median(s["others_cpu_share"] for k, v in samples.items()
+                                   if k.startswith(f"{c} ") for s in v) for c in args.conditions}
     result = {
         "benchmark": "threads", "machine": machine(torch.device("cpu")),
         "lkca_version": __version__, "models": sorted(MODELS.values()),
         "settings": {"threads": args.threads, "rounds": args.rounds, "epochs": args.epochs,
                      "steps_per_epoch": args.steps, "busy_process": BUSY, "cases": CASES},
         "samples": samples, "median_images_per_s": medians, "ratios": ratios,
+        "others_cpu_share_median": others,  # the CPUs' share other processes used, per condition
         "upper_bounds": bounds,  # settings with a run stopped at --run-limit-s: at most this fast
         "load_average_end": list(os.getloadavg()),
     }

@@ -143,3 +143,12 @@ def test_tests_run_in_their_own_temporary_folder(tmp_path):
     from pathlib import Path
 
     assert Path.cwd() == tmp_path
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])
+def test_help_says_where_lkca_writes_outside_the_run(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Outside the run folder (--out) lkca writes only two caches" in text
+    assert "~/.cache/lkca/autotune.json" in text and "DIR/.lkca_cache/" in text

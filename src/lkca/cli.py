@@ -38,11 +38,20 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+# `lkca --help` and `lkca train --help` end with this (README.md, "Where lkca writes")
+OUTSIDE_THE_RUN = (
+    "Outside the run folder (--out) lkca writes only two caches: the timings of LKCA's "
+    "impl=auto in ~/.cache/lkca/autotune.json ($XDG_CACHE_HOME/lkca when set; "
+    "LKCA_AUTOTUNE_CACHE=FILE moves it, empty keeps it in memory) and a paper data set's decoded "
+    ".npz in DIR/.lkca_cache/ (else $LKCA_CACHE_DIR, else ~/.cache/lkca)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lkca`` parser with every command group's sub-commands."""
     # the module docstring's first line without its reST markup (``lkca`` -> lkca)
     description = __doc__.splitlines()[0].replace("``", "")
-    parser = _Parser(prog="lkca", description=description)
+    parser = _Parser(prog="lkca", description=description, epilog=OUTSIDE_THE_RUN)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_GROUPS:
         importlib.import_module(name).add_parsers(sub)

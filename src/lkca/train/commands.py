@@ -25,7 +25,10 @@ TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "se
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` and ``eval`` sub-commands."""
-    p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)")
+    from lkca.cli import OUTSIDE_THE_RUN
+
+    p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)",
+                       epilog=OUTSIDE_THE_RUN)
     p.set_defaults(func=_cmd_train)
     add_config_arguments(p, "configs/cls/cifar10/vit_lkca_2p7m.yaml")
     p.add_argument("--dataset", help="digits | cifar10 | cifar100 | svhn | tinyimagenet")

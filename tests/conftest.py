@@ -72,14 +72,18 @@ def _compile_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
 def _threads_per_worker():
     """Under pytest-xdist (``-n N``, the default of this suite's configuration) each worker gets
     its share of the cores, for torch here and (``OMP_NUM_THREADS``) in the processes it starts,
-    so that N workers do not oversubscribe the machine."""
+    so that N workers do not oversubscribe the machine. Without xdist ``OMP_NUM_THREADS`` is set
+    to torch's own count (unless set already): either way lkca train's choice of threads by the
+    machine's load (tests/runtime/test_cpu_threads.py) stays out of the other tests' output."""
+    import torch
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        import torch
-
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(share)
         torch.set_num_threads(share)
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     yield
 
 

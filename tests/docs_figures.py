@@ -25,8 +25,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-FIG = re.compile(r"<!--fig (\S+) (\S+)(?: ([*/])(\S+))?-->(.*?)<!--/fig-->", re.S)
-OUTPUT = re.compile(r"<!--output (\S+) (\S+)-->\s*\n```\w*\n(.*?)```", re.S)
+FIG = re.compile(r"<!--fig ([^\s>]+) ([^\s>]+)(?: ([*/])([\d.e+-]+))?-->(.*?)<!--/fig-->", re.S)
+OUTPUT = re.compile(r"<!--output ([^\s>]+) ([^\s>]+)-->\s*\n```\w*\n(.*?)```", re.S)
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 

@@ -397,12 +397,14 @@ def test_every_marked_figure_matches_its_result_file():
 
 
 def test_a_planted_wrong_figure_fails(tmp_path):
-    """The check on a copy of the README with one marked figure and one output line changed."""
-    text = (ROOT / "README.md").read_text()
-    first = re.search(r"(<!--fig \S+ \S+-->\D*)(\d)", text)
+    """The check on a copy of docs/segmentation.md with one marked figure changed (a digit of
+    its first), and of docs/analysis.md with one digit of an output block changed."""
+    text = (ROOT / "docs" / "segmentation.md").read_text()
+    assert check_marks(text, RESULTS) == []
+    first = re.search(r"(<!--fig [^>]+-->\D*)(\d)", text)
     wrong = text[: first.end(1)] + str((int(first.group(2)) + 1) % 10) + text[first.end(2):]
-    (tmp_path / "README.md").write_text(wrong)
-    problems = check_marks((tmp_path / "README.md").read_text(), RESULTS)
+    (tmp_path / "segmentation.md").write_text(wrong)
+    problems = check_marks((tmp_path / "segmentation.md").read_text(), RESULTS)
     assert len(problems) == 1 and "should read" in problems[0], problems
     page = (ROOT / "docs" / "analysis.md").read_text()
     block = re.search(r"<!--output \S+ \S+-->\s*\n```\n[^\n]*\n(.*?)\d%", page, re.S)

@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
                  impl_policy=cfg.impl_policy) as run:
         device, env = run.device, run.env
-        run.console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> "
+        run.console.print(f"training {cfg.model} on {cfg.dataset} for {plural(cfg.epochs, 'epoch')} -> "
                           f"{cfg.out_dir}")
         if run.threads_note:
             run.console.print(run.threads_note)

@@ -17,6 +17,8 @@ by default the fastest, timed on the device at hand (docs/benchmarks.md, "How au
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,9 @@ Pair = tuple[int, int]
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer: Python's, numpy's (numbers.Integral) or a traced size (torch.SymInt); not a
+    bool, not a float such as 7.0."""
+    return isinstance(value, (numbers.Integral, torch.SymInt)) and not isinstance(value, bool)
 
 
 def _pair(value: int | tuple[int, int], what: str) -> Pair:

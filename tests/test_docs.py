@@ -398,7 +398,7 @@ def test_every_marked_figure_matches_its_result_file():
 
 def test_a_planted_wrong_figure_fails(tmp_path):
     """The check on a copy of docs/segmentation.md with one marked figure changed (a digit of
-    its first), and of docs/analysis.md with one digit of an output block changed."""
+    its first), and on an output block with one digit changed."""
     text = (ROOT / "docs" / "segmentation.md").read_text()
     assert check_marks(text, RESULTS) == []
     first = re.search(r"(<!--fig [^>]+-->\D*)(\d)", text)
@@ -406,10 +406,12 @@ def test_a_planted_wrong_figure_fails(tmp_path):
     (tmp_path / "segmentation.md").write_text(wrong)
     problems = check_marks((tmp_path / "segmentation.md").read_text(), RESULTS)
     assert len(problems) == 1 and "should read" in problems[0], problems
-    page = (ROOT / "docs" / "analysis.md").read_text()
-    block = re.search(r"<!--output \S+ \S+-->\s*\n```\n[^\n]*\n(.*?)\d%", page, re.S)
-    planted = page[: block.end(1)] + "0" + page[block.end(1):]
-    assert len(check_marks(planted, RESULTS)) == 1
+    # an output block, on a result file of its own: right, then one digit changed
+    (tmp_path / "r.json").write_text(json.dumps({"out": {"erf": "a   1.6%  21.9%\nwrote x.png"}}))
+    page = "<!--output r.json out.erf-->\n```\n$ lkca erf ...\na 1.6% 21.9%\nwrote x.png\n```\n"
+    assert check_marks(page, tmp_path) == []
+    problems = check_marks(page.replace("21.9%", "22.9%"), tmp_path)
+    assert len(problems) == 1 and "differs" in problems[0], problems
 
 
 def test_every_result_file_a_page_names_exists_and_covers_todays_models():

@@ -100,7 +100,8 @@ def _extract(page: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
             blocks.append((body, marker.strip()))
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     synopses = [s for s in re.findall(r"`([^`\n]+)`", prose)
-                if re.match(r"(lkca |python -m lkca |torchrun )", s)]
+                if re.match(r"(lkca |python -m lkca |torchrun )", s)
+                and not re.match(r"lkca[\w ]*: ", s)]  # a quoted message (`lkca train: error: ...`)
     return commands, blocks, synopses
 
 

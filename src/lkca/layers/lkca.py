@@ -248,6 +248,8 @@ def output_dtype(v: torch.Tensor) -> torch.dtype:
     and matmul LKCA stands for return; otherwise v's own dtype. The same for all four impls, so
     ``auto`` never changes a model's dtype between shapes."""
     device = v.device.type
+    if not torch.amp.is_autocast_available(device):  # e.g. meta (parameter counts)
+        return v.dtype
     if torch.is_autocast_enabled(device) and v.dtype in (torch.float32, torch.float16, torch.bfloat16):
         return torch.get_autocast_dtype(device)
     return v.dtype

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import torch
 
+import lkca
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
@@ -208,7 +210,11 @@ def main() -> int:
     for name, c in checks.items():
         print(f"{'PASS' if c['pass'] else 'FAIL'}  {name}: LKCA-S / ViT-S iters/s = {c['ratio']:.3f}")
 
-    result = {"benchmark": "seg_step", "device": device.type, "size": args.size,
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    result = {"benchmark": "seg_step", "lkca_version": lkca.__version__, "commit": commit,
+              "models": sorted({r["backbone"] for r in rows}),
+              "device": device.type, "size": args.size,
               "batch": args.batch, "rounds": args.rounds, "warmup_size": args.warmup_size,
               "threads_per_worker": args.threads or torch.get_num_threads(),
               "dtype": "bf16 autocast" if device.type == "cuda" else "fp32",

@@ -3,9 +3,11 @@ crash-safety tests; LKCA's autotune cache under pytest's temporary directory."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +20,12 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 # Hypothesis: its files (example database, caches) under a temporary folder, never .hypothesis/
-# in the checkout (.ci/run refuses a dirty checkout); no example database and examples drawn
-# from a fixed seed, so that every run of the suite tests the same cases.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="lkca-tests-hypothesis-"))
+# in the checkout (.ci/run refuses a dirty checkout), removed when the process (each xdist worker
+# its own) exits, so nothing is left in /tmp either (.ci/run checks that too); no example database
+# and examples drawn from a fixed seed, so that every run of the suite tests the same cases.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="lkca-tests-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 settings.register_profile("lkca", database=None, derandomize=True)
 settings.load_profile("lkca")
 
@@ -56,17 +61,29 @@ def _autotune_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _compile_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """torch.compile's inductor cache for this session under pytest's temporary folder (inherited
+    by subprocesses), not /tmp/torchinductor_$USER: the suite leaves nothing in /tmp (.ci/run)."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor"))
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _threads_per_worker():
     """Under pytest-xdist (``-n N``, the default of this suite's configuration) each worker gets
     its share of the cores, for torch here and (``OMP_NUM_THREADS``) in the processes it starts,
-    so that N workers do not oversubscribe the machine."""
+    so that N workers do not oversubscribe the machine. Without xdist ``OMP_NUM_THREADS`` is set
+    to torch's own count (unless set already): either way lkca train's choice of threads by the
+    machine's load (tests/runtime/test_cpu_threads.py) stays out of the other tests' output."""
+    import torch
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        import torch
-
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(share)
         torch.set_num_threads(share)
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     yield
 
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from lkca.cli import main
 
 
@@ -47,13 +49,38 @@ def test_list(capsys):
 
 def test_list_matches_a_word_anywhere_and_a_glob_the_whole_name(capsys):
     assert main(["list", "lkca"]) == 0
-    names = capsys.readouterr().out.split()
-    assert "vit_lkca_2p7m" in names and "vit_lkcaonly_digits" in names
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "vit_lkca_2p7m" in names and "vit_lkcaonly_digits" in names and "lkca_s_seg" in names
     assert all("lkca" in n for n in names)
-    assert main(["list", "lkca*"]) == 1  # a glob matches whole names: none starts with lkca
+    assert main(["list", "lkca*"]) == 0  # a glob matches whole names: only the seg backbone
+    assert capsys.readouterr().out == "lkca_s_seg  (segmentation backbone: lkca seg, lkca profile)\n"
     assert main(["list", "vit_lkca_?m"]) == 0
     assert capsys.readouterr().out.split() == ["vit_lkca_1m", "vit_lkca_2m", "vit_lkca_4m",
                                                 "vit_lkca_8m"]
+
+
+def test_list_shows_the_segmentation_backbones(capsys):
+    assert main(["list", "seg"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["lkca_s_seg", "resnet50_seg", "swin_s_seg",
+                                                   "twins_pcpvt_s_seg", "vit_s_seg"]
+    assert all(line.endswith("(segmentation backbone: lkca seg, lkca profile)") for line in lines)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "ten"], "lkca train: error: argument --epochs: invalid int value: 'ten'"),
+    (["export", "--checkpoint", "x", "--impl", "fft"], "lkca export: error: argument --impl: "
+                                                       "invalid choice: 'fft'"),
+    (["tables", "--table", "9"], "lkca tables: error: argument --table: invalid choice: 9"),
+    (["kernels", "--checkpoint", "X", "--model", "Y"],
+     "lkca kernels: error: argument --model: not allowed with argument --checkpoint"),
+])
+def test_argument_mistakes_are_one_line_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(message) and err.rstrip().endswith(f"; see lkca {argv[0]} --help"), err
 
 
 def test_list_without_a_match_says_so_with_exit_code_1(capsys):
@@ -116,3 +143,12 @@ def test_tests_run_in_their_own_temporary_folder(tmp_path):
     from pathlib import Path
 
     assert Path.cwd() == tmp_path
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])
+def test_help_says_where_lkca_writes_outside_the_run(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Outside the run folder (--out) lkca writes only two caches" in text
+    assert "~/.cache/lkca/autotune.json" in text and "DIR/.lkca_cache/" in text

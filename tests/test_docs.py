@@ -15,8 +15,9 @@ and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in or
   :data:`TINY` (``lkca train``: a 1-block model on digits, 2 steps per epoch, 1 epoch; ``lkca
   erf``: 2 images; ``lkca tables``: Table 1 only) -- unless one of the PARSE rules applies;
 - PARSE (``build_parser().parse_args``, every ``configs/...`` path must exist) when the command
-  names a placeholder of :data:`PLACEHOLDERS` (``DIR``, ``...``, ``HOST0:29500`` ...), a home or
-  absolute path (``~/data``: a real data set), ``--device cuda``, a ``--data-dir`` (a real data
+  is ``lkca reproduce`` without ``--dry-run`` (it trains every run of a table), names a
+  placeholder of :data:`PLACEHOLDERS` (``DIR``, ``...``, ``HOST0:29500`` ...), a home or absolute
+  path (``~/data``: a real data set), ``--device cuda``, a ``--data-dir`` (a real data
   set), an input path that does not exist in the page's directory (a real run), a sub-command of
   :data:`PARSE_ONLY` (``seg train/eval/predict``: ADE20K) or comes after ``torchrun`` (several
   processes; DDP itself is tested in tests/train/test_ddp.py);
@@ -24,6 +25,8 @@ and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in or
   minutes); ``pip install`` checks that the extras it names exist in pyproject.toml (no install);
   ``python -m pytest`` is this suite (not run); anything in :data:`NOT_RUN` is listed with why;
 - synopses: the sub-command exists and every ``--flag`` in the span is one of its options;
+- figures: every figure marked with its result file (``<!--fig FILE PATH-->``, an output block
+  ``<!--output FILE PATH-->``; tests/docs_figures.py) equals that file's value;
 - Python blocks run with ``exec`` unless marked by an HTML comment ``<!-- docs-test: skip REASON
   -->`` right before the block or listed in :data:`PYTHON_NOT_RUN`.
 Other helpers' sub-commands are found through ``build_parser()``, so commands added later are
@@ -42,6 +45,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_figures import check_marks, marked_files
 
 from lkca.cli import build_parser, main
 
@@ -96,7 +100,8 @@ def _extract(page: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
             blocks.append((body, marker.strip()))
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     synopses = [s for s in re.findall(r"`([^`\n]+)`", prose)
-                if re.match(r"(lkca |python -m lkca |torchrun )", s)]
+                if re.match(r"(lkca |python -m lkca |torchrun )", s)
+                and not re.match(r"lkca[\w ]*: ", s)]  # a quoted message (`lkca train: error: ...`)
     return commands, blocks, synopses
 
 
@@ -140,6 +145,8 @@ def _plan(words: list[str], cwd: Path) -> tuple[str, str]:
         return "parse", "needs a real data set"
     if "cuda" in words:
         return "parse", "needs a GPU"
+    if path == ("reproduce",) and "--dry-run" not in words:
+        return "parse", "trains every run of a table"
     for prev, w in zip(["", *words], words):
         if prev not in OUTPUT_FLAGS and _looks_like_path(w) and not (cwd / w).exists():
             return "parse", f"input {w} does not exist here (a real run)"
@@ -284,6 +291,8 @@ def test_rules_classify_the_known_cases(tmp_path):
     assert _plan(["export", "--checkpoint", "runs/x", "--out", "m.onnx"], tmp_path)[0] == "parse"
     (tmp_path / "runs" / "x").mkdir(parents=True)
     assert _plan(["export", "--checkpoint", "runs/x", "--out", "m.onnx"], tmp_path) == ("run", "")
+    assert _plan(["reproduce", "--table", "1", "--dry-run"], tmp_path) == ("run", "")
+    assert _plan(["reproduce", "--table", "1"], tmp_path)[0] == "parse"
     assert _tiny(["train", "--epochs", "20"], tmp_path)[:2] == ["train", "--epochs"]
     assert "1" in _tiny(["train", "--epochs", "20"], tmp_path)
 
@@ -373,3 +382,44 @@ def test_readme_keeps_the_set_up_commands_and_links():
     for link in re.findall(r"\]\((docs/[\w.-]+)\)", text):
         assert (ROOT / link).is_file(), link
     assert os.path.basename(__file__) in text
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_every_marked_figure_matches_its_result_file():
+    """The figures of README.md and docs/ marked with their result file (tests/docs_figures.py)
+    are that file's numbers today; each file a page quotes names the models it measured."""
+    problems = [f"{page.name}: {p}" for page in PAGES for p in check_marks(page.read_text(), RESULTS)]
+    assert not problems, "\n".join(problems)
+    for name in set().union(*(marked_files(page.read_text()) for page in PAGES)):
+        data = json.loads((RESULTS / name).read_text())
+        assert data.get("models") and data.get("lkca_version"), f"{name}: no models / lkca_version"
+
+
+def test_a_planted_wrong_figure_fails(tmp_path):
+    """The check on a copy of docs/segmentation.md with one marked figure changed (a digit of
+    its first), and on an output block with one digit changed."""
+    text = (ROOT / "docs" / "segmentation.md").read_text()
+    assert check_marks(text, RESULTS) == []
+    first = re.search(r"(<!--fig [^>]+-->\D*)(\d)", text)
+    wrong = text[: first.end(1)] + str((int(first.group(2)) + 1) % 10) + text[first.end(2):]
+    (tmp_path / "segmentation.md").write_text(wrong)
+    problems = check_marks((tmp_path / "segmentation.md").read_text(), RESULTS)
+    assert len(problems) == 1 and "should read" in problems[0], problems
+    # an output block, on a result file of its own: right, then one digit changed
+    (tmp_path / "r.json").write_text(json.dumps({"out": {"erf": "a   1.6%  21.9%\nwrote x.png"}}))
+    page = "<!--output r.json out.erf-->\n```\n$ lkca erf ...\na 1.6% 21.9%\nwrote x.png\n```\n"
+    assert check_marks(page, tmp_path) == []
+    problems = check_marks(page.replace("21.9%", "22.9%"), tmp_path)
+    assert len(problems) == 1 and "differs" in problems[0], problems
+
+
+def test_every_result_file_a_page_names_exists_and_covers_todays_models():
+    """onnx_export.json covers exactly the registered classifiers (a model added or renamed
+    since it ran means: run benchmarks/onnx_export.py again)."""
+    import lkca
+
+    data = json.loads((RESULTS / "onnx_export.json").read_text())
+    assert sorted(r["model"] for r in data["rows"]) == lkca.list_models(), \
+        "benchmarks/results/onnx_export.json predates the registry: run benchmarks/onnx_export.py"

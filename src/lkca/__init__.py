@@ -1,7 +1,7 @@
 """lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
 
 from lkca.analysis.profile import profile
-from lkca.errors import UserError
+from lkca.errors import InvalidArgumentError, UserError
 from lkca.layers.lkca import LKCA
 from lkca.layers.lkca_autotune import (
     impl_choices,
@@ -19,6 +19,7 @@ from lkca.version import __version__
 __all__ = [
     "LKCA",
     "__version__",
+    "InvalidArgumentError",
     "UserError",
     "VisionTransformer",
     "create_model",

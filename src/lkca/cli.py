@@ -28,11 +28,30 @@ COMMAND_GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake in the arguments ends with one line on stderr naming it
+    and where the options are listed (not the whole usage block), and exit code 2. Sub-command
+    parsers are of this class too (``add_subparsers`` builds them with the parent's class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {_one_line(message)}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
+
+
+# `lkca --help` and `lkca train --help` end with this (README.md, "Where lkca writes")
+OUTSIDE_THE_RUN = (
+    "Outside the run folder (--out) lkca writes only two caches: the timings of LKCA's "
+    "impl=auto in ~/.cache/lkca/autotune.json ($XDG_CACHE_HOME/lkca when set; "
+    "LKCA_AUTOTUNE_CACHE=FILE moves it, empty keeps it in memory) and a paper data set's decoded "
+    ".npz in DIR/.lkca_cache/ (else $LKCA_CACHE_DIR, else ~/.cache/lkca)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lkca`` parser with every command group's sub-commands."""
     # the module docstring's first line without its reST markup (``lkca`` -> lkca)
     description = __doc__.splitlines()[0].replace("``", "")
-    parser = argparse.ArgumentParser(prog="lkca", description=description)
+    parser = _Parser(prog="lkca", description=description, epilog=OUTSIDE_THE_RUN)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_GROUPS:
         importlib.import_module(name).add_parsers(sub)
@@ -72,7 +91,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _one_line(err: BaseException, limit: int = 1000) -> str:
+def _one_line(err: BaseException | str, limit: int = 1000) -> str:
     """The message on one line, at most ``limit`` characters (a bound on anything it quotes)."""
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,3 +20,9 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
+
+
+class InvalidArgumentError(UserError):
+    """An argument of a public function or constructor is invalid (``lkca.LKCA(...)``,
+    ``lkca.create_model`` with an unknown name, ``lkca.profile`` with an image size the model
+    cannot take)."""

@@ -47,7 +47,7 @@ from lkca.seg.normalisation import unit_mean_std
 from lkca.seg.segmentor import create_segmentor
 
 __all__ = ["build_model", "export_checkpoint", "from_pretrained", "load_trained", "read_trained",
-           "save_pretrained", "upgrade_record"]
+           "resolve_run", "save_pretrained", "upgrade_record"]
 
 # In a run directory, the first of these that exists is the model it stands for: the best
 # checkpoint (classification), the pretrained export of it, then the last checkpoint.
@@ -145,7 +145,7 @@ def build_model(record: dict[str, Any], **train_args: Any) -> nn.Module:
     return set_pretrained_cfg(model, record)
 
 
-def _resolve(path: Path) -> Path:
+def resolve_run(path: Path) -> Path:
     """A run directory -> the model it stands for (:data:`RUN_CANDIDATES`); anything else as is."""
     if path.is_dir() and not (path / CONFIG_NAME).is_file():
         return next((path / c for c in RUN_CANDIDATES if (path / c).exists()), path)
@@ -156,7 +156,7 @@ def read_trained(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     """(weights, record in the current schema, the file they came from) for any path
     :func:`from_pretrained` takes. Raises :class:`CheckpointError` (one line) for a missing,
     corrupt or unlabelled file."""
-    path = _resolve(Path(path))
+    path = resolve_run(Path(path))
     if path.is_dir():
         config_path: Path | None = path / CONFIG_NAME
         weights_path = path / WEIGHTS_NAME

@@ -69,7 +69,7 @@ def test_plot_curves_of_runs(run, seg_run, tmp_path, capsys):
     (other / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
     assert main(["plot", str(run), str(other), "--out", str(tmp_path / "c.png")]) == 0
     assert _png(tmp_path / "c.png") == (1400, 400)  # CURVES_IN 14 x 4 in at 100 dpi
-    assert "2 classification run(s)" in capsys.readouterr().out
+    assert "2 classification runs" in capsys.readouterr().out
     assert main(["plot", str(seg_run), "--out", str(tmp_path / "s.png")]) == 0
     assert _png(tmp_path / "s.png") == (1400, 400)
 
@@ -79,7 +79,7 @@ def test_kernels_of_a_trained_run_and_of_an_init_model(run, tmp_path, capsys):
     # 2 blocks x 1 kernel (vit_lkca_*: one per block): width max(5, 1 * 1 + 2.4) in, height
     # 2 * 1 + 1.2 in, at 100 dpi
     assert _png(tmp_path / "k.png") == (500, 320)
-    assert "2 LKCA blocks x 1 heads, kernels 15x15" in capsys.readouterr().out
+    assert "2 LKCA blocks x 1 head, kernels 15x15" in capsys.readouterr().out
     assert main(["kernels", "--model", "vit_lkcaonly_500k", "--out", str(tmp_path / "i.png")]) == 0
     assert _png(tmp_path / "i.png") == (740, 1920)  # 18 blocks x 5 heads
 
@@ -91,9 +91,52 @@ def test_erf_of_trained_and_init_models_side_by_side(run, tmp_path, capsys):
     assert main(argv) == 0
     assert _png(out) == (1000, 360)  # 3 maps of 3 in + 1 in colour bar, 3.6 in high
     printed = capsys.readouterr().out.splitlines()
-    assert "vit_lkca_500k (lkca-run)" in printed[1] and "vit_lkca_500k (init)" in printed[2]
-    assert "vit_500k (init)" in printed[3]
-    assert all(line.count("%") == 3 for line in printed[1:4])
+    assert printed[1].split() == ["model", "20%", "50%", "90%"]  # a header over the columns
+    assert "vit_lkca_500k (lkca-run)" in printed[2] and "vit_lkca_500k (init)" in printed[3]
+    assert "vit_500k (init)" in printed[4]
+    assert all(line.count("%") == 3 for line in printed[2:5])
+
+
+def test_erf_table_columns_line_up_with_a_long_label(run, tmp_path, capsys):
+    deep = tmp_path / ("a-run-folder-with-a-name-longer-than-the-default-column-" + "x" * 20)
+    import shutil
+
+    shutil.copytree(run, deep)
+    assert main(["erf", "--checkpoint", str(deep), "--model", "vit_500k", "--num-images", "2",
+                 "--device", "cpu", "--out", str(tmp_path / "e.png")]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:4]
+    ends = {row.index("%") for row in rows[1:]} | {rows[0].index("%")}
+    assert len(ends) == 1, rows  # the first percentage column ends at one position in every row
+
+
+def test_erf_checks_every_model_before_printing(tmp_path, capsys):
+    assert main(["erf", "--model", "vit_lkca_500k", "--model", "lkca_bb", "--device", "cpu",
+                 "--out", str(tmp_path / "e.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "unknown model 'lkca_bb'" in err and err.count("\n") == 1
+
+
+def test_plot_default_output_and_printed_path(run, tmp_path, capsys, monkeypatch):
+    """Runs in different folders: the first run's folder, not their common parent; the path is
+    printed as given (relative stays relative, as kernels and erf print theirs)."""
+    import shutil
+
+    for name in ("x/a", "y/b"):
+        shutil.copytree(run, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "x/a", "y/b"]) == 0
+    assert (tmp_path / "x" / "a" / "curves.png").is_file() and not (tmp_path / "curves.png").exists()
+    assert "wrote x/a/curves.png (" in capsys.readouterr().out
+
+
+def test_curves_have_whole_epochs_on_the_x_axis(run):
+    from lkca.analysis.plots import curves_figure
+
+    fig = curves_figure([read_run(run)])  # 2 epochs: matplotlib's default ticks are 1.25, 1.5 ...
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
 def test_default_outputs_go_beside_the_run_or_into_runs(run, tmp_path, capsys):
@@ -197,7 +240,7 @@ def seg_checkpoint(tmp_path_factory) -> Path:
 def test_kernels_of_a_segmentation_checkpoint(seg_checkpoint, tmp_path, capsys):
     assert main(["kernels", "--checkpoint", str(seg_checkpoint), "--out", str(tmp_path / "k.png")]) == 0
     assert _png(tmp_path / "k.png") == (500, 520)  # 4 blocks
-    assert "4 LKCA blocks x 1 heads, kernels 3x3" in capsys.readouterr().out  # a kernel per block
+    assert "4 LKCA blocks x 1 head, kernels 3x3" in capsys.readouterr().out  # a kernel per block
 
 
 def test_erf_of_a_segmentation_checkpoint_is_refused(seg_checkpoint, tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 
 from lkca.data import dataset_info, load_dataset
 from lkca.data.digits import digits_arrays
+from lkca.errors import DataFormatError
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_scaling_of_raw_values() -> None:
 
 
 def test_split_is_fixed_and_partitions_the_data(splits) -> None:
-    again = load_dataset("digits", "/ignored", "train")
+    again = load_dataset("digits", None, "train")
     np.testing.assert_array_equal(again.images, splits[0].images)
     np.testing.assert_array_equal(again.labels, splits[0].labels)
     images, labels = digits_arrays()
@@ -62,3 +63,14 @@ def test_normalisation_constants_match_train_split(splits) -> None:
     np.testing.assert_allclose(info.std, [x.std()] * 3, atol=5e-5)
     assert (info.img_size, info.hflip, info.crop_padding) == (8, False, 1)
     assert info.autoaugment_policy is None
+
+
+def test_a_data_directory_for_digits_is_refused_not_ignored(capsys) -> None:
+    with pytest.raises(DataFormatError, match="digits are bundled .* --data-dir /nonexistent would "
+                                              "be ignored; leave --data-dir out"):
+        load_dataset("digits", "/nonexistent", "train")
+    from lkca.cli import main
+
+    assert main(["train", "--data-dir", "/nonexistent", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "leave --data-dir out" in err

@@ -135,6 +135,29 @@ def test_eval_reproduces_the_final_accuracy(tiny_cfg, tmp_path, capsys):
     assert f"top-1 {summary['top1']:.2f}%" in capsys.readouterr().out
 
 
+def test_eval_of_a_run_names_the_checkpoint_it_evaluated(tiny_cfg, tmp_path, capsys):
+    """A run directory stands for its best checkpoint: eval says so and how to take the last."""
+    summary = train(tiny_cfg(epochs=2))
+    run, ck = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    assert main(["eval", "--checkpoint", str(run), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert (f"evaluating {ck / 'best.safetensors'} (the run's best epoch; for its last epoch "
+            f"pass --checkpoint {ck / 'last.safetensors'})") in out
+    assert f"top-1 {summary['best_top1']:.2f}%" in out
+
+
+def test_eval_of_a_model_that_records_no_data_set_is_refused(tmp_path, capsys):
+    """An untrained model saved with save_pretrained names no test set: eval asks for one
+    instead of evaluating on digits."""
+    import lkca
+
+    model = lkca.create_model("vit_lkca_500k", img_size=8, depth=1, dim=16, num_heads=2)
+    lkca.save_pretrained(model, tmp_path / "m")
+    assert main(["eval", "--checkpoint", str(tmp_path / "m"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "records no data set" in err and "--dataset D" in err
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tiny_cfg):
     with pytest.raises(ValueError, match="no checkpoint at .*start without --resume"):
         train(tiny_cfg(), resume=True)

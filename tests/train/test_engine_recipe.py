@@ -92,9 +92,13 @@ def test_resume_mid_three_pass_epoch_equals_the_uninterrupted_run(full_run, tmp_
 def test_start_prints_the_recipe_and_the_projection(tmp_path, capsys):
     train(_cfg(tmp_path, epoch_passes=1, max_steps_per_epoch=1))
     out = capsys.readouterr().out
-    assert ("recipe: an epoch is 1 x 1437 images = 1 steps of 500 (500 images); warm-up 1 "
-            "steps, 2 steps in all (0.7 passes over the data)") in out
-    assert "projected:" in out and "for the whole run" in out and "1 epochs left" in out
+    assert ("recipe: an epoch is 1 step of 500 (500 images; max_steps_per_epoch caps the full "
+            "epoch of 1 x 1437 images = 2 steps); warm-up 1 step, 2 steps in all (0.7 passes over "
+            "the data)") in out
+    assert "projected:" in out and "for the whole run" in out and "1 epoch left" in out
+    train(_cfg(tmp_path / "full", epoch_passes=1, epochs=1, warmup_epochs=0))
+    assert ("recipe: an epoch is 1 x 1437 images = 2 steps of 500 (1000 images); warm-up 0 steps, "
+            "2 steps in all (0.7 passes over the data)") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["vit_lkca_2p7m", "vit_2p7m"])

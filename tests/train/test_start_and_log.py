@@ -39,7 +39,7 @@ def test_log_without_a_terminal_has_one_line_per_epoch_and_no_bar(tmp_path: Path
     captured = capsys.readouterr()
     assert captured.err == ""
     lines = captured.out.splitlines()
-    assert lines[0] == "training vit_lkca_500k on digits for 1 epochs -> run"
+    assert lines[0] == "training vit_lkca_500k on digits for 1 epoch -> run"
     assert lines[1].startswith("recipe: an epoch is ")  # the effective epoch length, once
     assert lines[2].startswith("epoch 1/1  train_loss ")
     assert lines[3].startswith("test accuracy (top-1): ") and len(lines) == 4

@@ -9,7 +9,6 @@ the ERF's data pipeline, when they run).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from lkca.data import dataset_info
 from lkca.errors import UserError
 from lkca.models.registry import create_model, list_models, model_aliases, paper_figures
 from lkca.pretrained import build_model, load_trained
+from lkca.runtime.console import plural
 from lkca.runtime.device import resolve_device
 from lkca.seg.backbone import BACKBONES
 from lkca.seg.segmentor import HEADS, segmentor_params
@@ -57,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("upernet", "fpn"),
                    help="segmentation head, with --model vit_s_seg | lkca_s_seg (default: both)")
 
-    p = sub.add_parser("list", help="list registered models")
+    p = sub.add_parser("list", help="list registered models, then the segmentation backbones")
     p.set_defaults(func=_cmd_list)
     p.add_argument("pattern", nargs="?", default="*",
                    help="a word any listed name contains ('lkca'), or a shell pattern the whole "
@@ -97,7 +97,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_plot)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (their metrics.jsonl)")
     p.add_argument("--out", help="PNG to write (default: curves.png in the run folder; for "
-                                 "several runs, in the folder holding them)")
+                                 "several runs in one folder, in that folder, else in the first "
+                                 "run's folder)")
     _add_tables_parser(sub)
 
 
@@ -150,11 +151,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
         matched = set(list_models(args.pattern, aliases=True))
         lines += [f"{alias} -> {name}" for alias, name in model_aliases().items()
                   if alias in matched or name in names]
+    lines += [f"{name}  (segmentation backbone: lkca seg, lkca profile)"
+              for name in _matching(sorted(BACKBONES), args.pattern)]
     if not lines:
         print(f"no model matches {args.pattern!r}; `lkca list` shows them all", file=sys.stderr)
         return 1
     print("\n".join(lines))
     return 0
+
+
+def _matching(names: list[str], pattern: str) -> list[str]:
+    """``list_models``' rule for other names: a shell pattern matches the whole name, a plain word
+    any name containing it."""
+    import fnmatch
+
+    pattern = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    return [n for n in names if fnmatch.fnmatch(n, pattern)]
 
 
 # --- lkca erf ------------------------------------------------------------------------------------
@@ -166,17 +178,23 @@ def _cmd_erf(args: argparse.Namespace) -> None:
                         "(e.g. --model vit_lkca_500k)")
     require_matplotlib()  # fail on a missing matplotlib before any work
     device = resolve_device(args.device)
-    panels, images = [], {}
+    models = list(_erf_models(args, device))  # names, checkpoints and data checked before printing
+    images = {}
+    for _, _, dataset, img_size in models:
+        if (dataset, img_size) not in images:
+            images[dataset, img_size] = real_images(dataset, args.data_dir, args.num_images,
+                                                    img_size).to(device)
+    panels = []
+    width = max(len(label) for _, label, _, _ in models)
     print(f"share of the image area holding {'/'.join(f'{t:.0%}' for t in THRESHOLDS)} of the "
           "ERF mass (smaller = more local):")
-    for model, label, dataset, img_size in _erf_models(args, device):
+    print(f"  {'model':{width}s} " + "  ".join(f"{t:>6.0%}" for t in THRESHOLDS))
+    for model, label, dataset, img_size in models:
         key = (dataset, img_size)
-        if key not in images:
-            images[key] = real_images(dataset, args.data_dir, args.num_images, img_size).to(device)
         erf = effective_receptive_field(model, images[key])
         ratios = area_ratios(erf, THRESHOLDS)
         panels.append((label, erf, ratios))
-        print(f"  {label:40s} " + "  ".join(f"{r:6.1%}" for r in ratios)
+        print(f"  {label:{width}s} " + "  ".join(f"{r:6.1%}" for r in ratios)
               + f"   ({len(images[key])} {dataset} test images, {img_size}x{img_size})")
     checkpoints = [value for kind, value in args.sources if kind == "checkpoint"]
     out = args.out or (_run_folder(checkpoints[0]) if checkpoints else Path("runs")) / "erf.png"
@@ -243,7 +261,8 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
                        Path("runs") / f"kernels-{args.model}.png")
     width, height = save_png(kernel_figure(title, kernels), out)
     heads = max(w.shape[0] for _, w in kernels)
-    print(f"wrote {out} ({width}x{height} px): {len(kernels)} LKCA blocks x {heads} heads, "
+    print(f"wrote {out} ({width}x{height} px): {plural(len(kernels), 'LKCA block')} x "
+          f"{plural(heads, 'head')}, "
           f"kernels {'x'.join(map(str, kernels[0][1].shape[1:]))}")
 
 
@@ -253,12 +272,18 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
 def _cmd_plot(args: argparse.Namespace) -> None:
     require_matplotlib()  # fail on a missing matplotlib before reading anything
     runs = [read_run(path) for path in args.runs]
-    folders = [Path(path).resolve() for path in args.runs]
-    # one run: its folder; several: the folder holding them (runs/ for runs/a runs/b)
-    home = folders[0] if len(folders) == 1 else Path(os.path.commonpath([f.parent for f in folders]))
-    out = args.out or home / "curves.png"
+    out = Path(args.out) if args.out else _curves_path([Path(p) for p in args.runs])
     width, height = save_png(curves_figure(runs), out)
-    print(f"wrote {out} ({width}x{height} px): {len(runs)} {runs[0].kind} run(s)")
+    print(f"wrote {out} ({width}x{height} px): {plural(len(runs), runs[0].kind + ' run')}")
+
+
+def _curves_path(runs: list[Path]) -> Path:
+    """Where ``lkca plot`` writes by default: one run, its folder; several in one folder, that
+    folder (runs/ for runs/a runs/b); several in different folders, the first run's folder (never
+    a common parent far above them). As the user wrote the paths (relative stays relative)."""
+    parents = {run.resolve().parent for run in runs}
+    home = runs[0].parent if len(runs) > 1 and len(parents) == 1 else runs[0]
+    return home / "curves.png"
 
 
 # --- lkca tables ---------------------------------------------------------------------------------

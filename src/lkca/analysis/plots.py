@@ -213,6 +213,7 @@ def curves_figure(runs: list[RunMetrics]):
                         "iterations); run `lkca plot` once for each kind")
     x_key, x_label, panels = CURVES[kinds.pop()]
     fig = new_figure(*CURVES_IN)
+    from matplotlib.ticker import MaxNLocator
     axes = fig.subplots(1, len(panels))
     labels = _unique_names(runs)
     for i, (run, label) in enumerate(zip(runs, labels)):
@@ -228,6 +229,7 @@ def curves_figure(runs: list[RunMetrics]):
     for ax, (title, y_label, _) in zip(axes, panels):
         ax.set_title(title)
         ax.set_xlabel(x_label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs / iterations: no 1.25
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
 
+from lkca.errors import InvalidArgumentError
 from lkca.layers.lkca import LKCA
 
 
@@ -59,7 +60,9 @@ def profile(
     mixing tokens (attention's QK^T and AV, LKCA's matrix times V), which the paper's counts leave
     out (its ViT 174.25M equals our ViT's ``macs - token_mixing_macs`` to 1%).
     """
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    size = _image_size(img_size)
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
+        raise InvalidArgumentError(f"profile: in_chans must be a positive int, got {in_chans!r}")
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.zeros(1, in_chans, *size, device=device)
@@ -75,6 +78,16 @@ def profile(
     mixing = sum(n for op, n in by_op.items() if _is_token_mixing(op))
     return {"params": count_params(model), "macs": counter.get_total_flops() // 2,
             "token_mixing_macs": mixing // 2}
+
+
+def _image_size(img_size: object) -> tuple[int, int]:
+    """(H, W) of an int or a pair of positive ints; anything else an InvalidArgumentError."""
+    pair = (img_size, img_size) if not isinstance(img_size, (tuple, list)) else tuple(img_size)
+    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                 for s in pair):
+        raise InvalidArgumentError(
+            f"profile: img_size must be a positive int or a pair (H, W) of them, got {img_size!r}")
+    return pair  # type: ignore[return-value]
 
 
 def _is_token_mixing(op: object) -> bool:

@@ -53,12 +53,19 @@ def load_dataset(name: str, data_dir: str | Path | None, split: str) -> ArrayDat
     """Load split ``"train"`` or ``"test"`` of data set ``name`` from ``data_dir``.
 
     Returns uint8 images (N, H, W, 3) and int64 labels; decoded files are cached as ``.npz``
-    (see :func:`lkca.data.base.cached`). ``data_dir`` may be ``None`` only for ``digits``.
+    (see :func:`lkca.data.base.cached`). ``data_dir`` is ``None`` for ``digits`` (bundled; a
+    folder is refused rather than ignored) and a folder for every other data set.
     Tiny-ImageNet's "test" split is its labelled val folder.
     """
     info = dataset_info(name)
     if split not in SPLITS:
         raise DataFormatError(f"unknown split {split!r} for {info.name}; use 'train' or 'test'")
+    if data_dir is not None and info.name == "digits":
+        raise DataFormatError(
+            f"digits are bundled with scikit-learn and read no data directory, so --data-dir "
+            f"{data_dir} would be ignored; leave --data-dir out, or name the data set it holds "
+            "with --dataset (cifar10, cifar100, svhn, tinyimagenet)"
+        )
     if data_dir is None:
         if info.name != "digits":
             raise DataFormatError(

@@ -17,11 +17,14 @@ by default the fastest, timed on the device at hand (docs/benchmarks.md, "How au
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from lkca.errors import InvalidArgumentError
 from lkca.layers import lkca_autotune
 
 IMPLS = ("conv", "toeplitz", "fft", "auto")
@@ -29,12 +32,23 @@ IMPLS = ("conv", "toeplitz", "fft", "auto")
 Pair = tuple[int, int]
 
 
+def _is_int(value: object) -> bool:
+    """An integer: Python's, numpy's (numbers.Integral) or a traced size (torch.SymInt); not a
+    bool, not a float such as 7.0."""
+    return isinstance(value, (numbers.Integral, torch.SymInt)) and not isinstance(value, bool)
+
+
 def _pair(value: int | tuple[int, int], what: str) -> Pair:
-    if isinstance(value, int):
-        return (value, value)
-    if len(value) != 2:
-        raise ValueError(f"{what} must be an int or a pair (H, W), got {value!r}")
-    return (int(value[0]), int(value[1]))
+    """(value, value) for an int, the pair itself for two ints; anything else (7.0, "7", (7,),
+    True) is an :class:`~lkca.errors.InvalidArgumentError` naming ``what``."""
+    if _is_int(value):
+        return (value, value)  # type: ignore[return-value]
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_int, value)):
+        return (int(value[0]), int(value[1]))
+    raise InvalidArgumentError(
+        f"LKCA: {what} must be an int or a pair of ints (H, W), got {value!r}"
+        + (f"; use {int(value)}" if isinstance(value, float) and value.is_integer() else "")
+    )
 
 
 def global_kernel_size(grid_size: Pair) -> Pair:
@@ -228,14 +242,28 @@ def choose_impl(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> str:
     return lkca_autotune.choose(v, weight, grid_size, IMPLEMENTATIONS, workspace_bytes)
 
 
+def output_dtype(v: torch.Tensor) -> torch.dtype:
+    """The dtype every implementation returns for values v: under autocast on v's device (and v
+    in a floating type autocast lowers: fp32, fp16, bf16) the autocast dtype, as the convolution
+    and matmul LKCA stands for return; otherwise v's own dtype. The same for all four impls, so
+    ``auto`` never changes a model's dtype between shapes."""
+    device = v.device.type
+    if not torch.amp.is_autocast_available(device):  # e.g. meta (parameter counts)
+        return v.dtype
+    if torch.is_autocast_enabled(device) and v.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return torch.get_autocast_dtype(device)
+    return v.dtype
+
+
 def lkca_apply(
     v: torch.Tensor, weight: torch.Tensor, grid_size: Pair, impl: str = "auto"
 ) -> torch.Tensor:
-    """Apply per-head kernels ``weight`` (heads, kh, kw) to values v (B, heads, N, d)."""
+    """Apply per-head kernels ``weight`` (heads, kh, kw) to values v (B, heads, N, d); the result
+    has the dtype of :func:`output_dtype`."""
     weight = crop_kernel(weight, grid_size)
     if impl == "auto":
         impl = choose_impl(v, weight, grid_size)
-    return IMPLEMENTATIONS[impl](v, weight, grid_size)
+    return IMPLEMENTATIONS[impl](v, weight, grid_size).to(output_dtype(v))
 
 
 class LKCA(nn.Module):
@@ -253,8 +281,15 @@ class LKCA(nn.Module):
         proj_drop: dropout on the output (after the output projection when there is one),
             as attention's ``proj_drop``: a model's ``drop_rate`` reaches every mixer.
 
-    Shapes: ``forward(x)`` with x (B, N, C), N = H * W, returns (B, N, C);
-    ``forward(x, grid_size=(H2, W2))`` runs the same kernel on another grid.
+    Shapes: ``forward(x)`` with tokens x (B, N, C), N = H * W in row-major order, returns
+    (B, N, C); ``forward(x, grid_size=(H2, W2))`` runs the same kernel on another grid. A CNN's
+    feature map x (B, C, H, W) is accepted too: its grid is (H, W) and the output is (B, C, H, W)
+    (the same numbers as the tokens ``x.flatten(2).transpose(1, 2)``). On a grid larger than the
+    one the module was built for the kernel keeps its size, so it no longer links every token
+    to every other (it is global only up to the construction grid).
+
+    Output dtype: the input's, or under autocast the autocast dtype (:func:`output_dtype`),
+    whichever ``impl`` runs.
     """
 
     def __init__(
@@ -268,22 +303,23 @@ class LKCA(nn.Module):
         proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        if dim <= 0 or num_heads <= 0 or dim % num_heads:
-            raise ValueError(
+        if not (_is_int(dim) and _is_int(num_heads)) or dim <= 0 or num_heads <= 0 or dim % num_heads:
+            raise InvalidArgumentError(
                 f"LKCA: dim ({dim}) must be a positive multiple of num_heads ({num_heads})"
             )
         self.grid_size = _pair(grid_size, "grid_size")
         if min(self.grid_size) <= 0:
-            raise ValueError(f"LKCA: grid_size must be positive, got {self.grid_size}")
+            raise InvalidArgumentError(f"LKCA: grid_size must be positive, got {self.grid_size}")
         limit = global_kernel_size(self.grid_size)
         ksize = limit if kernel_size is None else _pair(kernel_size, "kernel_size")
         if any(k <= 0 or k % 2 == 0 for k in ksize):
-            raise ValueError(
+            odd = tuple(min(max(1, abs(k) + 1 - abs(k) % 2), lim) for k, lim in zip(ksize, limit))
+            raise InvalidArgumentError(
                 f"LKCA: kernel_size must be odd and positive, got {ksize}; use an odd size such as "
-                f"{tuple(k + 1 if k % 2 == 0 else k for k in ksize)}"
+                f"{odd}"
             )
         if ksize[0] > limit[0] or ksize[1] > limit[1]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LKCA: kernel_size {ksize} is larger than 2 * grid - 1 = {limit} for grid "
                 f"{self.grid_size}; use at most {limit} (the global kernel, the default)"
             )
@@ -292,6 +328,8 @@ class LKCA(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_heads, *ksize))
         self.v_proj = nn.Linear(dim, dim) if projections else None
         self.proj = nn.Linear(dim, dim) if projections else None
+        if isinstance(proj_drop, bool) or not isinstance(proj_drop, (int, float)) or not 0 <= proj_drop < 1:
+            raise InvalidArgumentError(f"LKCA: proj_drop must be a number in [0, 1), got {proj_drop!r}")
         self.proj_drop = nn.Dropout(proj_drop)
         self.reset_parameters()
 
@@ -302,7 +340,8 @@ class LKCA(nn.Module):
     @impl.setter
     def impl(self, value: str) -> None:
         if value not in IMPLS:
-            raise ValueError(f"LKCA: unknown impl {value!r}; choose one of {', '.join(IMPLS)}")
+            raise InvalidArgumentError(
+                f"LKCA: unknown impl {value!r}; choose one of {', '.join(IMPLS)}")
         self._impl = value
 
     def reset_parameters(self) -> None:
@@ -310,12 +349,16 @@ class LKCA(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: torch.Tensor, grid_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        if x.dim() == 4:  # a CNN's feature map (B, C, H, W)
+            return self._forward_map(x, grid_size)
         grid = self.grid_size if grid_size is None else _pair(grid_size, "grid_size")
         if x.dim() != 3 or x.shape[-1] != self.dim:
-            raise ValueError(f"LKCA: expected x of shape (B, N, {self.dim}), got {tuple(x.shape)}")
+            raise InvalidArgumentError(
+                f"LKCA: expected tokens (B, N, {self.dim}) or a feature map (B, {self.dim}, H, W), "
+                f"got {tuple(x.shape)}")
         B, N, C = x.shape
         if N != grid[0] * grid[1]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"LKCA: {N} tokens do not fill the {grid[0]}x{grid[1]} grid ({grid[0] * grid[1]} "
                 "tokens); pass forward(x, grid_size=(H, W)) with H * W == N"
             )
@@ -326,6 +369,21 @@ class LKCA(nn.Module):
         if self.proj is not None:
             out = self.proj(out)
         return self.proj_drop(out)
+
+    def _forward_map(self, x: torch.Tensor, grid_size: int | tuple[int, int] | None) -> torch.Tensor:
+        """forward for a feature map x (B, C, H, W): the tokens of its H x W grid, mixed, and laid
+        out as the map again."""
+        B, C, H, W = x.shape
+        if C != self.dim:
+            raise InvalidArgumentError(
+                f"LKCA: expected a feature map (B, {self.dim}, H, W), got {tuple(x.shape)}; a "
+                f"channels-last map (B, H, W, C) needs x.permute(0, 3, 1, 2)")
+        if grid_size is not None and _pair(grid_size, "grid_size") != (H, W):
+            raise InvalidArgumentError(
+                f"LKCA: grid_size {grid_size} differs from the feature map's {H}x{W}; a (B, C, H, W) "
+                "map carries its grid, so leave grid_size out")
+        out = self.forward(x.flatten(2).transpose(1, 2), (H, W))  # (B, N, C)
+        return out.transpose(1, 2).reshape(B, C, H, W)
 
     def extra_repr(self) -> str:
         return (
@@ -344,5 +402,6 @@ __all__ = [
     "lkca_toeplitz",
     "lkca_fft",
     "lkca_apply",
+    "output_dtype",
     "choose_impl",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lkca.errors import InvalidArgumentError
+
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
@@ -25,7 +27,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         if x.dim() != 4 or x.shape[1] != self.proj.in_channels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PatchEmbed: expected images (B, {self.proj.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
@@ -36,9 +38,10 @@ class PatchEmbed(nn.Module):
 
 
 def check_divisible(img_size: tuple[int, int], patch_size: int) -> None:
-    """Raise a clear ValueError unless both image sides are positive multiples of the patch."""
+    """Raise a clear :class:`~lkca.errors.InvalidArgumentError` unless both image sides are
+    positive multiples of the patch."""
     if patch_size <= 0 or any(s <= 0 or s % patch_size for s in img_size):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"image size {img_size[0]}x{img_size[1]} is not divisible by the patch size "
             f"{patch_size}; resize or crop the images to a multiple of {patch_size}, or choose "
             "another patch_size"

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from lkca.checkpoint.metadata import classifier_record, set_pretrained_cfg
-from lkca.errors import CheckpointError
+from lkca.errors import CheckpointError, InvalidArgumentError
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
@@ -39,7 +39,8 @@ def register_model(
 
 
 def resolve_name(name: str) -> str:
-    """The canonical name of a model or alias; ValueError with close matches if unknown."""
+    """The canonical name of a model or alias; :class:`~lkca.errors.InvalidArgumentError` with
+    close matches if unknown."""
     _load_builtin_models()
     if name in _FACTORIES:
         return name
@@ -48,7 +49,7 @@ def resolve_name(name: str) -> str:
     known = sorted([*_FACTORIES, *_ALIASES])
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"unknown model {name!r}; {hint}see `lkca list` or lkca.list_models()")
+    raise InvalidArgumentError(f"unknown model {name!r}; {hint}see `lkca list` or lkca.list_models()")
 
 
 def create_model(

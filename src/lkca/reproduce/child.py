@@ -37,7 +37,7 @@ def command(run: PlannedRun, data_dir: str | None, resume: bool) -> list[str]:
     """The command line of ``run`` (absolute paths: it may start on another node)."""
     cmd = [sys.executable, "-m", "lkca", *(["train"] if run.task == "cls" else ["seg", "train"]),
            "--config", str(run.config.absolute())]
-    if data_dir is not None:
+    if data_dir is not None and run.dataset != "digits":  # digits are bundled: no folder to read
         cmd += ["--data-dir", str(Path(data_dir).expanduser().absolute())]
     cmd += ["--out", str(run.out), "--seed", str(run.seed), "--no-progress"]
     return cmd + (["--resume"] if resume else [])

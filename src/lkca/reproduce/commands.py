@@ -16,8 +16,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_reproduce)
     p.add_argument("--table", required=True, metavar="N|FILE",
                    help="paper table 1-7, or a YAML file describing a table of your own")
-    p.add_argument("--runs", required=True, metavar="DIR",
-                   help="folder of the run directories (<dataset>/<config>/seed<K>) and tables")
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="folder of the run directories (<dataset>/<config>/seed<K>) and tables "
+                        "(default runs/, where lkca tables looks)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data sets as distributed")
     p.add_argument("--datasets", nargs="+", metavar="NAME",
                    help="only these data sets of the table (e.g. cifar10 svhn for Table 4)")

@@ -8,6 +8,11 @@ import sys
 from typing import Any
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 head``, ``2 heads``, ``0 epochs``: a count with its noun (regular plurals only)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class _NoBar:
     """Stands in for a progress bar that is not shown."""
 

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from lkca.errors import UserError
+from lkca.runtime.console import plural
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,3 +29,28 @@ def mixed_precision(device: torch.device) -> AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
+
+
+def cpu_threads(device: torch.device) -> tuple[int, str | None]:
+    """(intra-op threads to train with, the log line saying why, or None when unchanged).
+
+    torch uses one thread per core; for models as small as lkca's on a CPU that other processes
+    already load, threads beyond the free cores contend and a step can become many times slower
+    (docs/benchmarks.md, "Threads": the digits demo 13x slower with 2 threads than with 1 on a
+    loaded 2-core machine). So on CPU, unless ``OMP_NUM_THREADS`` chooses, lkca uses as many
+    threads as the 1-minute load average leaves cores free (at least 1, at most torch's count).
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ or threads <= 1:
+        return threads, None
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: torch's choice
+        return threads, None
+    cores = os.cpu_count() or threads
+    free = max(1, min(threads, round(cores - load)))
+    if free >= threads:
+        return threads, None
+    return free, (f"threads: {plural(free, 'intra-op thread')} instead of torch's {threads}: the "
+                  f"load average ({load:.1f}) leaves about {free} of the {cores} CPUs free, and "
+                  "more threads than free cores contend; set OMP_NUM_THREADS to choose")

@@ -35,7 +35,7 @@ from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
 from lkca.layers.lkca_autotune import impl_choices
 from lkca.runtime.console import Console
-from lkca.runtime.device import mixed_precision, resolve_device
+from lkca.runtime.device import cpu_threads, mixed_precision, resolve_device
 from lkca.runtime.distributed import (
     Dist,
     all_reduce_sum,
@@ -78,6 +78,7 @@ class Session:
     device: torch.device
     env: Dist
     console: Console
+    threads_note: str | None  # why training uses fewer intra-op threads than torch would
     stop: StopRequest
     log: RunLog | None
 
@@ -99,6 +100,9 @@ class Session:
         check_global_batch(self._batch_size)
         self.device = resolve_device(self._device_name)
         self.env = join_process_group(self.device)
+        self._torch_threads = torch.get_num_threads()  # restored on exit
+        threads, self.threads_note = cpu_threads(self.device)
+        torch.set_num_threads(threads)
         try:
             self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
@@ -136,6 +140,7 @@ class Session:
             if self._lock is not None:
                 self._lock.release()
         finally:
+            torch.set_num_threads(self._torch_threads)
             leave_process_group(self.env, finished=not any(exc))
 
     @property

@@ -154,6 +154,8 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
                           f"-> {cfg.out_dir}")
+        if run.threads_note:
+            run.console.print(run.threads_note)
         shard = env.shard(cfg.batch_size)
 
         # model, optimiser, schedule

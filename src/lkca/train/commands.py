@@ -8,10 +8,12 @@ what ``import lkca`` loads anyway.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
-from lkca.pretrained import load_trained
+from lkca.errors import CheckpointError
+from lkca.pretrained import load_trained, resolve_run
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.signals import StartupStop
 from lkca.train.config import TrainConfig, build_config
@@ -23,16 +25,21 @@ TRAIN_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "se
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` and ``eval`` sub-commands."""
-    p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)")
+    from lkca.cli import OUTSIDE_THE_RUN
+
+    p = sub.add_parser("train", help="train a classifier (no arguments: the digits demo)",
+                       epilog=OUTSIDE_THE_RUN)
     p.set_defaults(func=_cmd_train)
     add_config_arguments(p, "configs/cls/cifar10/vit_lkca_2p7m.yaml")
     p.add_argument("--dataset", help="digits | cifar10 | cifar100 | svhn | tinyimagenet")
     p.add_argument("--data-dir", help="folder holding the data set as distributed")
     p.add_argument("--model", help="registered model name (see `lkca list`)")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="training epochs (each epoch_passes passes over "
+                   "the training set)")
     p.add_argument("--batch-size", type=int, help="global batch over all processes")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate (after the warm-up)")
+    p.add_argument("--seed", type=int, help="seed of the model's init, the data order and the "
+                   "augmentation")
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--out", help="run directory (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
@@ -41,9 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="re-evaluate a checkpoint on a test set")
     p.set_defaults(func=_cmd_eval)
-    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    p.add_argument("--checkpoint", required=True,
+                   help=".safetensors / .pt file, pretrained folder or run directory (a run: its "
+                        "best checkpoint; RUN/checkpoints/last.safetensors for the last epoch)")
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="folder holding the data set as distributed")
     p.add_argument("--device", default="auto")
 
 
@@ -65,7 +74,16 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     model, meta = load_trained(args.checkpoint, device, task="classification")
-    dataset = args.dataset or meta.get("dataset") or "digits"
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise CheckpointError(f"{args.checkpoint} records no data set (a model saved before "
+                              "training?); name the test set with --dataset D (and --data-dir DIR)")
+    given = Path(args.checkpoint)
+    chosen = resolve_run(given)
+    if chosen != given:  # a run directory: say which of its checkpoints is evaluated
+        last = given / "checkpoints" / "last.safetensors"
+        print(f"evaluating {chosen}" + (" (the run's best epoch; for its last epoch pass "
+                                        f"--checkpoint {last})" if "best" in chosen.name else ""))
     images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
                                        device)
     info = dataset_info(dataset)

@@ -28,6 +28,7 @@ from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.models.registry import resolve_name
 from lkca.pretrained import build_model as build_from_record
 from lkca.pretrained import export_checkpoint
+from lkca.runtime.console import plural
 from lkca.runtime.session import Session
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
@@ -88,8 +89,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
                  impl_policy=cfg.impl_policy) as run:
         device, env = run.device, run.env
-        run.console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> "
+        run.console.print(f"training {cfg.model} on {cfg.dataset} for {plural(cfg.epochs, 'epoch')} -> "
                           f"{cfg.out_dir}")
+        if run.threads_note:
+            run.console.print(run.threads_note)
 
         # data: the whole data set on the device; one global batch per step, sliced per rank
         train_x, train_y = train_x.to(device), train_y.to(device)
@@ -235,11 +238,16 @@ def epoch_recipe(cfg: TrainConfig, dataset_size: int, steps_per_epoch: int) -> d
 
 def describe_recipe(recipe: dict[str, Any]) -> str:
     """One line: the epoch length and the run's steps, printed when a run starts."""
-    return (f"recipe: an epoch is {recipe['epoch_passes']:g} x {recipe['dataset_size']} images = "
-            f"{recipe['steps_per_epoch']} steps of {recipe['batch_size']} "
-            f"({recipe['images_per_epoch']} images); warm-up {recipe['warmup_steps']} steps, "
-            f"{recipe['total_steps']} steps in all ({recipe['total_passes']:.1f} passes over the "
-            "data)")
+    full = int(recipe["epoch_passes"] * recipe["dataset_size"]) // recipe["batch_size"]
+    passes = f"{recipe['epoch_passes']:g} x {recipe['dataset_size']} images"
+    steps = f"{plural(recipe['steps_per_epoch'], 'step')} of {recipe['batch_size']}"
+    epoch = (f"{passes} = {steps} ({recipe['images_per_epoch']} images)"
+             if recipe["steps_per_epoch"] == full else
+             f"{steps} ({recipe['images_per_epoch']} images; max_steps_per_epoch caps the full "
+             f"epoch of {passes} = {plural(full, 'step')})")
+    return (f"recipe: an epoch is {epoch}; warm-up {plural(recipe['warmup_steps'], 'step')}, "
+            f"{plural(recipe['total_steps'], 'step')} in all ({recipe['total_passes']:.1f} passes "
+            "over the data)")
 
 
 def describe_projection(epoch_s: float, epochs_left: int, wall_before: float) -> str:
@@ -247,7 +255,7 @@ def describe_projection(epoch_s: float, epochs_left: int, wall_before: float) ->
     and evaluation), a projection that assumes every epoch takes as long."""
     total = wall_before + epoch_s * (epochs_left + 1)
     return (f"projected: {_hours(total)} for the whole run ({_hours(epoch_s)} per epoch on this "
-            f"device, {epochs_left} epochs left)")
+            f"device, {plural(epochs_left, 'epoch')} left)")
 
 
 def _hours(seconds: float) -> str:

@@ -7,7 +7,8 @@ docs/benchmarks.md ("How auto chooses") is the user-facing description; in short
   ``"toeplitz"`` or ``"fft"`` run that one everywhere.
 - **Shape key** (:class:`ShapeKey`): device type, dtype (and autocast dtype), training or not,
   batch, channels, heads, grid, kernel. The timings are cached per key in memory and on disk
-  (:mod:`lkca.layers.lkca_autotune_cache`), per torch version and device name.
+  (:mod:`lkca.layers.lkca_autotune_cache`), per torch version and device name, with how they were
+  made; a cached choice is re-checked once per process (:mod:`lkca.layers.lkca_autotune_record`).
 - **Record and replay**: :func:`impl_choices` returns every choice made so far as JSON-able data,
   :func:`pin_impl_choices` makes ``auto`` use a record (resume, or every DDP rank using rank 0's
   choices).
@@ -29,17 +30,7 @@ import torch
 
 from lkca.errors import ConfigError, UserError
 from lkca.layers.lkca_autotune_cache import AutotuneWarning, DiskCache, machine_name
-from lkca.layers.lkca_autotune_record import (
-    CANDIDATES,
-    Choice,
-    cleaner,
-    entry,
-    from_entry,
-    incomplete,
-    now,
-    retime_reason,
-    runner_up,
-)
+from lkca.layers.lkca_autotune_record import CANDIDATES, Choice, entry, from_entry, now, recheck
 from lkca.layers.lkca_timing import Impl, LoadMeter, free_memory, race, timer
 
 POLICIES = ("autotune", "rule", *CANDIDATES)
@@ -153,8 +144,8 @@ def impl_choices(details: bool = False) -> dict:
     """Every choice ``auto`` made in this process: ``{shape key: impl}``, JSON-able.
 
     With ``details``, each value is a dict: impl, source ("timed", "cache", "pinned", "rule",
-    "policy"), the median ms of each candidate timed in full, why others were skipped, and the
-    time the timing took. Pass the plain form to :func:`pin_impl_choices` to replay it.
+    "policy"), the ms of each candidate timed in full (the fastest of its calls), why others were
+    skipped, the time the timing took, the load while timing, and a note on any re-check. Pass the plain form to :func:`pin_impl_choices` to replay it.
     """
     items = sorted(_STATE.record.items(), key=lambda kv: str(kv[0]))
     return {str(k): (c.as_dict() if details else c.impl) for k, c in items}
@@ -382,40 +373,15 @@ def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int,
 
 def _recheck(key: ShapeKey, cached: Choice, v: torch.Tensor, weight: torch.Tensor,
              grid: tuple[int, int], impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
-    """A cache entry's first use in this process: time every candidate again if the entry is in
-    doubt or incomplete (:func:`retime_reason`), replacing it if the new timing is cleaner;
-    else race the chosen against the runner-up on the full problem, and time every candidate
-    again only if a clean re-check disagrees."""
-    why = retime_reason(cached)
-    if not why:
-        rival = runner_up(cached)
-        if rival is None:  # every other candidate was dropped, cleanly: nothing to re-check
-            return _kept(cached, "every other candidate dropped")
+    """A cache entry's first use in this process (:func:`lkca_autotune_record.recheck`)."""
+    def pair(candidates: list[str]) -> Choice:
         start, meter = time.perf_counter(), LoadMeter()
-        ms, _ = race(timer(v, weight, grid, impls, key.training), (v.shape[0], v.shape[1], v.shape[3]),
-                     [cached.impl, rival])
-        check = Choice(min(ms, key=ms.__getitem__) if ms else cached.impl, "timed", ms=ms,
-                       load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3)
-        if check.impl == cached.impl or check.doubt:
-            return _kept(cached, f"re-checked against {rival} (" + ", ".join(
-                f"{c} {t:.4g} ms" for c, t in ms.items()) + ")"
-                + (f", under load ({check.doubt}): kept" if check.impl != cached.impl else ": agrees"),
-                tuning_ms=check.tuning_ms)
-        why = f"a re-check found {check.impl} faster than {cached.impl}"
-    new = _tune(key, v, weight, grid, impls, workspace)
-    if new.source != "timed":
-        return _kept(cached, f"{why}; nothing could be timed again")
-    if incomplete(cached) or cleaner(new, cached):
-        new.note = f"timed again ({why}); replaces the cached {cached.impl}"
-        return new
-    return _kept(cached, f"timed again ({why}) under more load ({new.doubt}): kept",
-                 tuning_ms=new.tuning_ms)
+        ms, _ = race(timer(v, weight, grid, impls, key.training),
+                     (v.shape[0], v.shape[1], v.shape[3]), candidates)
+        return Choice(min(ms, key=ms.__getitem__) if ms else candidates[0], "timed", ms=ms,
+                      load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3)
 
-
-def _kept(cached: Choice, note: str, tuning_ms: float | None = None) -> Choice:
-    """The cached choice, checked in this process."""
-    return Choice(cached.impl, "cache", ms=cached.ms, skipped=cached.skipped, tuning_ms=tuning_ms,
-                  note=note, load=cached.load, made=cached.made, when=cached.when)
+    return recheck(cached, pair, lambda: _tune(key, v, weight, grid, impls, workspace))
 
 
 _WARNED: set[str] = set()

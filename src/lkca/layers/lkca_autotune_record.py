@@ -3,14 +3,15 @@
 A cache entry (:func:`entry`) records the winner, the time of each candidate timed in full, why
 each other was not (dropped after a sub-problem, failed, too large for memory), the machine's
 load while timing (:class:`lkca.layers.lkca_timing.LoadMeter`) and whether that load puts the
-choice in doubt. The re-check policy (docs/benchmarks.md, "How auto chooses") reads it back:
-:func:`retime_reason` (time every candidate again), :func:`runner_up` (the one to re-check
+choice in doubt. The re-check policy (docs/benchmarks.md, "How auto chooses") reads it back: :func:`recheck`,
+from :func:`retime_reason` (time every candidate again), :func:`runner_up` (the one to re-check
 against) and :func:`cleaner` (which of two measurements to keep).
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CANDIDATES = ("conv", "toeplitz", "fft")
@@ -126,6 +127,43 @@ def cleaner(new: Choice, old: Choice) -> bool:
     if a is None or b is None:
         a, b = new.load.get("loadavg_per_core"), old.load.get("loadavg_per_core")
     return a is not None and b is not None and a < b
+
+
+def recheck(cached: Choice, race_pair: Callable[[list[str]], Choice],
+            race_all: Callable[[], Choice]) -> Choice:
+    """The choice for a cache entry's first use in this process.
+
+    ``race_pair(candidates)`` times those on the full problem (sub-problems first);
+    ``race_all()`` times every candidate, as the first time. An entry in doubt or incomplete
+    (:func:`retime_reason`) is timed again in full and replaced if it was incomplete or the new
+    timing is :func:`cleaner`; else the chosen races the runner-up, and a clean re-check that
+    disagrees has every candidate timed again. A returned choice with source "timed" replaces
+    the entry; "cache" keeps it (checked for this process).
+    """
+    why = retime_reason(cached)
+    if not why:
+        rival = runner_up(cached)
+        if rival is None:  # every other candidate was dropped, cleanly: nothing to re-check
+            return _kept(cached, "every other candidate dropped")
+        check = race_pair([cached.impl, rival])
+        if check.impl == cached.impl or check.doubt:
+            times = ", ".join(f"{c} {t:.4g} ms" for c, t in check.ms.items())
+            verdict = ": agrees" if check.impl == cached.impl else f", under load ({check.doubt}): kept"
+            return _kept(cached, f"re-checked against {rival} ({times}){verdict}", check.tuning_ms)
+        why = f"a re-check found {check.impl} faster than {cached.impl}"
+    new = race_all()
+    if new.source != "timed":
+        return _kept(cached, f"{why}; nothing could be timed again")
+    if incomplete(cached) or cleaner(new, cached):
+        new.note = f"timed again ({why}); replaces the cached {cached.impl}"
+        return new
+    return _kept(cached, f"timed again ({why}) under more load ({new.doubt}): kept", new.tuning_ms)
+
+
+def _kept(cached: Choice, note: str, tuning_ms: float | None = None) -> Choice:
+    """The cached choice, checked in this process."""
+    return Choice(cached.impl, "cache", ms=cached.ms, skipped=cached.skipped, tuning_ms=tuning_ms,
+                  note=note, load=cached.load, made=cached.made, when=cached.when)
 
 
 def summary(key: str, data: dict) -> str:

@@ -145,7 +145,8 @@ def impl_choices(details: bool = False) -> dict:
 
     With ``details``, each value is a dict: impl, source ("timed", "cache", "pinned", "rule",
     "policy"), the ms of each candidate timed in full (the fastest of its calls), why others were
-    skipped, the time the timing took, the load while timing, and a note on any re-check. Pass the plain form to :func:`pin_impl_choices` to replay it.
+    skipped, the time the timing took, the load while timing, and a note on any re-check. Pass
+    the plain form to :func:`pin_impl_choices` to replay it.
     """
     items = sorted(_STATE.record.items(), key=lambda kv: str(kv[0]))
     return {str(k): (c.as_dict() if details else c.impl) for k, c in items}

@@ -59,9 +59,9 @@ ROWS = [
     ((8, 8), 288, 1, 128, None, 18, False),
     ((16, 16), 192, 12, 32, None, 12, True),
     ((32, 32), 384, 6, 8, None, 6, True),  # the segmentation grids, global kernel
-    ((64, 64), 384, 6, 2, None, 6, False),
+    ((64, 64), 384, 6, 1, None, 6, False),
     ((32, 32), 192, 12, 8, 7, 12, False),  # small kernels on large grids
-    ((64, 64), 192, 12, 2, 7, 12, False),
+    ((64, 64), 192, 6, 1, 7, 6, False),
 ]
 IMPLS = ("conv", "toeplitz", "fft", "auto")
 # Not timed as a case (the tuner still races it): a 127x127 depthwise convolution at 64x64, 140x

@@ -148,7 +148,7 @@ def test_a_candidate_3x_faster_in_full_but_slow_on_slices_wins():
 @settings(max_examples=300, deadline=None)
 @given(
     costs=st.lists(st.floats(1.0, 100.0), min_size=3, max_size=3),
-    slices=st.lists(st.floats(0.2, 1.0), min_size=3, max_size=3),
+    slices=st.lists(st.floats(0.2, 0.99), min_size=3, max_size=3),  # 1.0: the bound itself
     spikes=st.floats(0.0, 0.6), seed=st.integers(0, 2**32 - 1),
     full=st.sampled_from([(128, 1, 192), (8, 12, 16), (2, 6, 64), (128, 12, 16)]),
 )

@@ -307,6 +307,12 @@ BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from th
                                                   for r in d["rows"] for m in r["ratios"])),
     ("0.98x", "lkca_mixer_cpu.json", lambda d: min(v for r in d["rows"]
                                                   for v in r["auto_to_choice_paired"].values())),
+    ("3.74x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["fft_to_best"]),
+    ("5.08x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["toeplitz_to_best"]),
+    ("0.95x", "lkca_mixer_cpu_32.json",
+     lambda d: d["rows"][1]["ratios"]["lkca"]["auto_round_robin_to_best"]),
+    ("1.13x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["auto_to_best"]),
+    ("1.07x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][0]["ratios"]["lkca"]["auto_to_best"]),
     ("39.5x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_2p7m"]),
     ("40.1x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_lkca_2p7m"]),
     ("0.99x", "train_throughput_cpu.json", lambda d: d["ratios"]["lkca_to_vit_train"]),

@@ -364,13 +364,14 @@ def section_mixer(ctx: Context) -> None:
     import torch
     from lkca_mixer import ROWS, run_row
 
-    rows = [((4, 4), 16, 2, 4)] if ctx.smoke else ROWS
+    rows = [((4, 4), 16, 2, 4, None, 2, True)] if ctx.smoke else ROWS
     done: list[dict] = []
     for dtype in (torch.float32, torch.bfloat16):
-        for grid, dim, heads, batch in rows:
+        for grid, dim, heads, batch, kernel, attn_heads, projections in rows:
             row = run_row(grid, dim, heads, batch, ctx.device, dtype, 1 if ctx.smoke else 5,
                           ctx.sync, slow_s=0.5, max_foreign=1.0,
-                          min_sample_s=0.005 if ctx.smoke else 0.1)
+                          min_sample_s=0.005 if ctx.smoke else 0.1, kernel_size=kernel,
+                          attn_heads=attn_heads, projections=projections)
             row["dtype"] = "fp32" if dtype == torch.float32 else "bf16 autocast"
             done.append(row)
             ctx.put("mixer", "rows", done)

@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,40 +41,57 @@ from pathlib import Path
 
 import torch
 
-from lkca.layers import lkca_autotune
+from lkca.layers import lkca_autotune, lkca_timing
 from lkca.layers.attention import Attention
 from lkca.layers.lka import LKA
 from lkca.layers.lkca import LKCA, global_kernel_size
+from lkca.layers.lkca_timing import cpu_ticks as _cpu_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = [  # grid, dim C, heads, batch
-    ((8, 8), 192, 12, 128),
-    ((16, 16), 192, 12, 32),
-    ((32, 32), 384, 6, 8),
-    ((64, 64), 384, 6, 2),
+# grid, dim C, LKCA kernels (heads), batch, kernel (None: the global 2H-1 x 2W-1), attention heads,
+# also timed with projections=True
+ROWS = [
+    ((8, 8), 192, 12, 128, None, 12, True),
+    # the authors' LKCA: one kernel per block shared by all channels (kernel_heads=1), 8x8 grid,
+    # global 15x15 kernel, batch 128; C of LKCA-T, LKCA-B, ViT/2M-LKCA (docs/block-readings.md)
+    ((8, 8), 112, 1, 128, None, 7, False),
+    ((8, 8), 192, 1, 128, None, 12, False),
+    ((8, 8), 288, 1, 128, None, 18, False),
+    ((16, 16), 192, 12, 32, None, 12, True),
+    ((32, 32), 384, 6, 8, None, 6, True),  # the segmentation grids, global kernel
+    ((64, 64), 384, 6, 1, None, 6, False),
+    ((32, 32), 192, 12, 8, 7, 12, False),  # small kernels on large grids
+    ((64, 64), 192, 6, 1, 7, 6, False),
 ]
 IMPLS = ("conv", "toeplitz", "fft", "auto")
-AUTO_SLACK, ATTN_RATIO_8x8, CONV_SPEEDUP = 1.05, 0.5, 10.0
+# Not timed as a case (the tuner still races it): a 127x127 depthwise convolution at 64x64, 140x
+# the fastest (68 s a call) in the quiet run of this benchmark before it had these rows, so three
+# calls of it would take most of the benchmark's time budget.
+NOT_TIMED = {((64, 64), None): ("conv",)}
+AUTO_SLACK, ATTN_RATIO_8x8, CONV_SPEEDUP = 1.10, 0.5, 10.0
+# The busy condition: a training run of the digits demo model on random data in a second process,
+# on the same cores, for as long as the benchmark runs.
+BUSY = """
+import sys, torch, lkca
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+model = lkca.create_model("vit_lkcaonly_digits")
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 10, (64,))
+while True:
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+"""
 
 
 # --- timing -------------------------------------------------------------------------------------
 
 
-def _cpu_ticks() -> tuple[int, int, int]:
-    """(busy ticks of the whole machine, all ticks, this process's ticks) from /proc."""
-    try:
-        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # no /proc: no load check
-        return 0, 0, 0
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields), int(own[11]) + int(own[12])
-
-
 def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
-    """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings."""
-    busy, total, own = (a - b for a, b in zip(after, before))
-    return max(0.0, (busy - own) / total) if total > 0 else 0.0
+    """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings (0 when
+    unknown)."""
+    return lkca_timing.foreign_load(before, after) or 0.0
 
 
 def wait_quiet(max_foreign: float, max_wait_s: float, window_s: float = 0.25) -> float:
@@ -184,7 +203,8 @@ def machine(device: torch.device) -> dict:
     return desc
 
 
-def make_cases(grid, dim, heads, batch, device, dtype) -> dict[str, Callable[[], None]]:
+def make_cases(grid, dim, heads, batch, device, dtype, kernel=None, attn_heads=None,
+               projections=True, impls=IMPLS) -> dict[str, Callable[[], None]]:
     """One forward + backward closure per mixer on a fixed input."""
     torch.manual_seed(0)
     N = grid[0] * grid[1]
@@ -203,27 +223,29 @@ def make_cases(grid, dim, heads, batch, device, dtype) -> dict[str, Callable[[],
         return run
 
     cases = {}
-    for proj in (False, True):
+    for proj in (False, True) if projections else (False,):
         tag = "lkca_proj" if proj else "lkca"
-        module = LKCA(dim, heads, grid, projections=proj).to(device)
-        for impl in IMPLS:
+        module = LKCA(dim, heads, grid, kernel, projections=proj).to(device)
+        for impl in impls:
             cases[f"{tag}_{impl}"] = case(_with_impl(module, impl))
-    cases["attention"] = case(Attention(dim, heads).to(device))
+    cases["attention"] = case(Attention(dim, attn_heads or heads).to(device))
     cases["lka"] = case(LKA(dim, grid).to(device))
     return cases
 
 
-def shape_key(grid, dim, heads, batch, device: torch.device, dtype: torch.dtype) -> str:
+def shape_key(grid, dim, heads, batch, device: torch.device, dtype: torch.dtype,
+              kernel: tuple[int, int]) -> str:
     """The autotuner's key of the mixer's shape in this benchmark (forward + backward)."""
     label = "float32" if dtype == torch.float32 else f"float32+autocast:{str(dtype)[6:]}"
     return str(lkca_autotune.ShapeKey(device.type, label, True, batch, dim, heads, tuple(grid),
-                                      global_kernel_size(grid)))
+                                      kernel))
 
 
 def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
     """The first ``auto`` call of a shape with nothing cached: its seconds and the tuner's record."""
     for impl in IMPLS[:3]:  # pay one-time costs (kernel loading, plans) outside the measurement
-        cases[f"lkca_{impl}"]()
+        if f"lkca_{impl}" in cases:
+            cases[f"lkca_{impl}"]()
     lkca_autotune.reset_impl_choices()
     cache = lkca_autotune.autotune_cache_path()
     lkca_autotune.set_autotune_cache(None)
@@ -264,25 +286,35 @@ def paired_ratio(a: Callable[[], None], b: Callable[[], None], pairs: int,
 
 
 def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, max_foreign=0.15,
-            max_wait_s=60.0, min_sample_s=0.2, log: Callable[[str], None] = lambda s: None) -> dict:
+            max_wait_s=60.0, min_sample_s=0.2, log: Callable[[str], None] = lambda s: None,
+            kernel_size: int | None = None, attn_heads: int | None = None,
+            projections: bool = True) -> dict:
     """One row: first-call overhead of auto, then every case timed round-robin (warm cache)."""
-    cases = make_cases(grid, dim, heads, batch, device, dtype)
-    key = shape_key(grid, dim, heads, batch, device, dtype)
+    kernel = global_kernel_size(grid) if kernel_size is None else (kernel_size, kernel_size)
+    untimed = NOT_TIMED.get((tuple(grid), kernel_size), ())
+    impls = tuple(i for i in IMPLS if i not in untimed)
+    cases = make_cases(grid, dim, heads, batch, device, dtype, kernel, attn_heads, projections, impls)
+    tags = ("lkca", "lkca_proj") if projections else ("lkca",)
+    key = shape_key(grid, dim, heads, batch, device, dtype, kernel)
+    load_before = _loadavg()
     first = first_call(cases, key, sync)
     timed = measure(cases, repeats, sync, slow_s, max_foreign, min_sample_s=min_sample_s,
                     max_wait_s=max_wait_s, log=log)
     ms = {name: t["s"] * 1e3 for name, t in timed.items()}
     choice = lkca_autotune.impl_choices()[key]
     rule = lkca_autotune.rule_impl(lkca_autotune.ShapeKey.parse(key))
-    best = min(ms[f"lkca_{i}"] for i in IMPLS[:3])
+    best = min(ms[f"lkca_{i}"] for i in impls[:-1])
     overhead_ms = first["s"] * 1e3 - ms["lkca_auto"]
     # auto runs `choice` plus a dictionary look-up: its cost over `choice`, paired
-    dispatch = {tag: paired_ratio(cases[f"{tag}_{choice}"], cases[f"{tag}_auto"], repeats * 3, sync)
-                for tag in ("lkca", "lkca_proj")}
+    pairs = repeats * 3 if ms[f"lkca_{choice}"] < slow_s * 1e3 / 3 else repeats
+    dispatch = {tag: paired_ratio(cases[f"{tag}_{choice}"], cases[f"{tag}_auto"], pairs, sync)
+                for tag in tags}
     return {
         "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,
-        "kernel": list(global_kernel_size(grid)), "shape_key": key,
-        "auto_choice": {"lkca": choice, "lkca_proj": choice},
+        "kernel": list(kernel), "global_kernel": kernel == global_kernel_size(grid),
+        "attention_heads": attn_heads or heads, "shape_key": key,
+        "not_timed": list(untimed),
+        "auto_choice": dict.fromkeys(tags, choice),
         "rule_choice": rule, "rule_to_best": ms[f"lkca_{rule}"] / best,
         "first_call": {"ms": first["s"] * 1e3, "overhead_ms": overhead_ms,
                        "overhead_steps": overhead_ms / ms["lkca_auto"],
@@ -291,7 +323,16 @@ def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, m
         "samples": {n: t["samples"] for n, t in timed.items()},
         "dropped_samples": {n: t["dropped"] for n, t in timed.items() if t["dropped"]},
         "noisy": [n for n, t in timed.items() if t["noisy"]],
+        "loadavg": {"before": load_before, "after": _loadavg()},
     }
+
+
+def _loadavg() -> list[float] | None:
+    """``os.getloadavg()`` (1, 5, 15 minutes; None where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 class _with_impl(torch.nn.Module):
@@ -312,16 +353,17 @@ def ratios(ms: dict[str, float], choice: str, dispatch: dict[str, float]) -> dic
     over that implementation (:func:`paired_ratio`); ``auto_round_robin_to_best`` is auto's own
     round-robin median over the fastest's, which carries the machine's drift."""
     out = {}
-    for tag in ("lkca", "lkca_proj"):
-        best = min(ms[f"{tag}_{i}"] for i in IMPLS[:3])
+    for tag in dispatch:
+        timed = [i for i in IMPLS[:3] if f"{tag}_{i}" in ms]
+        best = min(ms[f"{tag}_{i}"] for i in timed)
         auto = ms[f"{tag}_{choice}"] * dispatch[tag]  # auto's time, as the docstring says
         out[tag] = {
-            **{f"{i}_to_best": ms[f"{tag}_{i}"] / best for i in IMPLS[:3]},
+            **{f"{i}_to_best": ms[f"{tag}_{i}"] / best for i in timed},
             "auto_to_best": auto / best,
             "auto_round_robin_to_best": ms[f"{tag}_auto"] / best,
             "auto_to_attention": auto / ms["attention"],
             "auto_to_lka": auto / ms["lka"],
-            "conv_to_auto": ms[f"{tag}_conv"] / auto,
+            **({"conv_to_auto": ms[f"{tag}_conv"] / auto} if "conv" in timed else {}),
         }
     return out
 
@@ -329,42 +371,47 @@ def ratios(ms: dict[str, float], choice: str, dispatch: dict[str, float]) -> dic
 def check_targets(rows: list[dict]) -> list[tuple[str, bool]]:
     results = []
     for row in rows:
-        g = "x".join(map(str, row["grid"]))
-        for tag in ("lkca", "lkca_proj"):
-            r = row["ratios"][tag]
+        g = row_label(row)
+        for tag, r in row["ratios"].items():
             results.append(
                 (f"{g} {tag}: auto {r['auto_to_best']:.2f}x best <= {AUTO_SLACK}",
                  r["auto_to_best"] <= AUTO_SLACK)
             )
-            if row["grid"][0] * row["grid"][1] >= 256:
+            if row["grid"][0] * row["grid"][1] >= 256 and row["global_kernel"] and "conv_to_auto" in r:
                 results.append(
                     (f"{g} {tag}: conv/auto {r['conv_to_auto']:.1f} >= {CONV_SPEEDUP:.0f}",
                      r["conv_to_auto"] >= CONV_SPEEDUP)
                 )
-        if tuple(row["grid"]) == (8, 8):
+        if tuple(row["grid"]) == (8, 8) and row["heads"] == row["attention_heads"]:
             r = row["ratios"]["lkca"]["auto_to_attention"]
             results.append((f"8x8 lkca: auto/attention {r:.2f} <= {ATTN_RATIO_8x8}", r <= ATTN_RATIO_8x8))
     return results
 
 
+def row_label(row: dict) -> str:
+    """``8x8 k15 C192 h12 B128``: the row's grid, kernel, channels, LKCA kernels and batch."""
+    return (f"{row['grid'][0]}x{row['grid'][1]} k{row['kernel'][0]} C{row['dim']} h{row['heads']} "
+            f"B{row['batch']}")
+
+
 def print_table(rows: list[dict]) -> None:
     cols = ["conv", "toeplitz", "fft", "auto"]
-    head = f"{'grid':>6} {'module':>10} {'choice':>9} " + " ".join(f"{c:>9}" for c in cols)
+    head = f"{'row':>24} {'module':>10} {'choice':>9} " + " ".join(f"{c:>9}" for c in cols)
     head += f" {'auto/attn':>9} {'auto/lka':>9} {'conv/auto':>9}"
     print("time / best of conv, toeplitz, fft (forward + backward)")
     print(head)
     for row in rows:
-        g = "x".join(map(str, row["grid"]))
-        for tag in ("lkca", "lkca_proj"):
-            r = row["ratios"][tag]
-            line = f"{g:>6} {tag:>10} {row['auto_choice'][tag]:>9} "
-            line += " ".join(f"{r[f'{c}_to_best']:>9.2f}" for c in cols)
-            line += f" {r['auto_to_attention']:>9.2f} {r['auto_to_lka']:>9.2f} {r['conv_to_auto']:>9.1f}"
+        g = row_label(row)
+        for tag, r in row["ratios"].items():
+            line = f"{g:>24} {tag:>10} {row['auto_choice'][tag]:>9} "
+            line += " ".join(f"{r.get(f'{c}_to_best', math.nan):>9.2f}" for c in cols)
+            line += (f" {r['auto_to_attention']:>9.2f} {r['auto_to_lka']:>9.2f} "
+                     f"{r.get('conv_to_auto', math.nan):>9.1f}")
             print(line)
     print("auto's first call (nothing cached): overhead over one auto step; the rule's pick")
     for row in rows:
         f = row["first_call"]
-        print(f"{'x'.join(map(str, row['grid'])):>6} {f['overhead_ms']:>10.1f} ms = "
+        print(f"{row_label(row):>24} {f['overhead_ms']:>10.1f} ms = "
               f"{f['overhead_steps']:>6.1f} steps (tuner {f['tuner'].get('tuning_ms', 0):.1f} ms); "
               f"rule {row['rule_choice']} at {row['rule_to_best']:.2f}x the fastest")
 
@@ -379,6 +426,9 @@ def main() -> int:
     parser.add_argument("--slow-s", type=float, default=3.0, help="cases slower than this get fewer samples")
     parser.add_argument("--max-foreign", type=float, default=0.15,
                         help="retake samples during which other processes used more of the CPUs")
+    parser.add_argument("--busy", action="store_true",
+                        help="run a training process on the same cores throughout (samples are "
+                             "never retaken for load); writes ..._busy.json")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -389,17 +439,30 @@ def main() -> int:
     device = torch.device(args.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    suffix = "" if args.dtype == "fp32" else f"_{args.dtype}"
+    suffix = ("" if args.dtype == "fp32" else f"_{args.dtype}") + ("_busy" if args.busy else "")
     out = args.out or ROOT / "benchmarks" / "results" / f"lkca_mixer_{device.type}{suffix}.json"
     wanted = None if args.rows is None else {int(s) for s in args.rows.split(",")}
-
+    max_foreign = 1.0 if args.busy else args.max_foreign
+    env = dict(os.environ, LKCA_AUTOTUNE_CACHE="")  # the busy process leaves the cache alone
+    busy = (subprocess.Popen([sys.executable, "-c", BUSY, str(torch.get_num_threads())], env=env)
+            if args.busy else None)
+    load_start, start = _loadavg(), time.perf_counter()
     rows = []
-    for grid, dim, heads, batch in ROWS:
-        if wanted is not None and grid[0] not in wanted:
-            continue
-        print(f"grid {grid[0]}x{grid[1]}  C={dim} heads={heads} batch={batch}", flush=True)
-        rows.append(run_row(grid, dim, heads, batch, device, dtype, args.repeats, sync, args.slow_s,
-                            args.max_foreign, log=lambda s: print(s, flush=True)))
+    try:
+        if busy is not None:
+            time.sleep(5.0)  # let it start training
+        for grid, dim, heads, batch, kernel, attn_heads, projections in ROWS:
+            if wanted is not None and grid[0] not in wanted:
+                continue
+            print(f"grid {grid[0]}x{grid[1]} kernel {kernel or 'global'} C={dim} heads={heads} "
+                  f"batch={batch}", flush=True)
+            rows.append(run_row(grid, dim, heads, batch, device, dtype, args.repeats, sync,
+                                args.slow_s, max_foreign, log=lambda s: print(s, flush=True),
+                                kernel_size=kernel, attn_heads=attn_heads, projections=projections))
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
     print_table(rows)
     targets = check_targets(rows)
     for text, ok in targets:
@@ -408,7 +471,12 @@ def main() -> int:
         "benchmark": "lkca_mixer forward+backward, median ms over round-robin samples; auto is "
                      "autotuned (first_call: nothing cached; timed rounds: warm cache)",
         "device": device.type, "dtype": args.dtype, "machine": machine(device),
-        "repeats": args.repeats, "rows": rows,
+        "condition": ("busy: a training process on the same cores throughout" if args.busy
+                      else "quiet: samples during which other processes used more than "
+                           f"{args.max_foreign:.0%} of the CPUs retaken"),
+        "loadavg": {"start": load_start, "end": _loadavg()},
+        "wall_s": round(time.perf_counter() - start, 1),
+        "repeats": args.repeats, "slow_s": args.slow_s, "rows": rows,
         "targets": [{"target": t, "pass": ok} for t, ok in targets],
     }
     out.parent.mkdir(parents=True, exist_ok=True)

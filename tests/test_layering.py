@@ -39,7 +39,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # the command line: every group's commands module, and the public API (lkca/__init__.py)
     "commands": (("lkca.cli", "lkca.__main__", "lkca.train.commands", "lkca.seg.commands",
                   "lkca.analysis.commands", "lkca.data.commands", "lkca.export.commands",
-                  "lkca.reproduce"),
+                  "lkca.layers.commands", "lkca.reproduce"),
                  ("engines", "analysis", "export", "pretrained", "runtime", "models", "profile",
                   "data", "layers", "config", "checkpoint", "base")),
     "api": (("lkca",), ("pretrained", "models", "profile", "layers", "base")),

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 # The command groups' modules, in help order: train, eval; seg; profile, list, erf, kernels, plot,
-# tables; data; export; reproduce.
+# tables; data; export; reproduce; autotune.
 COMMAND_GROUPS = (
     "lkca.train.commands",
     "lkca.seg.commands",
@@ -25,6 +25,7 @@ COMMAND_GROUPS = (
     "lkca.data.commands",
     "lkca.export.commands",
     "lkca.reproduce.commands",
+    "lkca.layers.commands",
 )
 
 

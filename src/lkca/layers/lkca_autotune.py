@@ -7,7 +7,8 @@ docs/benchmarks.md ("How auto chooses") is the user-facing description; in short
   ``"toeplitz"`` or ``"fft"`` run that one everywhere.
 - **Shape key** (:class:`ShapeKey`): device type, dtype (and autocast dtype), training or not,
   batch, channels, heads, grid, kernel. The timings are cached per key in memory and on disk
-  (:mod:`lkca.layers.lkca_autotune_cache`), per torch version and device name.
+  (:mod:`lkca.layers.lkca_autotune_cache`), per torch version and device name, with how they were
+  made; a cached choice is re-checked once per process (:mod:`lkca.layers.lkca_autotune_record`).
 - **Record and replay**: :func:`impl_choices` returns every choice made so far as JSON-able data,
   :func:`pin_impl_choices` makes ``auto`` use a record (resume, or every DDP rank using rank 0's
   choices).
@@ -22,16 +23,16 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from lkca.errors import ConfigError, UserError
 from lkca.layers.lkca_autotune_cache import AutotuneWarning, DiskCache, machine_name
-from lkca.layers.lkca_timing import Impl, free_memory, race, timer
+from lkca.layers.lkca_autotune_record import CANDIDATES, Choice, entry, from_entry, now, recheck
+from lkca.layers.lkca_timing import Impl, LoadMeter, free_memory, race, timer
 
-CANDIDATES = ("conv", "toeplitz", "fft")
 POLICIES = ("autotune", "rule", *CANDIDATES)
 RULE_MAX_TOKENS = 1024  # rule_impl: toeplitz up to 32x32 grids (benchmarks/lkca_mixer.py rows)
 MEMORY_SHARE = 0.5  # a candidate whose estimated workspace exceeds this share of free memory is skipped
@@ -92,30 +93,6 @@ def rule_impl(key: ShapeKey) -> str:
     return "toeplitz" if key.grid[0] * key.grid[1] <= RULE_MAX_TOKENS else "fft"
 
 
-@dataclass
-class Choice:
-    """One choice of ``auto``: the implementation, where it came from, and what was measured."""
-
-    impl: str
-    source: str  # "timed", "cache" (timed earlier, here or on disk), "pinned", "rule", "policy"
-    ms: dict[str, float] = field(default_factory=dict)  # median ms of each fully timed candidate
-    skipped: dict[str, str] = field(default_factory=dict)  # candidate -> why not timed in full
-    tuning_ms: float | None = None  # wall time the timing took (the first call's overhead)
-    note: str = ""
-
-    def as_dict(self) -> dict:
-        out: dict = {"impl": self.impl, "source": self.source}
-        if self.ms:
-            out["ms"] = {k: round(v, 4) for k, v in self.ms.items()}
-        if self.skipped:
-            out["skipped"] = dict(self.skipped)
-        if self.tuning_ms is not None:
-            out["tuning_ms"] = round(self.tuning_ms, 3)
-        if self.note:
-            out["note"] = self.note
-        return out
-
-
 class _State:
     """Process-wide: the policy, pins, the record of choices and the timings (memory and disk)."""
 
@@ -134,14 +111,14 @@ class _State:
         if (machine, str(path)) in self.loaded:
             return
         self.loaded.add((machine, str(path)))
-        for text, entry in self.disk.load(machine).items():
+        for text, data in self.disk.load(machine).items():
             try:
                 key = ShapeKey.parse(text)
             except UserError:
                 continue
-            if entry.get("impl") in CANDIDATES:
-                self.tuned.setdefault((machine, key), Choice(
-                    entry["impl"], "cache", ms=dict(entry.get("ms") or {}), note=f"from {path}"))
+            choice = from_entry(data, note=f"from {path}")
+            if choice is not None:
+                self.tuned.setdefault((machine, key), choice)
 
 
 _STATE = _State()
@@ -167,8 +144,9 @@ def impl_choices(details: bool = False) -> dict:
     """Every choice ``auto`` made in this process: ``{shape key: impl}``, JSON-able.
 
     With ``details``, each value is a dict: impl, source ("timed", "cache", "pinned", "rule",
-    "policy"), the median ms of each candidate timed in full, why others were skipped, and the
-    time the timing took. Pass the plain form to :func:`pin_impl_choices` to replay it.
+    "policy"), the ms of each candidate timed in full (the fastest of its calls), why others were
+    skipped, the time the timing took, the load while timing, and a note on any re-check. Pass
+    the plain form to :func:`pin_impl_choices` to replay it.
     """
     items = sorted(_STATE.record.items(), key=lambda kv: str(kv[0]))
     return {str(k): (c.as_dict() if details else c.impl) for k, c in items}
@@ -218,6 +196,19 @@ def set_autotune_cache(path: str | Path | None) -> None:
 def autotune_cache_path() -> Path | None:
     """The JSON file the timings persist in (None: memory only)."""
     return _STATE.disk.path()
+
+
+def autotune_cache_entries() -> dict[str, dict[str, dict]]:
+    """The cache file's entries, ``{machine: {shape key: entry}}`` ({} if none)."""
+    return _STATE.disk.entries()
+
+
+def clear_autotune_cache() -> None:
+    """Delete the cache file and forget this process's timings: every shape is timed again."""
+    _STATE.disk.clear()
+    _STATE.tuned.clear()
+    _STATE.loaded.clear()
+    _STATE.memo.clear()
 
 
 def reset_impl_choices() -> None:
@@ -336,13 +327,17 @@ def _decide(raw: tuple, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, 
         machine = machine_name(v.device)
         st.load(machine)
         cached = st.tuned.get((machine, key))
-        if cached is not None:
-            choice = Choice(cached.impl, "cache", ms=cached.ms, note=cached.note)
+        if cached is not None and cached.checked:
+            choice = Choice(cached.impl, "cache", ms=cached.ms, skipped=cached.skipped,
+                            load=cached.load, note=cached.note)
         else:
-            choice = _tune(key, v, weight, grid, impls, workspace)
-            if choice.source == "timed":
+            choice = (_tune(key, v, weight, grid, impls, workspace) if cached is None
+                      else _recheck(key, cached, v, weight, grid, impls, workspace))
+            if choice.source == "timed" and choice.made == "race":
                 st.tuned[(machine, key)] = choice
-                st.disk.save(machine, str(key), {"impl": choice.impl, "ms": choice.as_dict().get("ms", {})})
+                st.disk.save(machine, str(key), entry(choice))
+            elif choice.source == "cache":
+                st.tuned[(machine, key)] = choice
             else:  # nothing could be timed: do not remember, try again next time
                 memoize = False
     st.record[key] = choice
@@ -362,19 +357,32 @@ def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int,
     skipped = {impl: f"not timed: needs about {needs[impl] / 2**30:.3g} GiB, more than "
                      f"{MEMORY_SHARE:.0%} of the {free / 2**30:.3g} GiB free"
                for impl in CANDIDATES if impl not in candidates and free is not None}
-    start = time.perf_counter()
+    start, meter = time.perf_counter(), LoadMeter()
     ms, failed = race(timer(v, weight, grid, impls, key.training), (B, heads, d), candidates)
     tuning_ms = (time.perf_counter() - start) * 1e3
     skipped.update(failed)
     if ms:
         return Choice(min(ms, key=ms.__getitem__), "timed", ms=ms, skipped=skipped,
-                      tuning_ms=tuning_ms)
+                      tuning_ms=tuning_ms, load=meter.read(), made="race", when=now())
     # Nothing timed: all too large for memory (take the smallest) or all failed (take the rule's).
     fallback = rule_impl(key) if candidates else min(needs, key=needs.__getitem__)
     if candidates:
         _warn_once(f"LKCA autotune could not time any implementation for {key} ("
                    + "; ".join(f"{k}: {why}" for k, why in skipped.items()) + f"); using {fallback}")
     return Choice(fallback, "rule", skipped=skipped, tuning_ms=tuning_ms, note="nothing could be timed")
+
+
+def _recheck(key: ShapeKey, cached: Choice, v: torch.Tensor, weight: torch.Tensor,
+             grid: tuple[int, int], impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
+    """A cache entry's first use in this process (:func:`lkca_autotune_record.recheck`)."""
+    def pair(candidates: list[str]) -> Choice:
+        start, meter = time.perf_counter(), LoadMeter()
+        ms, _ = race(timer(v, weight, grid, impls, key.training),
+                     (v.shape[0], v.shape[1], v.shape[3]), candidates)
+        return Choice(min(ms, key=ms.__getitem__) if ms else candidates[0], "timed", ms=ms,
+                      load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3)
+
+    return recheck(cached, pair, lambda: _tune(key, v, weight, grid, impls, workspace))
 
 
 _WARNED: set[str] = set()

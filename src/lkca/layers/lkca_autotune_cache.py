@@ -5,7 +5,11 @@ Layout::
     {"format": "lkca-autotune/1",
      "machines": {"torch 2.13.0+cpu | AMD EPYC 7B13 (2 threads)":
                   {"cpu float32 train B128 C192 h12 g8x8 k15x15":
-                   {"impl": "toeplitz", "ms": {"conv": 97.1, "toeplitz": 13.6, "fft": 69.3}}}}}
+                   {"impl": "toeplitz", "ms": {"toeplitz": 13.6, "fft": 69.3},
+                    "skipped": {"conv": "dropped: ..."}, "load": {"others": 0.04, ...},
+                    "doubt": "", "made": "race", "when": "2026-12-06 02:30 UTC"}}}}
+
+(what an entry holds, and when it is timed again: :mod:`lkca.layers.lkca_autotune_record`.)
 
 A machine is the torch version and the device name (on CPU with the thread count), so another
 GPU, CPU or torch version never reuses a timing. The file is re-read and merged before each write
@@ -107,6 +111,18 @@ class DiskCache:
         """This machine's entries ``{shape key: {"impl", "ms"}}`` ({} if none or no file)."""
         path = self.path()
         return dict(self._read(path).get(machine, {})) if path is not None else {}
+
+    def entries(self) -> dict[str, dict[str, dict]]:
+        """Every machine's entries ``{machine: {shape key: entry}}`` ({} if none or no file)."""
+        path = self.path()
+        return self._read(path) if path is not None else {}
+
+    def clear(self) -> None:
+        """Delete the cache file (nothing if there is none)."""
+        path = self.path()
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def save(self, machine: str, key: str, entry: dict) -> None:
         """Add one entry: re-read, merge, write to a temporary file, rename over the cache."""

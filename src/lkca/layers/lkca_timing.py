@@ -8,16 +8,18 @@ dropped before it runs in full (docs/benchmarks.md, "How auto chooses").
 from __future__ import annotations
 
 import math
-import statistics
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
-REPEATS = 3  # timed calls per candidate at full size, after one warm-up call; the median counts
+REPEATS = 3  # timed calls per candidate at full size, after one warm-up call; the fastest counts
 GROWTH = 4  # work ratio between successive sub-problems of the race
 SUB_PROBLEMS = 4  # sub-problems of 1/4, 1/16, 1/64, 1/256 of the work (where that is >= 1 unit)
+RETIMES = 3  # calls of a suspect at one sub-problem before it can be dropped (the fastest counts)
+CONFIRM = 8  # a suspect predicting at most this multiple of the best full time is timed in full
 
 # One implementation: (v (B, heads, N, d), weight (heads, kh, kw), grid) -> (B, heads, N, d).
 Impl = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
@@ -95,66 +97,94 @@ def _same(t: torch.Tensor) -> torch.Tensor:
 
 def race(run: Run, full: tuple[int, int, int],
          candidates: list[str], repeats: int = REPEATS) -> tuple[dict[str, float], dict[str, str]]:
-    """Time ``candidates`` on ``full``; returns (median ms of those timed in full, skipped ones).
+    """Time ``candidates`` on ``full``; returns (ms of those timed in full, skipped ones: why).
 
     Each candidate climbs the :func:`sub_problems` (one call each), then runs the full problem
-    (one warm-up call, then ``repeats`` timed calls, median; it stops after one timed call over 2x
-    the best so far). The candidate whose next call is predicted cheapest (linear in the work)
-    always goes next. Once the best full-problem time T is known, a candidate whose latest
-    sub-problem took longer than T (twice: a first call may carry one-time costs such as plan
-    creation) is dropped, because the full problem cannot be faster.
+    (one warm-up call, then ``repeats`` timed calls; its time is the fastest of them, as load
+    only ever adds time; it stops early once three calls in a row, the warm-up included, each took
+    over 2x the best so far). The candidate whose next call is predicted cheapest (linear in the
+    work) goes next. A sub-problem more than 2x out of line with the one before it (more than
+    twice the time the work ratio predicts) is timed again at once.
 
-    The bound, for costs linear in the work (tests/layers/test_lkca_timing.py): a dropped
-    candidate costs at most 2 x 4 T (the sub-problem that crossed T, twice) + 4/3 T (the smaller
-    ones) as long as its smallest sub-problem (1/256 of a problem of 256 units or more) stays
-    under T, i.e. it is at most ~256x slower than the best; a competitive one costs 1 + ``repeats``
-    calls and its sub-problems. With three candidates the first call of a shape costs at most
-    about 25 T.
+    The drop rule (docs/benchmarks.md, "How auto chooses"): with T the best full time so far, a
+    candidate whose latest sub-problem took longer than T is a suspect. It is timed on that
+    sub-problem until it has ``RETIMES`` calls there (the fastest counts), and dropped only if
+    that still exceeds T and predicts, linearly, a full time over ``CONFIRM`` x T; a suspect that
+    predicts at most ``CONFIRM`` x T is timed in full instead (the drop is confirmed at full size,
+    where one call is cheap). So a candidate ``s`` times faster than the best in full is never
+    dropped while, of every ``RETIMES`` calls of it at one size, one is clean and its sub-problems
+    cost at most ``CONFIRM * s`` times its full per-unit cost (tests/layers/test_lkca_timing.py).
     """
     stages = sub_problems(*full)
     units = [b * h * d for b, h, d in stages]
-    step = dict.fromkeys(candidates, 0)
-    last: dict[str, list] = {}  # candidate -> [seconds, stage, confirmed]
+    step = dict.fromkeys(candidates, 0)  # the stage each candidate runs next
+    seen: dict[str, dict[int, list[float]]] = {c: {} for c in candidates}  # seconds per stage
+    confirming: set[str] = set()  # suspects sent to be timed in full
     ms: dict[str, float] = {}
     skipped: dict[str, str] = {}
     best, best_impl = math.inf, ""
 
+    def latest(c: str) -> tuple[int, float] | None:
+        """The candidate's largest timed sub-problem and its fastest time there."""
+        if not seen[c]:
+            return None
+        i = max(seen[c])
+        return i, min(seen[c][i])
+
+    def sample(c: str, i: int) -> float:
+        t = _call(run, c, stages[i], skipped)
+        seen[c].setdefault(i, []).append(t)
+        return t
+
     def predicted(c: str) -> float:
-        if c not in last:
-            return 0.0
-        t, i, _ = last[c]
-        return t * units[step[c]] / units[i]
+        got = latest(c)
+        return 0.0 if got is None else got[1] * units[step[c]] / units[got[0]]
 
     while todo := [c for c in candidates if c not in ms and c not in skipped]:
         for c in todo:
-            if c in last and last[c][0] > best:
-                t, i, confirmed = last[c]
-                if not confirmed:
-                    last[c] = [min(t, _call(run, c, stages[i], skipped)), i, True]
-                if c not in skipped and last[c][0] > best:
-                    b, h, d = stages[i]
-                    skipped[c] = (f"dropped: {units[i] / units[-1]:.3g} of the problem (batch {b}, "
-                                  f"{h} heads, {d} channels each) took {last[c][0] * 1e3:.4g} ms, "
-                                  f"more than {best_impl} in full ({best * 1e3:.4g} ms)")
+            got = latest(c)
+            if got is None or got[1] <= best or c in confirming:
+                continue
+            i = got[0]
+            while True:
+                t = min(seen[c][i])
+                if t <= best or c in skipped:
+                    break
+                if t * units[-1] / units[i] <= CONFIRM * best:
+                    step[c] = len(stages) - 1  # confirm at full size: one call there is cheap
+                    confirming.add(c)
+                    break
+                if len(seen[c][i]) >= RETIMES:
+                    break
+                sample(c, i)  # a drop needs RETIMES calls over the bound: load only adds time
+            if c in skipped or c in confirming or t <= best:
+                continue
+            b, h, d = stages[i]
+            skipped[c] = (f"dropped: {units[i] / units[-1]:.3g} of the problem (batch {b}, {h} "
+                          f"heads, {d} channels each) took {t * 1e3:.4g} ms (fastest of "
+                          f"{len(seen[c][i])}), more than {best_impl} in full ({best * 1e3:.4g} ms), "
+                          f"predicting {t * units[-1] / units[i] / best:.3g}x its time in full")
         todo = [c for c in todo if c not in skipped]
         if not todo:
             break
         c = min(todo, key=predicted)
         i = step[c]
         if i < len(stages) - 1:
-            t = _call(run, c, stages[i], skipped)
-            last[c], step[c] = [t, i, False], i + 1
+            t = sample(c, i)
+            if i > 0 and i - 1 in seen[c] and t > 2 * min(seen[c][i - 1]) * units[i] / units[i - 1]:
+                sample(c, i)  # out of line with its neighbour: load, most likely; time it again
+            step[c] = i + 1
             continue
-        if math.isnan(_call(run, c, full, skipped)):  # warm-up
-            continue
+        calls = [_call(run, c, full, skipped)]  # warm-up
         times: list[float] = []
-        for _ in range(repeats):
+        while c not in skipped and len(times) < repeats:
             times.append(_call(run, c, full, skipped))
-            if math.isnan(times[-1]) or times[0] > 2 * best:
+            calls.append(times[-1])
+            if len(calls) >= RETIMES and min(calls[-RETIMES:]) > 2 * best:
                 break
         if c in skipped:
             continue
-        ms[c] = statistics.median(times) * 1e3
+        ms[c] = min(times) * 1e3
         if ms[c] / 1e3 < best:
             best, best_impl = ms[c] / 1e3, c
     return ms, skipped
@@ -186,3 +216,41 @@ def free_memory(device: torch.device) -> float | None:
         except OSError:
             return None
     return None
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """(busy ticks of the whole machine, all ticks, this process's ticks) from /proc (Linux);
+    (0, 0, 0) where there is no /proc."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0, 0, 0
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields), int(own[11]) + int(own[12])
+
+
+def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float | None:
+    """Share of all cores other processes used between two :func:`cpu_ticks` readings (None:
+    unknown, no /proc or no tick between them)."""
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, (busy - own) / total) if total > 0 else None
+
+
+class LoadMeter:
+    """The machine's load while timing: other processes' share of the cores (Linux) and the
+    1-minute load average per core (where ``os.getloadavg`` exists); ``None`` where unknown."""
+
+    def __init__(self) -> None:
+        self._ticks = cpu_ticks()
+
+    def read(self) -> dict[str, float | None]:
+        others = foreign_load(self._ticks, cpu_ticks())
+        try:
+            loadavg: float | None = os.getloadavg()[0] / (os.cpu_count() or 1)
+        except (AttributeError, OSError):  # Windows
+            loadavg = None
+        return {"others": None if others is None else round(others, 3),
+                "loadavg_per_core": None if loadavg is None else round(loadavg, 3)}

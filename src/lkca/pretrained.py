@@ -21,7 +21,6 @@ Everything is local: no network, no model hub.
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +28,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from lkca.bounded_files import FileLimit, read_json
 from lkca.checkpoint.files import load_state, load_weights, read_weights
 from lkca.checkpoint.metadata import (
     SCHEMA_VERSION,
@@ -39,7 +39,7 @@ from lkca.checkpoint.metadata import (
 )
 from lkca.checkpoint.pretrained_dir import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from lkca.data.registry import DATASETS
-from lkca.errors import CheckpointError
+from lkca.errors import CheckpointError, ConfigError, UserError
 from lkca.models.registry import create_model, legacy_model
 from lkca.models.vit import VisionTransformer, ViTConfig
 from lkca.seg.backbone import legacy_backbone
@@ -105,6 +105,54 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     if "lkca_version" in old:
         new["lkca_version"] = old["lkca_version"]
     return new
+
+
+# The largest model lkca builds: a billion parameters (4 GB of fp32 weights, plus as much again
+# for each of the optimiser's two moments). The paper's largest classifier has 12M, its largest
+# segmentor about 80M; a record or config past this is a typo (depth 100000) or a damaged file.
+MAX_PARAMS = 1_000_000_000
+
+
+def estimate_params(record: dict[str, Any]) -> int:
+    """The parameters of the model ``record`` describes, counted on the meta device (nothing is
+    allocated); a ViT-family model deeper than 2 blocks is built at depth 1 and 2 and the count
+    extrapolated, so even a depth of millions is estimated in milliseconds. ConfigError (a
+    UserError) when the record's values do not build a model."""
+    args = record.get("model_args") or {}
+    depth = args.get("depth") if isinstance(args, dict) else None
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth > 2:
+        # a depth-1 model that does not build: the record's other values are wrong (raised)
+        one, two = (_meta_params({**record, "model_args": {**args, "depth": d}}) for d in (1, 2))
+        return one + (depth - 1) * (two - one)
+    return _meta_params(record)
+
+
+def _meta_params(record: dict[str, Any]) -> int:
+    try:
+        with torch.device("meta"):
+            model = build_model(record)
+    except UserError:
+        raise
+    except (TypeError, ValueError, RuntimeError, KeyError, ZeroDivisionError) as err:
+        raise ConfigError(f"the model's options do not build it ({type(err).__name__}: "
+                          f"{_first_line(err)}); check model_args against docs/models.md"
+                          ) from None
+    return sum(p.numel() for p in model.parameters())
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def check_model_size(record: dict[str, Any], source: str | Path = "the config") -> int:
+    """The model's parameter count (:func:`estimate_params`); ConfigError past
+    :data:`MAX_PARAMS`, before anything is allocated."""
+    params = estimate_params(record)
+    if params > MAX_PARAMS:
+        raise ConfigError(f"{source} describes a model of {params:,} parameters, over the "
+                          f"{MAX_PARAMS:,} lkca builds; check model_args (depth, dim)")
+    return params
 
 
 def build_model(record: dict[str, Any], **train_args: Any) -> nn.Module:
@@ -185,6 +233,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(f"checkpoint {source} is not a segmentation checkpoint; pass one "
                               "written by `lkca seg train` (RUN/checkpoints/last.safetensors)")
     try:
+        check_model_size(record, source)  # on the meta device: nothing allocated yet
+    except ConfigError as err:
+        raise CheckpointError(f"{err}; the record does not describe a model lkca builds: write it "
+                              "with lkca.save_pretrained") from None
+    try:
         model = build_model(record)
     except (TypeError, KeyError, RuntimeError, MemoryError) as err:  # UserErrors pass through
         raise CheckpointError(f"{source} does not describe a model this lkca can build "
@@ -217,9 +270,12 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"{path} is not valid JSON; rewrite it with save_pretrained") from None
+        config = read_json(path)
+    except FileLimit as err:
+        raise CheckpointError(f"{err}; rewrite it with save_pretrained") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path} ({err.strerror or err}); check the path and "
+                              "its permissions") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; rewrite it with save_pretrained")
     return config

@@ -19,7 +19,7 @@ from lkca.analysis.paper_tables import (
     SegRow,
     SegTable,
 )
-from lkca.analysis.run_index import Run, cls_matches, seg_matches
+from lkca.analysis.run_index import Run, cls_matches, same_config, seg_matches
 
 
 def registered_name(row: ClsRow) -> str | None:
@@ -117,7 +117,8 @@ def cls_results(table: ClsTable, runs: list[Run]
         name = registered_name(row)
         results: list[SeedResult | None] = [
             None if name is None else seed_result(
-                (r for r in runs if r.task == "cls" and cls_matches(r.config, name, ds, row.model_args)),
+                (r for r in runs if r.task == "cls" and cls_matches(r.config, name, ds, row.model_args)
+                 and (row.config is None or same_config(r.config, row.config))),
                 "top1")
             for ds in table.datasets]
         out.append((row, name, results))
@@ -142,7 +143,8 @@ def seg_results(table: SegTable, runs: list[Run]) -> list[
             out.append((row, None, None, None))
             continue
         matching = [r for r in runs if r.task == "seg"
-                    and seg_matches(r.config, spec.name, spec.model_args, row.head, row.iters)]
+                    and seg_matches(r.config, spec.name, spec.model_args, row.head, row.iters)
+                    and (row.config is None or same_config(r.config, row.config))]
         out.append((row, seed_result(matching, "aAcc"), seed_result(matching, PAPER_MIOU),
                     seed_result(matching, "mIoU")))
     return out

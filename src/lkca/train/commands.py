@@ -36,6 +36,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--out", help="run directory (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run OUT holds (config.yaml, metrics.jsonl, summary.json, "
+                        "impl_choices.json, checkpoints/, pretrained/, tensorboard/) and start "
+                        "over; without it a folder holding a run is refused")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -53,7 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     with StartupStop("lkca train"):  # the run's own handler takes over while it trains
         cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
         # the engine announces the run (rank 0 only) once data and model are checked
-        summary = train(cfg, resume=args.resume)
+        summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if summary:
         print(f"test accuracy (top-1): {summary['top1']:.2f}%  best {summary['best_top1']:.2f}%  "
               f"({summary['wall_s']:.0f} s)")

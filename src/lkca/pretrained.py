@@ -68,7 +68,11 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     ``lkca.seg.backbone.legacy_backbone``).
     """
     version = record.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{source} has metadata schema_version {str(version)[:40]}, not a "
+                              f"version lkca writes (1 to {SCHEMA_VERSION}); rewrite it with "
+                              "lkca.save_pretrained")
+    if version > SCHEMA_VERSION:
         raise CheckpointError(f"{source} has metadata schema {version!r}, newer than this lkca's "
                               f"{SCHEMA_VERSION}; upgrade lkca to read it")
     if version == SCHEMA_VERSION:
@@ -76,7 +80,10 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     old = dict(record)
     args = old.get("overrides", old.get("model_args"))
     model_args = {} if args is None else dict(args) if isinstance(args, dict) else args
-    in_chans = int(model_args.get("in_chans", 3)) if isinstance(model_args, dict) else 3
+    in_chans = model_args.get("in_chans", 3) if isinstance(model_args, dict) else 3
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise CheckpointError(f"{source} has an invalid in_chans ({str(in_chans)[:40]}) in its "
+                              "record's overrides; rewrite it with lkca.save_pretrained")
     dataset = cast("str | None", old.get("dataset"))
     info = DATASETS.get(str(dataset))
     num_classes = cast(int, old.get("num_classes"))

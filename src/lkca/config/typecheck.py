@@ -13,6 +13,8 @@ from typing import Any
 from lkca.config.echo import short_repr
 from lkca.errors import ConfigError
 
+MAX_INT = 1 << 63  # the integers torch, numpy and the seeds take
+
 
 def suggest(key: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""`` if none is close."""
@@ -44,6 +46,9 @@ def check_types(cfg: Any) -> None:
         for v in getattr(cfg, f.name) if isinstance(getattr(cfg, f.name), tuple) else [value]:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"{f.name} must be a finite number, got {v}")
+            if isinstance(v, int) and not isinstance(v, bool) and not -MAX_INT <= v < MAX_INT:
+                raise ConfigError(f"{f.name} must be an integer of 64 bits (below 2**63), got "
+                                  f"{short_repr(v)}")
 
 
 def check_fields(values: dict[str, Any], cls: type, prefix: str) -> None:

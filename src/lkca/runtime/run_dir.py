@@ -105,6 +105,9 @@ class RunDir:
         if resume and not self.state().exists():
             raise CheckpointError(f"--resume: no checkpoint at {self.state()}; start without "
                                   "--resume or point --out at the run to continue")
+        if resume and not self.state().is_file():
+            raise CheckpointError(f"--resume: {self.state()} is not a file (a folder or device); "
+                                  "restore the run's checkpoint or start over with --overwrite")
 
     def check_new(self, resume: bool, overwrite: bool) -> list[str]:
         """Whether a run may start in this folder; the entries ``--overwrite`` deletes.
@@ -122,6 +125,9 @@ class RunDir:
             if folder.is_symlink():
                 raise UserError(f"{folder} is a symbolic link; the run writes only into its own "
                                 "folder: remove the link or choose another --out")
+            if resume and folder.exists() and not folder.is_dir():
+                raise UserError(f"{folder} is a file where the run keeps a folder; move it away "
+                                "and run again")
         if resume or (not self.root.exists() and not self.root.is_symlink()):
             return []
         if not self.root.is_dir():
@@ -136,6 +142,10 @@ class RunDir:
                             "writes a run only into a new or empty folder or its own run: choose "
                             "another --out")
         own = [e for e in entries if e in RUN_FILES]
+        if own and not overwrite and not self.state().is_file():
+            raise UserError(f"--out {self.root} holds a run that saved no checkpoint "
+                            f"({', '.join(own)}); start it over with --overwrite (deletes "
+                            "those), or choose another --out")
         if own and not overwrite:
             raise UserError(f"--out {self.root} already holds a run ({', '.join(own)}); continue "
                             "it with --resume, delete it and start over with --overwrite, or "

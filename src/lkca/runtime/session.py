@@ -179,6 +179,10 @@ class Session:
         ``metrics.jsonl`` so the file matches an unbroken run (None: a new run, whose log starts
         empty)."""
         self._config = config
+        if (self.env.main and resumed_at and self._step_key == "epoch"
+                and not self.dir.metrics.exists()):  # every finished epoch logged a record
+            raise UserError(f"--resume: {self.dir.metrics} is missing, though the checkpoint is "
+                            f"at epoch {resumed_at}; restore it, or start over with --overwrite")
         self.log = RunLog(self.dir.metrics, self.dir.tensorboard, enabled=self.env.main,
                           step_key=self._step_key)
         if self.env.main:

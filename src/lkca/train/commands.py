@@ -11,6 +11,7 @@ import argparse
 
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
+from lkca.errors import UserError
 from lkca.pretrained import load_trained
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.signals import StartupStop
@@ -63,6 +64,26 @@ def _cmd_train(args: argparse.Namespace) -> None:
               f"({summary['wall_s']:.0f} s)")
 
 
+def check_eval_data(meta: dict, dataset: str, images, labels) -> None:
+    """UserError (one line) when the test images are not what the checkpoint's model takes
+    (another size or channel count: it would be evaluated silently on them) or hold labels past
+    its classes (nothing is resized: evaluate on a data set of the checkpoint's input)."""
+    size = meta.get("img_size")
+    side = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    have = tuple(images.shape[-2:])
+    if side != have or images.shape[1] != meta.get("in_chans", images.shape[1]):
+        raise UserError(f"the checkpoint's model takes {side[0]}x{side[1]} images with "
+                        f"{meta.get('in_chans')} channels, {dataset}'s test images are "
+                        f"{have[0]}x{have[1]} with {images.shape[1]}; evaluate it on the data set "
+                        f"it was trained on ({meta.get('dataset') or 'see its config'}) or one of "
+                        "its input size (nothing is resized)")
+    classes = meta.get("num_classes")
+    if isinstance(classes, int) and len(labels) and int(labels.max()) >= classes:
+        raise UserError(f"{dataset}'s test labels go up to {int(labels.max())}, the checkpoint's "
+                        f"model has {classes} classes; evaluate it on the data set it was trained "
+                        f"on ({meta.get('dataset') or 'see its config'})")
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     from lkca.data.augment import EvalTransform  # kornia: only when evaluating (see above)
     from lkca.train.engine import device_tensors, evaluate
@@ -72,6 +93,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = args.dataset or meta.get("dataset") or "digits"
     images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
                                        device)
+    check_eval_data(meta, dataset, images, labels)
     info = dataset_info(dataset)
     transform = EvalTransform(info.mean, info.std).to(device)
     top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))

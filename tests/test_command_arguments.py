@@ -53,8 +53,8 @@ def test_eval_and_erf_devices(pretrained, tmp_path, capsys):
     ("model_args.img_size=16", "model_args.img_size is set by lkca train from the data set's "
                                "image size"),
     ("model_args.num_classes=5", "model_args.num_classes is set by lkca train"),
-    ("model_args.drop_path_rate=0.1", "model_args.drop_path_rate is set by lkca train from the "
-                                      "drop_path field"),
+    ("model_args.drop_path_rate=0.1", "model_args.drop_path_rate is set by the drop_path field; "
+                                      "set drop_path: 0.1 instead"),
     ("model_args.dim=abc", "model_args.dim must be int, got 'abc' (str)"),
     ("model_args.dim=null", "model_args.dim must be int, got None"),
     ("model_args.dim=1.5", "model_args.dim must be int, got 1.5 (float)"),
@@ -63,14 +63,16 @@ def test_eval_and_erf_devices(pretrained, tmp_path, capsys):
     ("model_args.mlp_ratio=-1", "mlp_ratio must be > 0"),
     ("model_args.mlp_ratio=.nan", "model_args.mlp_ratio must be a finite number"),
     ("model_args.dpeth=3", "unknown key model_args.dpeth; did you mean 'depth'?"),
-    ("model_args.depth=100000", "parameters, over the 1,000,000,000 lkca builds"),
+    ("model_args.depth=100000", "model_args.depth 100000 is over the 1000 blocks lkca builds"),
+    ("model_args.depth=900", None),  # under the block bound: the parameters are (dim 1000)
     ("model_args.dim=40000", "parameters, over the 1,000,000,000 lkca builds"),
     ("seed=18446744073709551616", "seed must be an integer of 64 bits"),
 ])
 def test_model_args_and_numbers_are_checked_before_anything_is_built(tiny, tmp_path, capsys,
                                                                       value, expected):
-    assert_refused(capsys, [*tiny, "--set", value, "--out", str(tmp_path / "run")], expected,
-                   tmp_path)
+    sets = [value] if expected else [value, "model_args.dim=1000", "model_args.num_heads=8"]
+    assert_refused(capsys, [*tiny, "--set", *sets, "--out", str(tmp_path / "run")],
+                   expected or "parameters, over the 1,000,000,000 lkca builds", tmp_path)
 
 
 def test_sizes_past_their_bound_are_one_line(tmp_path, capsys):
@@ -99,7 +101,7 @@ def _digits_run(folder):
 def test_no_command_writes_over_its_inputs_or_a_runs_files(pretrained, tmp_path, capsys):
     run = _digits_run(tmp_path / "runA")
     assert_refused(capsys, ["plot", "--out", str(run / "checkpoints" / "last.pt"), str(run)],
-                   "is inside the run", tmp_path)
+                   "last.pt is a file of", tmp_path)
     assert_refused(capsys, ["plot", "--out", str(run / "metrics.jsonl"), str(run)],
                    "metrics.jsonl", tmp_path)
     assert_refused(capsys, ["export", "--checkpoint", str(pretrained), "--out",
@@ -125,14 +127,17 @@ def _cifar(root, labels=(1, 2), test_images: int = 2):
     return root
 
 
-def test_an_empty_test_split_is_refused_before_training(tiny, tmp_path, capsys):
-    data = _cifar(tmp_path / "data", test_images=0)
+def test_an_empty_test_split_is_refused_before_training(tiny, tmp_path, capsys,
+                                                        tmp_path_factory):
+    # the data elsewhere: loading writes the data set's own decoded cache beside its files
+    data = _cifar(tmp_path_factory.mktemp("data"), test_images=0)
     assert_refused(capsys, [*tiny, "--dataset", "cifar10", "--data-dir", str(data), "--out",
                             str(tmp_path / "run")], "the test split of cifar10", tmp_path)
 
 
-def test_eval_refuses_data_the_checkpoint_cannot_take(pretrained, tmp_path, capsys):
-    data = _cifar(tmp_path / "data")
+def test_eval_refuses_data_the_checkpoint_cannot_take(pretrained, tmp_path, capsys,
+                                                      tmp_path_factory):
+    data = _cifar(tmp_path_factory.mktemp("data"))
     assert_refused(capsys, ["eval", "--checkpoint", str(pretrained), "--dataset", "cifar10",
                             "--data-dir", str(data), "--device", "cpu"],
                    "the checkpoint's model takes 8x8 images with 3 channels, cifar10's test "

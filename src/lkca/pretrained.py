@@ -118,15 +118,20 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
 # for each of the optimiser's two moments). The paper's largest classifier has 12M, its largest
 # segmentor about 80M; a record or config past this is a typo (depth 100000) or a damaged file.
 MAX_PARAMS = 1_000_000_000
+MAX_BLOCKS = 1000  # blocks of one model (the paper's deepest has 12; ViT-H 32): each is a module
+# Python builds one by one, so a depth of 10^5 takes minutes even when narrow enough to fit
 
 
 def estimate_params(record: dict[str, Any]) -> int:
     """The parameters of the model ``record`` describes, counted on the meta device (nothing is
     allocated); a ViT-family model deeper than 2 blocks is built at depth 1 and 2 and the count
-    extrapolated, so even a depth of millions is estimated in milliseconds. ConfigError (a
-    UserError) when the record's values do not build a model."""
+    extrapolated, so a deep model is estimated in milliseconds. ConfigError (a UserError) when
+    the record's values do not build a model, or its depth is over :data:`MAX_BLOCKS`."""
     args = record.get("model_args") or {}
     depth = args.get("depth") if isinstance(args, dict) else None
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth > MAX_BLOCKS:
+        raise ConfigError(f"model_args.depth {depth} is over the {MAX_BLOCKS} blocks lkca builds; "
+                          "check model_args (the paper's models have 12 blocks or fewer)")
     if isinstance(depth, int) and not isinstance(depth, bool) and depth > 2:
         # a depth-1 model that does not build: the record's other values are wrong (raised)
         one, two = (_meta_params({**record, "model_args": {**args, "depth": d}}) for d in (1, 2))
@@ -140,6 +145,8 @@ def _meta_params(record: dict[str, Any]) -> int:
             model = build_model(record)
     except UserError:
         raise
+    except NotImplementedError:  # an initialisation that copies data (CrossViT) cannot run on
+        return 0  # the meta device: not estimated (such models take no depth or width options)
     except (TypeError, ValueError, RuntimeError, KeyError, ZeroDivisionError) as err:
         raise ConfigError(f"the model's options do not build it ({type(err).__name__}: "
                           f"{_first_line(err)}); check model_args against docs/models.md"

@@ -82,12 +82,16 @@ def create_model(
 def model_config_class(name: str) -> type | None:
     """The config dataclass of a registered model (``ViTConfig``, ``CaiTConfig`` ...): the type
     of ``model.cfg`` of the model built with its defaults on the meta device (nothing
-    allocated); None for a model without one. What ``model_args`` are checked against."""
+    allocated; a model whose initialisation needs data is built at its registered size); None
+    for a model without one. What ``model_args`` are checked against."""
     import torch
 
     canonical = resolve_name(name)
-    with torch.device("meta"):
-        model = _FACTORIES[canonical]()
+    try:
+        with torch.device("meta"):
+            model = _FACTORIES[canonical]()
+    except NotImplementedError:  # an initialisation that copies data (CrossViT): built for real,
+        model = _FACTORIES[canonical]()  # at its registered size (the paper's: at most 12M)
     cfg = getattr(model, "cfg", None)
     return type(cfg) if dataclasses.is_dataclass(cfg) else None
 

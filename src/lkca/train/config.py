@@ -119,7 +119,6 @@ ENGINE_MODEL_ARGS = {
     "img_size": "the data set's image size (the model is built for its images)",
     "num_classes": "the data set's number of classes",
     "in_chans": "the data set's channels",
-    "drop_path_rate": "the drop_path field: set drop_path instead",
 }
 
 
@@ -129,6 +128,9 @@ def check_model_args(model: str, model_args: dict[str, Any]) -> None:
     suggested), a value of the wrong type or not finite (the type checker of every config field,
     :func:`lkca.config.typecheck.check_fields`). Ranges and combinations are the dataclass's own
     ``__post_init__``, met when the model is first built (on the meta device, before the run)."""
+    if "drop_path_rate" in model_args:  # the engine passes drop_path as drop_path_rate
+        raise ConfigError("model_args.drop_path_rate is set by the drop_path field; set "
+                          f"drop_path: {model_args['drop_path_rate']} instead")
     for key in model_args:
         if key in ENGINE_MODEL_ARGS:
             raise ConfigError(f"model_args.{key} is set by lkca train from "

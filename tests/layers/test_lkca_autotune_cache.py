@@ -27,7 +27,7 @@ BAD = {
     "ms a string": _cache({"impl": "conv", "ms": "abc"}),
     "ms not finite": _cache({"impl": "conv", "ms": {"conv": float("nan")}}),
     "impl a number": _cache({"impl": 3, "ms": {}}),
-    "a key twice": '{"format": "%s", "format": "%s", "machines": {}}' % (FORMAT, FORMAT),
+    "a key twice": f'{{"format": "{FORMAT}", "format": "{FORMAT}", "machines": {{}}}}',
     "nested 200,000 deep": "[" * 200_000 + "]" * 200_000,
 }
 

@@ -132,7 +132,8 @@ def estimate_params(record: dict[str, Any]) -> int:
     if isinstance(depth, int) and not isinstance(depth, bool) and depth > MAX_BLOCKS:
         raise ConfigError(f"model_args.depth {depth} is over the {MAX_BLOCKS} blocks lkca builds; "
                           "check model_args (the paper's models have 12 blocks or fewer)")
-    if isinstance(depth, int) and not isinstance(depth, bool) and depth > 2:
+    if (isinstance(depth, int) and not isinstance(depth, bool) and depth > 2
+            and record.get("task") != "seg"):  # a segmentation backbone needs its 4 levels
         # a depth-1 model that does not build: the record's other values are wrong (raised)
         one, two = (_meta_params({**record, "model_args": {**args, "depth": d}}) for d in (1, 2))
         return one + (depth - 1) * (two - one)

@@ -148,7 +148,10 @@ class CrashKit:
         landed += proc.returncode == -signal.SIGKILL
         self.assert_intact(out)
         for attempt in range(kills + 1):
-            resume = ["--resume"] if (out / "checkpoints" / "last.pt").exists() else []
+            # no checkpoint yet: the killed start's config.yaml is a run, which only --overwrite
+            # starts over (a new run never writes over an earlier one)
+            resume = ["--resume"] if (out / "checkpoints" / "last.pt").exists() else (
+                ["--overwrite"] if out.exists() else [])
             proc = self.start(argv + resume)
             if attempt == kills:
                 assert proc.wait(timeout=600) == 0, proc.stderr.read()

@@ -17,7 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # layer -> (module names or prefixes in it, the layers it may import); a module belongs to the layer
 # of its longest matching prefix. Lower layers first.
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "base": (("lkca.errors", "lkca.version"), ()),
+    # bounded_files: the one reader of every YAML and JSON file lkca reads
+    "base": (("lkca.errors", "lkca.version", "lkca.bounded_files"), ()),
     "config": (("lkca.config",), ("base",)),
     "checkpoint": (("lkca.checkpoint",), ("base",)),
     "layers": (("lkca.layers",), ("base",)),
@@ -32,8 +33,9 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
                 ("runtime", "pretrained", "models", "profile", "data", "layers", "config",
                  "checkpoint", "base")),
+    # analysis compares runs' configs with the config language's comparison (config.compare)
     "analysis": (("lkca.analysis",), ("pretrained", "models", "profile", "data", "runtime",
-                                      "layers", "checkpoint", "base")),
+                                      "config", "layers", "checkpoint", "base")),
     "export": (("lkca.export",), ("pretrained", "models", "layers", "checkpoint", "base")),
     "plugins": (("lkca.mmseg",), ("models", "layers", "base")),
     # the command line: every group's commands module, and the public API (lkca/__init__.py)

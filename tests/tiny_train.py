@@ -23,3 +23,27 @@ def assert_one_line_error(capsys, argv: list[str], expected: str) -> str:
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert expected in err, err
     return err
+
+
+def snapshot(root) -> dict[str, bytes | None]:
+    """Every path under ``root`` (files with their bytes, folders as None): what a refused
+    command must leave exactly as it was (nothing created, nothing changed)."""
+    from pathlib import Path
+
+    out: dict[str, bytes | None] = {}
+    for path in sorted(Path(root).rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            out[key] = b"<special>"
+        else:
+            out[key] = path.read_bytes() if path.is_file() else None
+    return out
+
+
+def assert_refused(capsys, argv: list[str], expected: str, root) -> str:
+    """:func:`assert_one_line_error`, and every file under ``root`` byte-identical afterwards
+    with nothing created."""
+    before = snapshot(root)
+    err = assert_one_line_error(capsys, argv, expected)
+    assert snapshot(root) == before, err
+    return err

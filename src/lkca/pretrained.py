@@ -21,7 +21,6 @@ Everything is local: no network, no model hub.
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +28,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from lkca.bounded_files import FileLimit, read_json
 from lkca.checkpoint.files import load_state, load_weights, read_weights
 from lkca.checkpoint.metadata import (
     SCHEMA_VERSION,
@@ -39,7 +39,7 @@ from lkca.checkpoint.metadata import (
 )
 from lkca.checkpoint.pretrained_dir import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from lkca.data.registry import DATASETS
-from lkca.errors import CheckpointError
+from lkca.errors import CheckpointError, ConfigError, UserError
 from lkca.models.registry import create_model, legacy_model
 from lkca.models.vit import VisionTransformer, ViTConfig
 from lkca.seg.backbone import HIERARCHICAL, legacy_backbone
@@ -71,7 +71,11 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     the default; one without it (any schema) was written when "deconv" was, and gets "deconv".
     """
     version = record.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{source} has metadata schema_version {str(version)[:40]}, not a "
+                              f"version lkca writes (1 to {SCHEMA_VERSION}); rewrite it with "
+                              "lkca.save_pretrained")
+    if version > SCHEMA_VERSION:
         raise CheckpointError(f"{source} has metadata schema {version!r}, newer than this lkca's "
                               f"{SCHEMA_VERSION}; upgrade lkca to read it")
     if version == SCHEMA_VERSION:
@@ -79,7 +83,10 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     old = dict(record)
     args = old.get("overrides", old.get("model_args"))
     model_args = {} if args is None else dict(args) if isinstance(args, dict) else args
-    in_chans = int(model_args.get("in_chans", 3)) if isinstance(model_args, dict) else 3
+    in_chans = model_args.get("in_chans", 3) if isinstance(model_args, dict) else 3
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise CheckpointError(f"{source} has an invalid in_chans ({str(in_chans)[:40]}) in its "
+                              "record's overrides; rewrite it with lkca.save_pretrained")
     dataset = cast("str | None", old.get("dataset"))
     info = DATASETS.get(str(dataset))
     num_classes = cast(int, old.get("num_classes"))
@@ -118,6 +125,62 @@ def _named_neck(record: dict[str, Any]) -> dict[str, Any]:
             and record.get("backbone") not in HIERARCHICAL):
         record["model_args"] = {**args, "neck_resample": "deconv"}
     return record
+
+
+# The largest model lkca builds: a billion parameters (4 GB of fp32 weights, plus as much again
+# for each of the optimiser's two moments). The paper's largest classifier has 12M, its largest
+# segmentor about 80M; a record or config past this is a typo (depth 100000) or a damaged file.
+MAX_PARAMS = 1_000_000_000
+MAX_BLOCKS = 1000  # blocks of one model (the paper's deepest has 12; ViT-H 32): each is a module
+# Python builds one by one, so a depth of 10^5 takes minutes even when narrow enough to fit
+
+
+def estimate_params(record: dict[str, Any]) -> int:
+    """The parameters of the model ``record`` describes, counted on the meta device (nothing is
+    allocated); a ViT-family model deeper than 2 blocks is built at depth 1 and 2 and the count
+    extrapolated, so a deep model is estimated in milliseconds. ConfigError (a UserError) when
+    the record's values do not build a model, or its depth is over :data:`MAX_BLOCKS`."""
+    args = record.get("model_args") or {}
+    depth = args.get("depth") if isinstance(args, dict) else None
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth > MAX_BLOCKS:
+        raise ConfigError(f"model_args.depth {depth} is over the {MAX_BLOCKS} blocks lkca builds; "
+                          "check model_args (the paper's models have 12 blocks or fewer)")
+    if (isinstance(depth, int) and not isinstance(depth, bool) and depth > 2
+            and record.get("task") != "seg"):  # a segmentation backbone needs its 4 levels
+        # a depth-1 model that does not build: the record's other values are wrong (raised)
+        one, two = (_meta_params({**record, "model_args": {**args, "depth": d}}) for d in (1, 2))
+        return one + (depth - 1) * (two - one)
+    return _meta_params(record)
+
+
+def _meta_params(record: dict[str, Any]) -> int:
+    try:
+        with torch.device("meta"):
+            model = build_model(record)
+    except UserError:
+        raise
+    except NotImplementedError:  # an initialisation that copies data (CrossViT) cannot run on
+        return 0  # the meta device: not estimated (such models take no depth or width options)
+    except (TypeError, ValueError, RuntimeError, KeyError, ZeroDivisionError) as err:
+        raise ConfigError(f"the model's options do not build it ({type(err).__name__}: "
+                          f"{_first_line(err)}); check model_args against docs/models.md"
+                          ) from None
+    return sum(p.numel() for p in model.parameters())
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def check_model_size(record: dict[str, Any], source: str | Path = "the config") -> int:
+    """The model's parameter count (:func:`estimate_params`); ConfigError past
+    :data:`MAX_PARAMS`, before anything is allocated."""
+    params = estimate_params(record)
+    if params > MAX_PARAMS:
+        raise ConfigError(f"{source} describes a model of {params:,} parameters, over the "
+                          f"{MAX_PARAMS:,} lkca builds; check model_args (depth, dim)")
+    return params
 
 
 def build_model(record: dict[str, Any], **train_args: Any) -> nn.Module:
@@ -198,6 +261,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(f"checkpoint {source} is not a segmentation checkpoint; pass one "
                               "written by `lkca seg train` (RUN/checkpoints/last.safetensors)")
     try:
+        check_model_size(record, source)  # on the meta device: nothing allocated yet
+    except ConfigError as err:
+        raise CheckpointError(f"{err}; the record does not describe a model lkca builds: write it "
+                              "with lkca.save_pretrained") from None
+    try:
         model = build_model(record)
     except (TypeError, KeyError, RuntimeError, MemoryError) as err:  # UserErrors pass through
         raise CheckpointError(f"{source} does not describe a model this lkca can build "
@@ -230,9 +298,12 @@ def export_checkpoint(checkpoint: str | Path, directory: str | Path) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"{path} is not valid JSON; rewrite it with save_pretrained") from None
+        config = read_json(path)
+    except FileLimit as err:
+        raise CheckpointError(f"{err}; rewrite it with save_pretrained") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path} ({err.strerror or err}); check the path and "
+                              "its permissions") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; rewrite it with save_pretrained")
     return config

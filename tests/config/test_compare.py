@@ -1,5 +1,4 @@
-from lkca.config.compare import same_value
-from lkca.reproduce.plan import config_difference
+from lkca.config.compare import config_difference, same_value
 
 
 def test_config_values_compare_as_yaml_writes_them():

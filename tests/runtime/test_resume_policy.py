@@ -137,4 +137,4 @@ def test_a_broken_metrics_log_is_refused_naming_the_file(run_copy, capsys):
     assert_one_line_error(capsys, argv, f"{metrics} line 2 is not a JSON object with a numeric epoch")
     metrics.unlink()
     metrics.mkdir()
-    assert_one_line_error(capsys, argv, f"cannot read {metrics}")
+    assert_one_line_error(capsys, argv, f"{metrics}: is a directory, not a file")

@@ -23,18 +23,20 @@ def tiny(tmp_path) -> list[str]:
     return ["train", "--config", str(cfg)]
 
 
-def test_planted_links_are_replaced_never_written_through(tiny, tmp_path):
+def test_planted_links_are_replaced_never_written_through(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     victims = {}
-    for name in ("config.yaml", ".write_test", "metrics.jsonl", "summary.json",
+    for name in ("config.yaml", "metrics.jsonl", "summary.json",
                  "impl_choices.json", "checkpoints/last.pt", "checkpoints/last.safetensors",
                  "checkpoints/best.safetensors"):
         victim = tmp_path / f"victim-{name.replace('/', '-')}"
         victim.write_text("precious\n")
         os.symlink(victim, out / name)
         victims[name] = victim
-    assert main([*tiny, "--out", str(out)]) == 0
+    assert main([*tiny, "--out", str(out)]) == 2  # a run's files: refused without --overwrite
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*tiny, "--out", str(out), "--overwrite"]) == 0  # the links deleted, not followed
     for name, victim in victims.items():
         assert victim.read_text() == "precious\n", name
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/last.pt"):

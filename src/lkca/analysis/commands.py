@@ -27,6 +27,8 @@ from lkca.analysis.plots import (
     save_png,
 )
 from lkca.analysis.profile import paper_comparison, profile
+from lkca.checkpoint.metadata import check_image_side
+from lkca.checkpoint.outputs import check_output
 from lkca.data import dataset_info
 from lkca.errors import UserError
 from lkca.models.registry import create_model, list_models, model_aliases, paper_figures
@@ -106,6 +108,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_profile(args: argparse.Namespace) -> None:
+    check_image_side(args.img_size)
     if args.model in BACKBONES or args.head is not None:
         return _profile_segmentor(args)
     model = create_model(args.model, num_classes=args.num_classes, img_size=args.img_size)
@@ -176,6 +179,9 @@ def _cmd_erf(args: argparse.Namespace) -> None:
     if not args.sources:
         raise UserError("lkca erf needs at least one --model NAME or --checkpoint PATH "
                         "(e.g. --model vit_lkca_500k)")
+    check_image_side(args.img_size)
+    if args.out is not None:
+        check_output(args.out, [v for kind, v in args.sources if kind == "checkpoint"])
     require_matplotlib()  # fail on a missing matplotlib before any work
     device = resolve_device(args.device)
     models = list(_erf_models(args, device))  # names, checkpoints and data checked before printing
@@ -242,6 +248,9 @@ def _run_name(path: Path) -> str:
 
 
 def _cmd_kernels(args: argparse.Namespace) -> None:
+    check_image_side(args.img_size)
+    if args.out is not None:
+        check_output(args.out, [args.checkpoint] if args.checkpoint else [])
     require_matplotlib()  # fail on a missing matplotlib before any work
     if args.checkpoint:  # a classifier's or a segmentor's
         model, meta = load_trained(args.checkpoint)
@@ -270,6 +279,8 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
+    if args.out is not None:
+        check_output(args.out, args.runs)
     require_matplotlib()  # fail on a missing matplotlib before reading anything
     runs = [read_run(path) for path in args.runs]
     out = Path(args.out) if args.out else _curves_path([Path(p) for p in args.runs])
@@ -307,6 +318,8 @@ def _cmd_tables(args: argparse.Namespace) -> None:
     if args.runs is not None and not Path(args.runs).is_dir():
         raise UserError(f"--runs {args.runs} is not a folder; point --runs at the folder holding "
                         "the run directories (default runs/)")
+    if args.out is not None:
+        check_output(args.out)
     text = render_tables(args.runs or "runs", sorted(set(args.table or [])) or None,
                          reading=args.seg_reading)
     if args.out is None:

@@ -25,7 +25,7 @@ from lkca.analysis.paper_tables import (
     SegRow,
     SegTable,
 )
-from lkca.analysis.run_index import Run, cls_matches, seg_matches
+from lkca.analysis.run_index import Run, cls_matches, same_config, seg_matches
 from lkca.errors import UserError
 
 SEG_READINGS = ("one-run", "per-row")
@@ -150,7 +150,8 @@ def cls_results(table: ClsTable, runs: list[Run]
         name = registered_name(row)
         results: list[SeedResult | None] = [
             None if name is None else seed_result(
-                (r for r in runs if r.task == "cls" and cls_matches(r.config, name, ds, row.model_args)),
+                (r for r in runs if r.task == "cls" and cls_matches(r.config, name, ds, row.model_args)
+                 and (row.config is None or same_config(r.config, row.config))),
                 "top1")
             for ds in table.datasets]
         out.append((row, name, results))
@@ -178,7 +179,8 @@ def seg_results(table: SegTable, runs: list[Run]) -> list[
             continue
         length, at = (table.run_iters, row.iters) if table.run_iters else (row.iters, None)
         matching = [r for r in runs if r.task == "seg"
-                    and seg_matches(r.config, spec.name, spec.model_args, row.head, length)]
+                    and seg_matches(r.config, spec.name, spec.model_args, row.head, length)
+                    and (row.config is None or same_config(r.config, row.config))]
         out.append((row, seed_result(matching, "aAcc", at), seed_result(matching, PAPER_MIOU, at),
                     seed_result(matching, "mIoU", at)))
     return out

@@ -36,6 +36,9 @@ class ClsRow:
     macs: float | None
     model: str | None = None  # registered name; None: MODEL_NAMES[row]
     model_args: dict[str, Any] = field(default_factory=dict, hash=False)  # architecture overrides
+    # a row of your own: its resolved config; a run fills the row only when it is a run of this
+    # config (lkca.analysis.run_index.same_config), never another row's run of the same model
+    config: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class SegRow:
     params: float | None
     macs: float | None
     model: SegBackbone | None = None  # None: SEG_BACKBONES[backbone]
+    config: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # as ClsRow's
 
 
 @dataclass(frozen=True)

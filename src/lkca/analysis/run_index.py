@@ -13,12 +13,12 @@ of Tables 6-7 are evaluations of one run (:meth:`Run.evaluation`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lkca.bounded_files import MAX_JSON_BYTES, FileLimit, parse_json, read_json, read_text, read_yaml
+from lkca.config.compare import config_difference
 
 # model_args keys that do not change the architecture: a run with only these still counts as the
 # registered model (anything else, e.g. depth or mixers, is another model).
@@ -79,8 +79,8 @@ def find_runs(root: str | Path) -> list[Run]:
 def read_run(path: Path) -> Run | None:
     """A :class:`Run` for ``path``, or None if its config is missing, unreadable or not a run's."""
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        config = read_yaml(path / "config.yaml", finite=False) or {}
+    except (OSError, FileLimit):
         return None
     if not isinstance(config, dict):
         return None
@@ -117,6 +117,12 @@ def cls_matches(config: dict[str, Any], model: str, dataset: str,
         return False
 
 
+def same_config(config: dict[str, Any], row_config: dict[str, Any]) -> bool:
+    """Whether a run's ``config.yaml`` is a run of ``row_config`` (a row of a table of your own):
+    equal in every key but how it was executed and its seed (:func:`config_difference`)."""
+    return not config_difference(config, row_config, ignore=frozenset({"seed"}))
+
+
 def seg_matches(config: dict[str, Any], backbone: str, model_args: dict[str, Any], head: str,
                 iters: int) -> bool:
     """Whether a segmentation config (a run's ``config.yaml``) trains ``head`` on ``backbone``
@@ -131,7 +137,7 @@ def _epochs_done(path: Path, summary: dict[str, Any] | None) -> int:
         epochs = []
         for line in _lines(metrics):
             try:
-                epochs.append(int(json.loads(line).get("epoch", 0)))
+                epochs.append(int(parse_json(line, path, finite=False).get("epoch", 0)))
             except (ValueError, AttributeError, TypeError):  # a half-written last line
                 continue
         return max(epochs, default=0)
@@ -143,24 +149,24 @@ def _evaluations(path: Path) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     for line in _lines(path):
         try:
-            record = json.loads(line)
+            record = parse_json(line, path, finite=False)
             found[int(record["iter"])] = record
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return found
 
 
 def _lines(path: Path) -> list[str]:
     try:
-        return [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
+        return [line for line in read_text(path, MAX_JSON_BYTES).splitlines() if line.strip()]
+    except (OSError, FileLimit):
         return []
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json(path, finite=False)
+    except (OSError, ValueError):  # FileLimit is a ValueError
         return None
     return data if isinstance(data, dict) else None
 

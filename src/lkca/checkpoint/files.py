@@ -30,6 +30,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from lkca.bounded_files import FileLimit, parse_json
 from lkca.errors import CheckpointError
 
 
@@ -117,7 +118,10 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])
         stored = header.get("__metadata__", {})
-        meta = json.loads(stored.get("lkca", "{}"))
+        meta = parse_json(stored.get("lkca", "{}"), path)
+    except FileLimit as err:
+        raise CheckpointError(f"checkpoint {path} has a damaged metadata record ({err.problem}); "
+                              "use another checkpoint or retrain") from None
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError):
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated (not a safetensors file); use another "

@@ -29,7 +29,7 @@ from typing import Any
 
 from torch import nn
 
-from lkca.errors import CheckpointError
+from lkca.errors import CheckpointError, UserError
 from lkca.version import __version__
 
 SCHEMA_VERSION = 2
@@ -100,6 +100,19 @@ def check_record(record: dict[str, Any], source: Path | str) -> None:
 
 
 MAX_RECORD_INT = 1 << 20  # bound on any size in a record: a damaged file must not allocate TBs
+# The largest image side lkca builds a model for or runs one on (--img-size, crop_size, a
+# record's img_size): 8x ADE20K's 512 crop, 64x CIFAR's 32; an image of this side is 200 MB of
+# fp32 pixels, one of 10^6 (a typo) would be 12 TB.
+MAX_IMAGE_SIDE = 4096
+
+
+def check_image_side(value: Any, what: str = "--img-size") -> None:
+    """UserError (one line) unless ``value`` is None or an int in 1..:data:`MAX_IMAGE_SIDE`."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IMAGE_SIDE:
+        raise UserError(f"{what} must be an image side from 1 to {MAX_IMAGE_SIDE} pixels, got "
+                        f"{str(value)[:40]}")
 
 
 def _bad_value(record: dict[str, Any]) -> str:
@@ -114,6 +127,10 @@ def _bad_value(record: dict[str, Any]) -> str:
         values = value if isinstance(value, list) else [value]
         if value is not None and not all(_is_size(v) for v in values):
             return f"{key} ({type(value).__name__}, expected a positive size)"
+        if isinstance(value, list) and len(value) != 2:
+            return f"{key} (a list of {len(value)}, expected a size or [height, width])"
+        if key in ("img_size", "crop_size") and value is not None and max(values) > MAX_IMAGE_SIDE:
+            return f"{key} (over {MAX_IMAGE_SIDE} pixels)"
     for key, value in record["model_args"].items():
         if not _sane(value):
             return f"model_args.{str(key)[:40]} (out of range or not a number)"

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
+from lkca.bounded_files import FileLimit
 from lkca.config.files import parse_yaml
 from lkca.errors import ConfigError
 
@@ -32,8 +31,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. lr=3e-3 or "
                               "model_args.depth=6")
         try:
-            value = parse_yaml(text)
-        except yaml.YAMLError:
+            value = parse_yaml(text, "--set value", finite=False)
+        except FileLimit:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it or close "
                               "its brackets") from None
         node = out

@@ -55,7 +55,8 @@ def load_dataset(name: str, data_dir: str | Path | None, split: str) -> ArrayDat
     Returns uint8 images (N, H, W, 3) and int64 labels; decoded files are cached as ``.npz``
     (see :func:`lkca.data.base.cached`). ``data_dir`` is ``None`` for ``digits`` (bundled; a
     folder is refused rather than ignored) and a folder for every other data set.
-    Tiny-ImageNet's "test" split is its labelled val folder.
+    Tiny-ImageNet's "test" split is its labelled val folder. A split that holds no image is
+    refused here (DataFormatError), before a run trains an epoch on it or divides by its size.
     """
     info = dataset_info(name)
     if split not in SPLITS:
@@ -74,4 +75,9 @@ def load_dataset(name: str, data_dir: str | Path | None, split: str) -> ArrayDat
         path = None
     else:
         path = Path(data_dir).expanduser()
-    return _LOADERS[info.name](path, split)  # type: ignore[arg-type]
+    data = _LOADERS[info.name](path, split)  # type: ignore[arg-type]
+    if len(data) == 0:
+        where = f" in {path}" if path is not None else ""
+        raise DataFormatError(f"the {split} split of {info.name}{where} holds no images; restore "
+                              "its files as distributed (docs/datasets.md)")
+    return data

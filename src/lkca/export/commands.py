@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
+from lkca.checkpoint.metadata import check_image_side
+from lkca.checkpoint.outputs import check_output
 from lkca.errors import UserError
 from lkca.export.onnx_export import (
     export_onnx,
@@ -17,6 +19,11 @@ from lkca.export.onnx_export import (
     require_onnx,
 )
 from lkca.pretrained import load_trained
+
+# The lowest ONNX opset lkca exports: 18, the opset torch.onnx's exporter writes natively (lower
+# ones go through onnx's version converter, which lkca does not test); the highest is the
+# installed onnx's own (onnx.defs.onnx_opset_version()).
+MIN_OPSET = 18
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +43,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
+    check_image_side(args.img_size)
+    check_output(args.out, [args.checkpoint])
     require_onnx()
+    import onnx
+
+    highest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= args.opset <= highest:
+        raise UserError(f"--opset must be from {MIN_OPSET} to {highest} (the installed onnx's "
+                        f"latest), got {args.opset}; the default is 18")
     model, record = load_trained(args.checkpoint)
     if record["task"] == "seg":
         raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "

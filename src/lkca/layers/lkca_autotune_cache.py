@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import platform
 import tempfile
@@ -32,8 +33,11 @@ from typing import Any
 
 import torch
 
+from lkca.bounded_files import FileLimit, read_json
+
 FORMAT = "lkca-autotune/1"
 ENV = "LKCA_AUTOTUNE_CACHE"
+MAX_BYTES = 4 * 1024 * 1024  # a cache is a few kB; a larger file is not one lkca wrote
 _UNSET = object()
 
 
@@ -70,6 +74,17 @@ def machine_name(device: torch.device) -> str:
     return f"torch {torch.__version__} | {name}"
 
 
+def _valid_entry(entry: Any) -> bool:
+    """Whether a cache entry is one :meth:`DiskCache.save` writes: ``impl`` a name, ``ms`` (if
+    present) a mapping of names to finite, non-negative milliseconds."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("impl"), str):
+        return False
+    ms = entry.get("ms", {})
+    return isinstance(ms, dict) and all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v) and v >= 0 for k, v in ms.items())
+
+
 class DiskCache:
     """Read and write the cache file; a file that fails warns once per process, whatever fails."""
 
@@ -91,19 +106,26 @@ class DiskCache:
                           AutotuneWarning, stacklevel=4)
 
     def _read(self, path: Path) -> dict[str, dict[str, dict]]:
-        """All machines' entries; {} for a missing file; a corrupt file warns once and counts as {}."""
+        """All machines' entries; {} for a missing file. A file that is not exactly what
+        :meth:`save` writes (unreadable, a FIFO or device, over :data:`MAX_BYTES`, nested too
+        deep, a key twice, an entry whose ``impl`` is not a name or whose ``ms`` is not a mapping
+        of names to finite times) warns once, naming the file, and counts as {}: the next save
+        replaces it atomically. Read by the bounded reader of every lkca file."""
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path, MAX_BYTES)
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            self._warn(path, f"ignored, cannot be read ({type(err).__name__}: {err})")
+        except (OSError, FileLimit) as err:
+            problem = err.problem if isinstance(err, FileLimit) else (
+                f"{type(err).__name__}: {err.strerror or err}")
+            self._warn(path, f"ignored, cannot be read ({problem})")
             return {}
         machines = data.get("machines") if isinstance(data, dict) else None
-        if (not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(machines, dict)
-                or not all(isinstance(m, dict) and all(isinstance(e, dict) for e in m.values())
+        if (not isinstance(data, dict) or data.get("format") != FORMAT
+                or not isinstance(machines, dict)
+                or not all(isinstance(m, dict) and all(_valid_entry(e) for e in m.values())
                            for m in machines.values())):
-            self._warn(path, f"ignored, not a {FORMAT} file")
+            self._warn(path, f"ignored, not a {FORMAT} file as lkca writes it")
             return {}
         return machines
 

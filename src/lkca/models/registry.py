@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +78,24 @@ def create_model(
         overrides.get("img_size", getattr(cfg, "img_size", None)),
         in_chans=int(overrides.get("in_chans", getattr(cfg, "in_chans", 3))))
     return set_pretrained_cfg(model, record)
+
+
+@functools.cache
+def model_config_class(name: str) -> type | None:
+    """The config dataclass of a registered model (``ViTConfig``, ``CaiTConfig`` ...): the type
+    of ``model.cfg`` of the model built with its defaults on the meta device (nothing
+    allocated; a model whose initialisation needs data is built at its registered size); None
+    for a model without one. What ``model_args`` are checked against."""
+    import torch
+
+    canonical = resolve_name(name)
+    try:
+        with torch.device("meta"):
+            model = _FACTORIES[canonical]()
+    except NotImplementedError:  # an initialisation that copies data (CrossViT): built for real,
+        model = _FACTORIES[canonical]()  # at its registered size (the paper's: at most 12M)
+    cfg = getattr(model, "cfg", None)
+    return type(cfg) if dataclasses.is_dataclass(cfg) else None
 
 
 def list_models(pattern: str = "*", aliases: bool = False, baselines: bool = True) -> list[str]:

@@ -99,6 +99,12 @@ class ViTConfig:
         if self.num_classes < 0 or self.depth < 1 or self.dim < 1:
             raise ConfigError(f"need num_classes >= 0, depth >= 1 and dim >= 1 (got "
                               f"{self.num_classes}, {self.depth}, {self.dim})")
+        for name in ("patch_size", "in_chans", "num_heads", "head_dim", "kernel_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if not self.mlp_ratio > 0:
+            raise ConfigError(f"mlp_ratio must be > 0 (2 in SPT's ViT), got {self.mlp_ratio}")
         if self.kernel_heads is not None and (self.kernel_heads < 1 or self.dim % self.kernel_heads):
             raise ConfigError(f"kernel_heads ({self.kernel_heads}) must divide dim ({self.dim}): "
                               "each LKCA kernel is shared by dim / kernel_heads channels; use 1 "

@@ -2,8 +2,11 @@
 launcher.
 
 Every launcher runs ``python -m lkca train --config C [--data-dir D] --out R --seed S
---no-progress [--resume]`` (``lkca seg train`` for segmentation), so a run is the same whichever
-launched it. ``--resume`` is passed when the run directory holds ``checkpoints/last.pt``.
+--no-progress --resume|--overwrite`` (``lkca seg train`` for segmentation), so a run is the same
+whichever launched it. ``--resume`` is passed when the run directory holds
+``checkpoints/last.pt``, else ``--overwrite``: a run that never saved a checkpoint starts over,
+deleting what a killed first attempt wrote (its ``config.yaml``, the epochs it logged), so
+metrics.jsonl is that of one uninterrupted run.
 
 Locks (docs/reproduce.md, "Locks"): the launcher takes ``R/.lkca-reproduce.lock`` (not the
 ``.lkca.lock`` that ``lkca train`` itself may take on R, so the two never collide) and hands the
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from lkca.bounded_files import MAX_JSON_BYTES, FileLimit, parse_json, read_text
 from lkca.reproduce.plan import PlannedRun
 from lkca.runtime.run_lock import DirectoryLock
 
@@ -40,7 +44,7 @@ def command(run: PlannedRun, data_dir: str | None, resume: bool) -> list[str]:
     if data_dir is not None and run.dataset != "digits":  # digits are bundled: no folder to read
         cmd += ["--data-dir", str(Path(data_dir).expanduser().absolute())]
     cmd += ["--out", str(run.out), "--seed", str(run.seed), "--no-progress"]
-    return cmd + (["--resume"] if resume else [])
+    return cmd + (["--resume"] if resume else ["--overwrite"])
 
 
 def has_checkpoint(run: PlannedRun) -> bool:
@@ -67,10 +71,6 @@ def start(run: PlannedRun, data_dir: str | None, lock: DirectoryLock, *, device:
     """Start ``run`` (its lock already held) with stdout/stderr appended to ``stdout.log`` /
     ``stderr.log`` in its directory; ``shared``: how many runs share its device (recorded, for
     the measured throughput of :mod:`lkca.reproduce.cost`)."""
-    if not has_checkpoint(run):
-        # A run that never saved a checkpoint starts over: drop the epochs a killed first attempt
-        # may have logged, so metrics.jsonl is that of one uninterrupted run.
-        (run.out / "metrics.jsonl").unlink(missing_ok=True)
     cmd = command(run, data_dir, resume=has_checkpoint(run))
     out = (run.out / "stdout.log").open("ab")
     err_path = run.out / "stderr.log"
@@ -124,13 +124,13 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     """The records of a run's ``reproduce.log`` (unreadable lines skipped)."""
     rows = []
     try:
-        lines = (run_dir / LOG).read_text().splitlines()
-    except OSError:
+        lines = read_text(run_dir / LOG, MAX_JSON_BYTES).splitlines()
+    except (OSError, FileLimit):
         return []
     for line in lines:
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            rows.append(parse_json(line, run_dir / LOG, finite=False))
+        except FileLimit:
             continue
     return rows
 

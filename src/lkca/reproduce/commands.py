@@ -6,6 +6,7 @@ Imports only argparse at module level (the CLI loads it for every command).
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -54,6 +55,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="at most N tasks of the array at once")
 
 
+MAX_SEEDS = 100  # runs per config: a paper table's row is usually 1-5 seeds
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from lkca.errors import UserError
     from lkca.reproduce.plan import check_configs_dir, default_configs_dir
@@ -63,6 +67,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "gpus_per_task" else 1):
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.seeds > MAX_SEEDS:
+        raise UserError(f"--seeds must be at most {MAX_SEEDS} (runs per config), got {args.seeds}")
+    if args.images_per_s is not None and not (math.isfinite(args.images_per_s)
+                                              and args.images_per_s > 0):
+        raise UserError(f"--images-per-s must be a positive number, got {args.images_per_s}")
     runs_dir = Path(args.runs)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs {runs_dir} is a file; pass a folder for the run directories")

@@ -20,18 +20,11 @@ from typing import Any
 from lkca.analysis.paper_results import registered_name, seg_model, seg_registered
 from lkca.analysis.paper_tables import ClsTable, SegTable
 from lkca.analysis.run_index import cls_matches, read_run, seg_matches
-from lkca.config.compare import same_value
-from lkca.config.echo import short_repr
+from lkca.config.compare import config_difference
 from lkca.errors import ConfigError, UserError
 from lkca.reproduce.cost import run_length
 
 SEG_DATASET = "ade20k"
-# Keys of a run's config.yaml that say how it was executed, not what it trains: a run that
-# differs from its config only in these is still a run of that config.
-EXECUTION_KEYS = frozenset({"out", "data_dir", "device", "progress", "compile", "eval_batch_size",
-                            "stop_after_epochs", "stop_after_iters", "max_eval_images"})
-
-
 @dataclass(frozen=True)
 class TableConfig:
     """The config standing for one row of a table on one data set (None: no config found)."""
@@ -207,16 +200,6 @@ def run_state(run: PlannedRun) -> RunState:
     if (run.out / "checkpoints" / "last.pt").is_file():
         return RunState("resume", found.done, found.total)
     return RunState("new", 0, found.total)
-
-
-def config_difference(saved: dict[str, Any], planned: dict[str, Any]) -> str:
-    """The first key (execution keys aside) whose value differs, as "key: saved vs planned";
-    "" when the run is one of the planned config. Keys one of them lacks (a run written by an
-    lkca without that option) are not compared."""
-    for key in sorted(set(saved) & set(planned) - EXECUTION_KEYS):
-        if not same_value(saved[key], planned[key]):
-            return f"{key}: {short_repr(saved[key])} there, {short_repr(planned[key])} in the config"
-    return ""
 
 
 def default_configs_dir() -> Path:

@@ -10,8 +10,9 @@ with a reference value (docs/reproduce.md, "A table of your own")::
         config: digits_d2.yaml
 
 All rows train one task; classification rows one data set. The table is rendered by the same
-code as the paper's (:mod:`lkca.analysis.paper_report`): a run fills a row when it trains the
-row's model with the row's architecture on its data set (segmentation: backbone, head, iters).
+code as the paper's (:mod:`lkca.analysis.paper_report`): a run fills a row only when it is a run
+of the row's own config (every key but how it was executed and its seed), so two rows of one
+model that differ in any setting (``lr``) each read their own runs.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lkca.analysis.paper_tables import ClsRow, ClsTable, SegBackbone, SegRow, SegTable
 from lkca.analysis.run_index import architecture_args
+from lkca.bounded_files import FileLimit, read_yaml
 from lkca.errors import ConfigError
 from lkca.reproduce.plan import SEG_DATASET, TableConfig, resolve_config
 
@@ -33,12 +33,17 @@ def load_table_spec(path: str | Path) -> tuple[ClsTable | SegTable, list[TableCo
     """The table described by the YAML file ``path`` and the config of each of its rows."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read table file {path} ({err}); pass a YAML table file or a "
-                          "paper table number 1-7") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"table file {path} is not valid YAML; fix its syntax") from None
+        spec = read_yaml(path)
+    except FileNotFoundError:
+        raise ConfigError(f"table file {path} does not exist; pass a YAML table file or a paper "
+                          "table number 1-7") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read table file {path} ({err.strerror or err}); pass a YAML "
+                          "table file or a paper table number 1-7") from None
+    except FileLimit as err:
+        where = f" (line {err.line})" if err.line is not None else ""
+        raise ConfigError(f"table file {path}: {err.problem}{where}; fix the table file "
+                          "(docs/reproduce.md, \"A table of your own\")") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("rows"), list) or not spec["rows"]:
         raise ConfigError(f"table file {path} needs `rows:`, a list of {{row, config}} mappings "
                           "(docs/reproduce.md)")
@@ -88,7 +93,7 @@ def _cls_table(title: str, dataset: str, entries) -> tuple[ClsTable, list[TableC
 
     info = dataset_info(dataset)
     rows = tuple(ClsRow(label, (None if paper is None else float(paper),), None, None,
-                        model=cfg["model"], model_args=architecture_args(cfg))
+                        model=cfg["model"], model_args=architecture_args(cfg), config=cfg)
                  for label, _, _, cfg, paper in entries)
     configs = [TableConfig(label, dataset, config, "cls") for label, config, _, _, _ in entries]
     return ClsTable(0, title, (dataset,), info.img_size, info.num_classes, rows), configs
@@ -98,7 +103,7 @@ def _seg_table(title: str, entries) -> tuple[SegTable, list[TableConfig]]:
     rows = tuple(SegRow(label, int(cfg["iters"]), cfg["head"],
                         None if paper is None else float(paper[0]),
                         None if paper is None else float(paper[1]), None, None,
-                        model=SegBackbone(cfg["backbone"], architecture_args(cfg)))
+                        model=SegBackbone(cfg["backbone"], architecture_args(cfg)), config=cfg)
                  for label, _, _, cfg, paper in entries)
     configs = [TableConfig(label, SEG_DATASET, config, "seg") for label, config, _, _, _ in entries]
     crop = int(entries[0][3]["crop_size"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -10,14 +11,46 @@ import torch
 from lkca.errors import UserError
 from lkca.runtime.console import plural
 
+# The device names lkca trains and evaluates on: auto, cpu, cuda, cuda:N (DEVICE_NAME.fullmatch)
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::[0-9]{1,3})?")
+
+
+def devices_here() -> list[str]:
+    """The device names this machine has, for messages: ``auto, cpu`` and its CUDA GPUs."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        names += ["cuda"] + [f"cuda:{i}" for i in range(count)]
+    return names
+
+
+def check_device_name(name: object, what: str = "--device") -> None:
+    """UserError (one line, listing this machine's devices) unless ``name`` is ``auto``,
+    ``cpu``, ``cuda`` or ``cuda:N``: the one check of a device name, whichever command reads it
+    (a config's ``device:`` is checked by its spelling only: a run may be planned on a machine
+    without the GPU it will train on)."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        shown = repr(name)[:40]
+        gpus = ("cuda:N for the N-th GPU" if torch.cuda.is_available()
+                else "this machine has no CUDA GPU")
+        raise UserError(f"{what} {shown} is not a device lkca runs on; use one of "
+                        f"{', '.join(devices_here())} ({gpus})")
+
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> CUDA when visible, else CPU; ``"cuda"`` -> this process's GPU (LOCAL_RANK
-    under torchrun). UserError when CUDA is asked for but not visible."""
+    under torchrun). UserError (one line naming this machine's devices) for a name that is not
+    a device (:func:`check_device_name`), CUDA asked for but not visible, or a GPU index past
+    the GPUs visible."""
+    check_device_name(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        raise UserError(f"--device {name} was asked for but no CUDA GPU is visible; use one of "
+                        f"{', '.join(devices_here())}")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} visible "
+                        f"GPU(s); use one of {', '.join(devices_here())}")
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

@@ -11,19 +11,72 @@
     OUT/pretrained/                 classification: the best model as a pretrained folder
     OUT/impl_choices.json           the LKCA implementation chosen per shape (docs/design.md)
     OUT/tensorboard/                when tensorboard is installed
+
+A new run never writes over an earlier one (docs/reproducibility.md, "The run directory"): a
+folder that holds a run's files is refused unless the command continues it (``--resume``) or
+says to delete it (``--overwrite``, which names what it deletes); a folder holding any other
+file is refused; the default folder (no ``--out``) takes the next free name, ``NAME-2``,
+``NAME-3`` ... (:func:`free_run_dir`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from lkca.checkpoint.files import atomic_write
+from lkca.checkpoint.outputs import RUN_FILES
 from lkca.config.files import dump_config
 from lkca.errors import CheckpointError, UserError
 from lkca.runtime.run_log import write_json
+
+# The files and folders a run writes in its directory (everything --overwrite deletes) are
+# lkca.checkpoint.outputs.RUN_FILES (no command writes over them); these are the ones that may
+# lie in a run's folder without being the run: the locks (this module's and lkca reproduce's)
+# and the logs lkca reproduce keeps beside the run it launches.
+LAUNCH_FILES = frozenset({".lkca.lock", ".lkca-reproduce.lock", "stdout.log", "stderr.log",
+                          "reproduce.log"})
+MAX_FREE_NAMES = 1000  # NAME-2 ... NAME-1000: past that the folder is named with --out
+
+
+def free_run_dir(base: Path) -> Path:
+    """``base`` when it holds no run and nothing else, else the first of ``base-2``,
+    ``base-3`` ... that does not exist (or is empty): the default run directory, which never
+    overwrites an earlier run."""
+    for n in range(1, MAX_FREE_NAMES + 1):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if not path.exists() and not path.is_symlink():
+            return path
+        if path.is_dir() and not path.is_symlink() and not _entries(path):
+            return path
+    raise UserError(f"{base} and {base.name}-2 ... {base.name}-{MAX_FREE_NAMES} all hold runs; "
+                    "name the run directory with --out")
+
+
+def choose_run_dir(out: str | None, default: Path, resume: bool, overwrite: bool
+                   ) -> tuple[Path, str]:
+    """The run directory of a command and a note for its first log line: ``out`` when given,
+    else ``default`` (with ``--resume`` or ``--overwrite``: that folder; for a new run: the first
+    free name, :func:`free_run_dir`, the note saying so). Checked at once (:meth:`RunDir.check_new`),
+    so a refused folder costs no data loading."""
+    if out is None and not resume and not overwrite:
+        path = free_run_dir(default)
+        note = (f" ({default} holds an earlier run; the default folder takes the next free name)"
+                if path != default else "")
+    else:
+        path, note = Path(out) if out is not None else default, ""
+    RunDir(path).check_new(resume, overwrite)
+    return path, note
+
+
+def _entries(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 class RunDir:
@@ -52,6 +105,67 @@ class RunDir:
         if resume and not self.state().exists():
             raise CheckpointError(f"--resume: no checkpoint at {self.state()}; start without "
                                   "--resume or point --out at the run to continue")
+        if resume and not self.state().is_file():
+            raise CheckpointError(f"--resume: {self.state()} is not a file (a folder or device); "
+                                  "restore the run's checkpoint or start over with --overwrite")
+
+    def check_new(self, resume: bool, overwrite: bool) -> list[str]:
+        """Whether a run may start in this folder; the entries ``--overwrite`` deletes.
+
+        ``--resume`` needs ``checkpoints/last.pt`` (CheckpointError otherwise). A new run needs
+        a folder that does not exist or holds no run: one that holds a run's files is refused
+        unless ``overwrite`` (then those are what :meth:`clear` deletes); one that holds any
+        other file, or is not a folder, is refused whatever the flags (UserError, one line,
+        nothing touched)."""
+        if resume and overwrite:
+            raise UserError("--resume continues the run in --out and --overwrite deletes it; pass "
+                            "one of them")
+        self.check_resume(resume)
+        for folder in (self.checkpoints, self.pretrained, self.tensorboard):
+            if folder.is_symlink():
+                raise UserError(f"{folder} is a symbolic link; the run writes only into its own "
+                                "folder: remove the link or choose another --out")
+            if resume and folder.exists() and not folder.is_dir():
+                raise UserError(f"{folder} is a file where the run keeps a folder; move it away "
+                                "and run again")
+        if resume or (not self.root.exists() and not self.root.is_symlink()):
+            return []
+        if not self.root.is_dir():
+            raise UserError(f"--out {self.root} is not a folder; choose a new or empty folder "
+                            "for the run")
+        entries = _entries(self.root)
+        foreign = [e for e in entries if e not in RUN_FILES and e not in LAUNCH_FILES]
+        if foreign:
+            shown = ", ".join(repr(e)[:60] for e in foreign[:3]) + (" ..." if len(foreign) > 3
+                                                                     else "")
+            raise UserError(f"--out {self.root} holds files that are not a run's ({shown}); lkca "
+                            "writes a run only into a new or empty folder or its own run: choose "
+                            "another --out")
+        own = [e for e in entries if e in RUN_FILES]
+        if own and not overwrite and not self.state().is_file():
+            raise UserError(f"--out {self.root} holds a run that saved no checkpoint "
+                            f"({', '.join(own)}); start it over with --overwrite (deletes "
+                            "those), or choose another --out")
+        if own and not overwrite:
+            raise UserError(f"--out {self.root} already holds a run ({', '.join(own)}); continue "
+                            "it with --resume, delete it and start over with --overwrite, or "
+                            "choose another --out (a config.yaml taken from a run names that "
+                            "run in its out:)")
+        return own
+
+    def clear(self, entries: list[str]) -> None:
+        """Delete ``entries`` (a run's own files and folders, from :meth:`check_new`) without
+        following a link: a link is removed, never what it points to."""
+        for name in entries:
+            path = self.root / name
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as err:
+                raise UserError(f"--overwrite: cannot delete {path} ({err.strerror or err}); "
+                                "delete it yourself or choose another --out") from None
 
     def create(self) -> None:
         """Create the run directory itself (before its lock is taken inside it); UserError naming

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lkca.bounded_files import MAX_JSON_BYTES, FileLimit, parse_json, read_text
 from lkca.checkpoint.files import atomic_write
 from lkca.errors import UserError
 
@@ -63,7 +64,10 @@ def read_metrics(path: Path, step_key: str | None = None) -> list[dict[str, Any]
     when it cannot be read or a line is not a JSON object (with a number under ``step_key``, when
     given): the one reader of the file (the run log on resume, ``lkca plot``)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, MAX_JSON_BYTES)
+    except FileLimit as err:
+        raise UserError(f"{err}; move it away to start the run log afresh, or point --out at "
+                        "another run") from None
     except OSError as err:
         raise UserError(f"cannot read {path} ({err.strerror or err}); move it away to start the "
                         "run log afresh, or point --out at another run") from None
@@ -72,8 +76,8 @@ def read_metrics(path: Path, step_key: str | None = None) -> list[dict[str, Any]
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = parse_json(line, path, finite=False)
+        except ValueError:  # FileLimit is a ValueError
             record = None
         if not isinstance(record, dict) or (step_key is not None and (
                 not isinstance(record.get(step_key), (int, float))

@@ -72,7 +72,9 @@ class Session:
     orders ``metrics.jsonl`` records (``"epoch"`` or ``"iter"``); ``resumable``: the config keys
     that may differ on ``--resume`` (applied and recorded in ``resume_history``; any other
     difference is refused, :mod:`lkca.runtime.resume_policy`); ``impl_policy``: how LKCA's
-    ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`).
+    ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`); ``overwrite``: a new run may
+    replace the run ``out`` holds (deleted first, :meth:`RunDir.check_new`), else a folder
+    holding a run is refused unless ``resume``.
     """
 
     device: torch.device
@@ -84,9 +86,10 @@ class Session:
 
     def __init__(self, out: Path, *, device: str, batch_size: int, resume: bool = False,
                  progress: bool = True, step_key: str = "epoch",
-                 resumable: frozenset[str] = frozenset(), impl_policy: str = "autotune") -> None:
+                 resumable: frozenset[str] = frozenset(), impl_policy: str = "autotune",
+                 overwrite: bool = False) -> None:
         self.dir = RunDir(out)
-        self.resume = resume
+        self.resume, self._overwrite = resume, overwrite
         self._device_name, self._batch_size = device, batch_size
         self._progress, self._step_key = progress, step_key
         self._resumable, self._impl_policy = resumable, impl_policy
@@ -107,11 +110,16 @@ class Session:
             self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
             failure: UserError | None = None
+            deleted: list[str] = []
             if self.env.main:
                 try:
+                    # an earlier run or foreign files: refused before anything is created
+                    self.dir.check_new(self.resume, self._overwrite)
                     # the lock before any write: a second writer stops here, naming the first
                     self.dir.create()
-                    self._lock = DirectoryLock(self.dir.root).acquire()
+                    self._lock = DirectoryLock(self.dir.root, whole_directory=True).acquire()
+                    deleted = self.dir.check_new(self.resume, self._overwrite)  # under the lock
+                    self.dir.clear(deleted)
                     self.dir.prepare()
                 except UserError as err:
                     failure = err
@@ -124,6 +132,9 @@ class Session:
                 raise failure
             start_impl_policy(self._impl_policy)
             self.console = Console(self.env.main, self._progress)
+            if deleted:
+                self.console.print(f"--overwrite: deleted the earlier run in {self.dir.root} "
+                                   f"({', '.join(deleted)})")
         except BaseException:
             self._close(*sys.exc_info())
             raise
@@ -173,6 +184,10 @@ class Session:
         ``metrics.jsonl`` so the file matches an unbroken run (None: a new run, whose log starts
         empty)."""
         self._config = config
+        if (self.env.main and resumed_at and self._step_key == "epoch"
+                and not self.dir.metrics.exists()):  # every finished epoch logged a record
+            raise UserError(f"--resume: {self.dir.metrics} is missing, though the checkpoint is "
+                            f"at epoch {resumed_at}; restore it, or start over with --overwrite")
         self.log = RunLog(self.dir.metrics, self.dir.tensorboard, enabled=self.env.main,
                           step_key=self._step_key)
         if self.env.main:
@@ -211,6 +226,7 @@ class Session:
         also holds the run's config, its ``resume_history`` and its LKCA implementation
         choices, which ``--resume`` checks and replays."""
         if self.env.main:
+            self._check_lock()
             extra: dict[str, Any] = {"config": self._config,
                                      "impl_choices": impl_choices()}
             if self.history:
@@ -237,6 +253,13 @@ class Session:
         """Write ``summary.json`` (main process only), with the ``resume_history`` of resumes
         that changed the config (absent when none did)."""
         if self.env.main:
+            self._check_lock()
             if self.history:
                 summary["resume_history"] = self.history
             self.dir.write_summary(summary)
+
+    def _check_lock(self) -> None:
+        """Before a commit: the lock file restored if it was deleted while held (the lock on the
+        directory itself holds whatever happens to the file, :mod:`lkca.runtime.run_lock`)."""
+        if self._lock is not None:
+            self._lock.check_held()

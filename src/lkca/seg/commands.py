@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lkca.checkpoint.outputs import check_output
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
@@ -42,6 +43,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--out", help="run directory (default runs/seg-<head>_<backbone>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run OUT holds (config.yaml, metrics.jsonl, summary.json, "
+                        "impl_choices.json, checkpoints/, pretrained/, tensorboard/) and start "
+                        "over; without it a folder holding a run is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = seg_sub.add_parser("eval", help="aAcc / mIoU / mAcc of a checkpoint on ADE20K validation")
@@ -68,7 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     with StartupStop("lkca seg train"):  # the run's own handler takes over while it trains
         cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
         # the engine announces the run (rank 0 only) once data and model are checked
-        summary = train(cfg, resume=args.resume)
+        summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if summary and summary.get("mIoU") is not None:
         print(f"aAcc {summary['aAcc']:.2f}  mIoU {summary['mIoU']:.2f}  top-10 mIoU "
               f"{summary['top10_mIoU']:.2f} (the paper's column, docs/segmentation.md)  mAcc "
@@ -94,6 +99,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from lkca.seg.engine import eval_pipeline  # PIL, kornia: only when predicting (see above)
     from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
 
+    if args.out is not None:
+        check_output(args.out, [args.checkpoint, args.image])
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
     image_path = Path(args.image)

@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lkca.checkpoint.metadata import check_image_side
 from lkca.config import check_choice, check_positive, check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
+from lkca.runtime.device import check_device_name
 from lkca.seg.backbone import BACKBONES, HIERARCHICAL, backbone_keys
 from lkca.seg.segmentor import HEADS
 
@@ -89,6 +91,7 @@ class SegConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        check_device_name(self.device, "device")  # the spelling; resolve_device: this machine's
         if self.slide_stride is None:  # derived: follows the crop
             self.slide_stride = self.crop_size * 2 // 3
         if self.backbone not in BACKBONES:
@@ -101,6 +104,7 @@ class SegConfig:
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got "
                               f"{self.eval_mode!r}")
+        check_image_side(self.crop_size, "crop_size")
         if self.crop_size <= 0 or self.crop_size % 16:
             raise ConfigError(f"crop_size must be a positive multiple of the patch size 16, got "
                               f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")

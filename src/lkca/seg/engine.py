@@ -26,10 +26,11 @@ from lkca.analysis.profile import count_params
 from lkca.checkpoint.metadata import segmentor_record
 from lkca.data.ade20k import ADE20K, load_ade20k
 from lkca.errors import ConfigError
-from lkca.pretrained import build_model
+from lkca.pretrained import build_model, check_model_size
 from lkca.runtime.console import progress_bar
 from lkca.runtime.device import mixed_precision
 from lkca.runtime.distributed import all_reduce_sum
+from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
 from lkca.runtime.training_state import TrainingParts
 from lkca.seg.config import EVAL_MODES, RESUMABLE, SegConfig
@@ -132,8 +133,11 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     return {**cm.all_reduce().compute(), "images": n}
 
 
-def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) a segmentation training; returns the summary written to summary.json."""
+def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) a segmentation training; returns the summary written to summary.json.
+    The run directory is chosen and checked as for classification
+    (:func:`lkca.runtime.run_dir.choose_run_dir`: an earlier run is never written over)."""
+    out, note = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
     if cfg.data_dir is None:
         raise ConfigError("no ADE20K folder given: pass --data-dir DIR (the folder holding "
                           "ADEChallengeData2016/) or set data_dir in the config")
@@ -146,14 +150,15 @@ def train(cfg: SegConfig, resume: bool = False) -> dict[str, Any]:
     # the model (the same initial weights on every rank), built before the session creates the
     # run directory: a failed start leaves nothing behind
     meta = seg_meta(cfg)
+    check_model_size(meta, f"{cfg.head} + {cfg.backbone} with model_args {cfg.model_args}")
     torch.manual_seed(cfg.seed)
     model = build_segmentor(meta)
-    with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+    with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="iter", resumable=RESUMABLE,
-                 impl_policy=cfg.impl_policy) as run:
+                 impl_policy=cfg.impl_policy, overwrite=overwrite) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
-                          f"-> {cfg.out_dir}")
+                          f"-> {out}{note}")
         if run.threads_note:
             run.console.print(run.threads_note)
         shard = env.shard(cfg.batch_size)

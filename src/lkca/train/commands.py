@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
-from lkca.errors import CheckpointError
+from lkca.errors import CheckpointError, UserError
 from lkca.pretrained import load_trained, resolve_run
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.signals import StartupStop
@@ -43,6 +43,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--out", help="run directory (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run OUT holds (config.yaml, metrics.jsonl, summary.json, "
+                        "impl_choices.json, checkpoints/, pretrained/, tensorboard/) and start "
+                        "over; without it a folder holding a run is refused")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -62,10 +66,30 @@ def _cmd_train(args: argparse.Namespace) -> None:
     with StartupStop("lkca train"):  # the run's own handler takes over while it trains
         cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
         # the engine announces the run (rank 0 only) once data and model are checked
-        summary = train(cfg, resume=args.resume)
+        summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if summary:
         print(f"test accuracy (top-1): {summary['top1']:.2f}%  best {summary['best_top1']:.2f}%  "
               f"({summary['wall_s']:.0f} s)")
+
+
+def check_eval_data(meta: dict, dataset: str, images, labels) -> None:
+    """UserError (one line) when the test images are not what the checkpoint's model takes
+    (another size or channel count: it would be evaluated silently on them) or hold labels past
+    its classes (nothing is resized: evaluate on a data set of the checkpoint's input)."""
+    size = meta.get("img_size")
+    side = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    have = tuple(images.shape[-2:])
+    if side != have or images.shape[1] != meta.get("in_chans", images.shape[1]):
+        raise UserError(f"the checkpoint's model takes {side[0]}x{side[1]} images with "
+                        f"{meta.get('in_chans')} channels, {dataset}'s test images are "
+                        f"{have[0]}x{have[1]} with {images.shape[1]}; evaluate it on the data set "
+                        f"it was trained on ({meta.get('dataset') or 'see its config'}) or one of "
+                        "its input size (nothing is resized)")
+    classes = meta.get("num_classes")
+    if isinstance(classes, int) and len(labels) and int(labels.max()) >= classes:
+        raise UserError(f"{dataset}'s test labels go up to {int(labels.max())}, the checkpoint's "
+                        f"model has {classes} classes; evaluate it on the data set it was trained "
+                        f"on ({meta.get('dataset') or 'see its config'})")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -86,6 +110,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                                         f"--checkpoint {last})" if "best" in chosen.name else ""))
     images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
                                        device)
+    check_eval_data(meta, dataset, images, labels)
     info = dataset_info(dataset)
     transform = EvalTransform(info.mean, info.std).to(device)
     top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))

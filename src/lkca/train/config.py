@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from lkca.config import check_choice, check_positive, check_types, load_config, merge
+from lkca.config.typecheck import check_fields
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
+from lkca.models.registry import model_config_class
+from lkca.runtime.device import check_device_name
 
 # What may differ on --resume (applied and recorded in the run's resume_history; any other key is
 # refused, lkca.runtime.resume_policy): where and how the run continues, and two fixes read at
@@ -81,6 +84,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        check_device_name(self.device, "device")  # the spelling; resolve_device: this machine's
         check_positive(self, ("epochs", "batch_size", "eval_batch_size"))
         if not self.epoch_passes > 0:
             raise ConfigError(f"epoch_passes must be > 0 (3 in the paper's recipe), got "
@@ -98,9 +102,7 @@ class TrainConfig:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0 (got {self.lr}, "
                               f"{self.weight_decay})")
-        if "drop_path_rate" in self.model_args:  # the engine passes drop_path as drop_path_rate
-            raise ConfigError("model_args.drop_path_rate is set by the drop_path field; set "
-                              f"drop_path: {self.model_args['drop_path_rate']} instead")
+        check_model_args(self.model, self.model_args)
 
     @property
     def out_dir(self) -> Path:
@@ -110,6 +112,35 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain YAML-able values (what ``config.yaml`` holds)."""
         return asdict(self)
+
+
+# model_args keys lkca train sets itself, and what sets them (a config may not set them too)
+ENGINE_MODEL_ARGS = {
+    "img_size": "the data set's image size (the model is built for its images)",
+    "num_classes": "the data set's number of classes",
+    "in_chans": "the data set's channels",
+}
+
+
+def check_model_args(model: str, model_args: dict[str, Any]) -> None:
+    """ConfigError (one line) for ``model_args`` that the model's own config dataclass does not
+    take: a key lkca train sets itself (:data:`ENGINE_MODEL_ARGS`), an unknown key (the closest
+    suggested), a value of the wrong type or not finite (the type checker of every config field,
+    :func:`lkca.config.typecheck.check_fields`). Ranges and combinations are the dataclass's own
+    ``__post_init__``, met when the model is first built (on the meta device, before the run)."""
+    if "drop_path_rate" in model_args:  # the engine passes drop_path as drop_path_rate
+        raise ConfigError("model_args.drop_path_rate is set by the drop_path field; set "
+                          f"drop_path: {model_args['drop_path_rate']} instead")
+    for key in model_args:
+        if key in ENGINE_MODEL_ARGS:
+            raise ConfigError(f"model_args.{key} is set by lkca train from "
+                              f"{ENGINE_MODEL_ARGS[key]}; remove it from model_args")
+    try:
+        cls = model_config_class(model)
+    except ValueError:  # an unknown model: named by the engine (resolve_name) with suggestions
+        return
+    if cls is not None:
+        check_fields(model_args, cls, "model_args.")
 
 
 # The embedded default job (`lkca train` with no arguments): a ViT-LKCA on scikit-learn's digits,

@@ -27,8 +27,9 @@ from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.models.registry import resolve_name
 from lkca.pretrained import build_model as build_from_record
-from lkca.pretrained import export_checkpoint
+from lkca.pretrained import check_model_size, export_checkpoint
 from lkca.runtime.console import plural
+from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
@@ -71,10 +72,15 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return 100.0 * correct / len(images), loss_sum / len(images)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) a classification training; returns the summary written to summary.json."""
-    # A failed start leaves nothing behind: the model name, the data and the model are checked
-    # (read, built) before the session creates the run directory or prints anything.
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) a classification training; returns the summary written to summary.json.
+
+    A new run never writes over an earlier one: ``cfg.out`` holding a run is refused unless
+    ``resume`` (continue it) or ``overwrite`` (delete it first); with no ``out`` the default
+    folder takes the next free name (:func:`lkca.runtime.run_dir.choose_run_dir`)."""
+    # A failed start leaves nothing behind: the folder, the model name, the data and the model
+    # are checked (read, built) before the session creates the run directory or prints anything.
+    out, note = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
     resolve_name(cfg.model)
     info = dataset_info(cfg.dataset)
     cpu = torch.device("cpu")
@@ -84,13 +90,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     img_size = train_x.shape[-1]
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
+    check_model_size(meta, f"model {cfg.model} with model_args {cfg.model_args}")
     model = build_model(meta, cfg.drop_path)
-    with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+    with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
-                 impl_policy=cfg.impl_policy) as run:
+                 impl_policy=cfg.impl_policy, overwrite=overwrite) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.model} on {cfg.dataset} for {plural(cfg.epochs, 'epoch')} -> "
-                          f"{cfg.out_dir}")
+                          f"{out}{note}")
         if run.threads_note:
             run.console.print(run.threads_note)
 

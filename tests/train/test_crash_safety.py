@@ -52,8 +52,10 @@ def _train(out, monkeypatch, kill_after=None) -> list[str]:
 
     monkeypatch.setattr(files, "_after_write", after_write)
     try:
-        train(TrainConfig(**BOUNDARY_RUN, out=str(out)),
-              resume=(out / "checkpoints" / "last.pt").exists())
+        # no checkpoint yet: the killed start's files are a run, which only overwrite starts over
+        resume = (out / "checkpoints" / "last.pt").exists()
+        train(TrainConfig(**BOUNDARY_RUN, out=str(out)), resume=resume,
+              overwrite=out.exists() and not resume)
     except _Killed:
         # a real kill runs no cleanup: had a `finally` or handler committed a file on the way
         # out, this stand-in would be kinder than SIGKILL

@@ -1,7 +1,7 @@
 """The classification training loop (paper section 4.1), readable top to bottom.
 
 Data lives on the device as uint8; each step draws a global batch by index, augments it on the
-device (kornia), mixes it (Mixup/CutMix), and every process trains on its slice of that global
+device (:mod:`lkca.data.augment`), mixes it (Mixup/CutMix), and every process trains on its slice of that global
 batch, so the result does not depend on the number of processes (torchrun, DDP). Device,
 processes, signals, checkpoints and the run log are the shared runtime's
 (:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step and the

@@ -70,6 +70,6 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                                        device)
     info = dataset_info(dataset)
     transform = EvalTransform(info.mean, info.std).to(device)
-    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))
+    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device, "fp32"))
     name = meta["model"] or "VisionTransformer"
     print(f"{name} on {dataset} test: top-1 {top1:.2f}%  loss {loss:.4f}")

@@ -252,7 +252,8 @@ def autocontrast(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
 def equalize(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     """``ImageOps.equalize(img)``, per channel, in integers: with the histogram h and
     ``step = (N - h[last level present]) // 255``, level i -> (step // 2 + sum(h[:i])) // step;
-    a channel with one level, or step 0, is left as it is (transforms.py:91-93)."""
+    clipped to 255 (``Image.point``); a channel with one level, or step 0, is left as it is
+    (transforms.py:91-93)."""
     B, C, H, W = x.shape
     idx = x.long().reshape(B * C, -1)
     offset = torch.arange(B * C, device=x.device).view(-1, 1) * 256

@@ -15,8 +15,9 @@ CUDA, cuDNN, GPU name and memory, TF32 flags) and four sections, each under its 
 - ``models``: training images/s and peak memory of ``lkca.create_model("vit_lkca_2p7m")`` and
   ``"vit_2p7m"`` at batch 128 (bf16 autocast, fused AdamW, synthetic CIFAR-shaped batches on the
   device, no augmentation): eager, ``torch.compile`` and ``torch.compile(mode="reduce-overhead")``
-  (CUDA graphs); and the projected wall time of the paper's CIFAR-10 run, 100 epochs x 3 passes
-  (docs/recipe.md, epoch length) x 50,000 images / measured images/s, training steps only.
+  (CUDA graphs), and eager in fp32 (``eager fp32``: the paper configs' ``precision``); and the
+  projected wall time of the paper's CIFAR-10 run, 100 epochs x 3 passes (docs/recipe.md, epoch
+  length) x 50,000 images / measured images/s, training steps only.
 - ``seg``: one 512x512 training iteration (batch 2, bf16 autocast) of LKCA-S and ViT-S with
   UperNet (``lkca.create_segmentor``): iterations/s and peak memory.
 
@@ -387,15 +388,16 @@ def section_models(ctx: Context) -> None:
     import lkca
 
     batch, steps, samples, warmup = (2, 1, 1, 1) if ctx.smoke else (128, 25, 3, 3)
-    modes: list[tuple[str, dict | None]] = [("eager", None)]
+    # (row, torch.compile arguments or None for eager, bf16 autocast on CUDA)
+    modes: list[tuple[str, dict | None, bool]] = [("eager", None, True), ("eager fp32", None, False)]
     if ctx.smoke:
-        modes.append(("compile (eager backend)", {"backend": "eager"}))
+        modes.append(("compile (eager backend)", {"backend": "eager"}, True))
     else:
-        modes += [("compile", {}), ("compile+cudagraphs", {"mode": "reduce-overhead"})]
+        modes += [("compile", {}, True), ("compile+cudagraphs", {"mode": "reduce-overhead"}, True)]
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(4 * batch, 3, 32, 32, generator=gen).to(ctx.device)
     labels = torch.randint(0, 10, (4 * batch,), generator=gen).to(ctx.device)
-    for mode, kw in modes:  # eager first: auto is timed there, compiled graphs reuse its choice
+    for mode, kw, bf16 in modes:  # eager first: auto is timed there, compiled graphs reuse its choice
         for name in ("vit_2p7m", "vit_lkca_2p7m"):
             torch.manual_seed(0)
             torch._dynamo.reset()  # the previous model's graphs are done with
@@ -404,11 +406,11 @@ def section_models(ctx: Context) -> None:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, fused=ctx.cuda)
             graphs = kw is not None and kw.get("mode") == "reduce-overhead"
 
-            def step(i: int, net=net, opt=opt, graphs=graphs) -> None:
+            def step(i: int, net=net, opt=opt, graphs=graphs, bf16=bf16) -> None:
                 if graphs:
                     torch.compiler.cudagraph_mark_step_begin()
                 sl = slice((i % 4) * batch, (i % 4 + 1) * batch)
-                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.cuda):
+                with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.cuda and bf16):
                     loss = F.cross_entropy(net(images[sl]).float(), labels[sl])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

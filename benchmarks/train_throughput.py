@@ -52,7 +52,6 @@ sample, ratios, targets) and exits with status 1 when a target fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -93,16 +92,6 @@ def load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
-
-
-def machine_with_kornia(device: torch.device) -> dict:
-    """lkca_mixer's machine description plus the kornia version (the augmentation library)."""
-    desc = machine(device)
-    with contextlib.suppress(ImportError):
-        import kornia
-
-        desc["kornia"] = kornia.__version__
-    return desc
 
 
 # --- the cases ----------------------------------------------------------------------------------
@@ -423,7 +412,7 @@ def main() -> int:
                      "median over round-robin samples",
         "device": device.type,
         "precision": "bf16 autocast" if cuda else "fp32",
-        "machine": machine_with_kornia(device),
+        "machine": machine(device),
         "load_average_start": load_start,
         "load_average_end": load_end,
         "settings": {"batch": args.batch, "rounds": args.rounds, "warmup": args.warmup,

@@ -3,7 +3,7 @@
 Every command group lives beside its code in a ``commands`` module whose ``add_parsers(sub)``
 adds its sub-commands, each with ``set_defaults(func=...)``; a new group joins with one line in
 :data:`COMMAND_GROUPS`. Building the parser imports every group's module, so those import their
-engines (and kornia, PIL) only inside the commands that use them. Every user mistake ends with
+engines (and PIL) only inside the commands that use them. Every user mistake ends with
 one line on stderr naming the problem and the fix, and exit code 2.
 """
 

@@ -69,14 +69,16 @@ def runs(tmp_path: Path) -> Path:
     # finished: ViT-LKCA (Table 1, Table 4 LKCA-B) on CIFAR-10, and LKCA-T (alias) on SVHN
     _run(root, "cifar10-lkca-b", _cls("vit_lkca_2p7m", "cifar10"),
          {"top1": 93.0, "best_top1": 93.5, "epochs": 100}, epochs_done=100)
-    _run(root, "nested/svhn-lkca-t", _cls("lkca_t", "svhn"), {"top1": 97.65, "epochs": 100})
+    _run(root, "nested/svhn-lkca-t", _cls("lkca_t", "svhn"),
+         {"top1": 97.65, "best_top1": 97.65, "epochs": 100})
     # still running (no summary), and stopped early (summary but 30 of 100 epochs)
     _run(root, "cifar100-vit", _cls("vit_2p7m", "cifar100"), epochs_done=40)
-    _run(root, "cifar10-vit500k", _cls("vit_500k", "cifar10"), {"top1": 80.0, "epochs": 100},
+    _run(root, "cifar10-vit500k", _cls("vit_500k", "cifar10"),
+         {"top1": 80.0, "best_top1": 80.0, "epochs": 100},
          epochs_done=30)
     # another architecture (depth changed): no paper row
     _run(root, "cifar10-vit1m-depth3", _cls("vit_1m", "cifar10", model_args={"depth": 3}),
-         {"top1": 70.0, "epochs": 100}, epochs_done=100)
+         {"top1": 70.0, "best_top1": 70.0, "epochs": 100}, epochs_done=100)
     # not a run
     (root / "notes").mkdir()
     (root / "notes" / "config.yaml").write_text("hello: 1\n")
@@ -133,7 +135,8 @@ def test_transcription_matches_the_papers_headline_numbers():
 def test_finished_runs_fill_their_rows_and_the_others_are_marked(runs, fast_profile):
     md = render_tables(runs)
     # Table 1: the finished ViT-LKCA run, paper 94.11
-    assert _row(md, 1, "ViT-LKCA")[6:9] == ["94.11", "93.00", "-1.11"]
+    # the paper's column against the best epoch (93.50), the final epoch's (93.00) beside it
+    assert _row(md, 1, "ViT-LKCA")[6:10] == ["94.11", "93.50", "-0.61", "93.00"]
     assert _row(md, 1, "ViT")[6:8] == ["93.36", "no run"]
     assert _row(md, 1, "VIT/0.5M")[7] == "running (30/100 epochs)"  # summary, but stopped early
     assert _row(md, 1, "VIT/1M")[7] == "no run"  # its only run has another depth
@@ -141,9 +144,9 @@ def test_finished_runs_fill_their_rows_and_the_others_are_marked(runs, fast_prof
     assert _row(md, 2, "ViT")[7] == "running (40/100 epochs)"
     # Table 4: the same CIFAR-10 run fills LKCA-B, the alias lkca_t run fills LKCA-T on SVHN
     lkca_b = _row(md, 4, "LKCA-B")
-    assert lkca_b[6:9] == ["94.11", "93.00", "-1.11"] and lkca_b[10] == "no run"
+    assert lkca_b[6:10] == ["94.11", "93.50", "-0.61", "93.00"] and lkca_b[11] == "no run"
     lkca_t = _row(md, 4, "LKCA-T")
-    assert lkca_t[7] == "no run" and lkca_t[12:15] == ["97.15", "97.65", "+0.50"]
+    assert lkca_t[7] == "no run" and lkca_t[14:18] == ["97.15", "97.65", "+0.50", "97.65"]
     assert "`" + str(runs / "cifar10-lkca-b") + "`" in md  # listed under "Runs used"
     # counts come from the profiler, beside the paper's
     assert _row(md, 1, "ViT-LKCA")[2:6] == ["2.69M", "1.00M (-62.8%)", "170.81M",
@@ -257,8 +260,10 @@ def test_cli_writes_markdown_and_rejects_a_missing_runs_folder(runs, fast_profil
 def test_the_newest_finished_run_is_reported(tmp_path, fast_profile):
     import os
 
-    _run(tmp_path, "old", _cls("vit_2p7m", "cifar10"), {"top1": 90.0, "epochs": 100})
-    _run(tmp_path, "new", _cls("vit_2p7m", "cifar10"), {"top1": 91.0, "epochs": 100})
+    _run(tmp_path, "old", _cls("vit_2p7m", "cifar10"),
+         {"top1": 90.0, "best_top1": 90.0, "epochs": 100})
+    _run(tmp_path, "new", _cls("vit_2p7m", "cifar10"),
+         {"top1": 91.0, "best_top1": 91.0, "epochs": 100})
     _run(tmp_path, "newest-unfinished", _cls("vit_2p7m", "cifar10"), epochs_done=5)
     for age, name in ((300, "old"), (200, "new"), (100, "newest-unfinished")):
         for f in (tmp_path / name).iterdir():
@@ -276,13 +281,14 @@ def test_seeds_are_aggregated_newest_run_per_seed(tmp_path, fast_profile):
     for name, seed, top1, age in (("s0-old", 0, 50.0, 300), ("s0", 0, 93.0, 200),
                                   ("s1", 1, 94.0, 200)):
         _run(tmp_path, name, _cls("vit_lkca_2p7m", "cifar10", seed=seed),
-             {"top1": top1, "epochs": 100}, epochs_done=100)
+             {"top1": top1, "best_top1": top1, "epochs": 100}, epochs_done=100)
         for f in (tmp_path / name).iterdir():
             os.utime(f, (1e9 - age, 1e9 - age))
     _run(tmp_path, "s2", _cls("vit_lkca_2p7m", "cifar10", seed=2), epochs_done=10)
     cells = _row(render_tables(tmp_path, [1]), 1, "ViT-LKCA")
     assert cells[7:9] == ["93.50 ± 0.71 (n=2), 1 running", "-0.61"]
-    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(tables_csv([TABLE_1], tmp_path)))}
+    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(tables_csv([TABLE_1], tmp_path)))
+            if r["metric"] == "best_top1"}
     lkca = rows["ViT-LKCA"]
     assert (lkca["paper"], lkca["mean"], lkca["std"], lkca["n"], lkca["diff"], lkca["status"]) == (
         "94.11", "93.5", "0.7071", "2", "-0.61", "partial")
@@ -290,3 +296,29 @@ def test_seeds_are_aggregated_newest_run_per_seed(tmp_path, fast_profile):
     assert rows["ViT"]["status"] == "no run" and rows["ViT"]["n"] == "0"
     assert list(rows["ViT"]) == ["table", "row", "model", "dataset", "metric", "paper", "mean", "std",
                                  "n", "diff", "status", "runs"]
+
+
+def test_best_and_final_epochs_differ(tmp_path, fast_profile, capsys):
+    # two seeds whose best epoch (60, 80) is not their last: `lkca tables` shows both top-1s,
+    # compares the best with the paper's column, and names each run's best epoch
+    import csv
+    import io
+
+    from lkca.analysis.paper_report import tables_csv
+
+    for seed, best, final, at in ((0, 93.8, 93.1, 60), (1, 94.2, 93.9, 80)):
+        _run(tmp_path, f"s{seed}", _cls("vit_lkca_2p7m", "cifar10", seed=seed),
+             {"top1": final, "best_top1": best, "best_epoch": at, "epochs": 100}, epochs_done=100)
+    out = tmp_path / "tables.md"
+    assert main(["tables", "--runs", str(tmp_path), "--table", "1", "--out", str(out)]) == 0
+    md = out.read_text()
+    head = _row(md, 1, "paper row")
+    assert head[6:10] == ["CIFAR-10 (paper)", "CIFAR-10 best (ours)", "diff",
+                          "CIFAR-10 final (ours)"]
+    assert _row(md, 1, "ViT-LKCA")[6:10] == ["94.11", "94.00 ± 0.28 (n=2)", "-0.11",
+                                             "93.50 ± 0.57 (n=2)"]
+    assert "final 93.10, best 93.80 at epoch 60)" in md and "best 94.20 at epoch 80)" in md
+    rows = [r for r in csv.DictReader(io.StringIO(tables_csv([TABLE_1], tmp_path)))
+            if r["row"] == "ViT-LKCA"]
+    assert [(r["metric"], r["paper"], r["mean"], r["diff"]) for r in rows] == [
+        ("best_top1", "94.11", "94", "-0.11"), ("top1", "", "93.5", "")]

@@ -111,6 +111,7 @@ def test_train_lowers_the_loss_and_writes_its_files(run: Path):
     assert {k: summary[k] for k in ("backbone", "head", "iters")} == {
         "backbone": "lkca_s_seg", "head": "upernet", "iters": 16}
     assert summary["params"] > 0 and summary["mIoU"] == rows[-1]["mIoU"]
+    assert summary["precision"] == "fp32"  # the default: MMSegmentation's configs train in fp32
     assert len(summary["per_class_iou"]) == 150 and 0 <= summary["aAcc"] <= 100
     assert (run / "checkpoints" / "last.safetensors").is_file()
     assert (run / "checkpoints" / "last.pt").is_file()

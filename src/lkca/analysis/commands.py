@@ -2,8 +2,8 @@
 ``lkca plot``, ``lkca tables``.
 
 The CLI imports every command module to build its parser; what these commands use is what
-``import lkca`` loads anyway or light (matplotlib is imported by the plotting functions, kornia by
-the ERF's data pipeline, when they run).
+``import lkca`` loads anyway or light (matplotlib is imported by the plotting functions when they
+run).
 """
 
 from __future__ import annotations

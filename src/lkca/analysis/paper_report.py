@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lkca.analysis.paper_results import (
+    FINAL_TOP1,
     PAPER_MIOU,
+    PAPER_TOP1,
     cls_results,
     seg_model,
     seg_reading,
@@ -35,6 +37,8 @@ DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN"
 TINY_NOTE = (" The paper prints the same counts as for CIFAR-10 (32x32, 10 classes) for the "
              "models its CIFAR tables share, so a few % more params here is the 200-class head "
              "and the 8x8 patch embedding.")
+BEST_NOTE = ("Ours: the best epoch's test top-1, compared with the paper's (the headline of the "
+             "authors' main.py), and the final epoch's beside it (docs/recipe.md, \"evaluation\").")
 
 _INIT_FUNCTIONS = ("trunc_normal_", "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_",
                    "xavier_uniform_", "xavier_normal_", "constant_", "zeros_", "ones_")
@@ -164,7 +168,9 @@ def tables_csv(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "ru
             for row, name, results in cls_results(table, runs):
                 model = name or row.model or MODEL_NAMES.get(row.row, "")
                 for ds, paper, result in zip(table.datasets, row.top1, results, strict=True):
-                    line(table, row.row, model, ds, "top1", paper, result)
+                    # the paper's column against the best epoch (paper_results.PAPER_TOP1)
+                    line(table, row.row, model, ds, PAPER_TOP1, paper, result and result[0])
+                    line(table, row.row, model, ds, FINAL_TOP1, None, result and result[1])
         else:
             for seg_row, aacc, top10, miou in seg_results(table, runs):
                 spec = seg_model(seg_row)
@@ -187,10 +193,10 @@ def cls_table_markdown(table: ClsTable, runs: list[Run], profiler: Profiler) -> 
             "MACs (ours)"]
     for ds in table.datasets:
         label = DATASET_LABELS.get(ds, ds)
-        head += [f"{label} (paper)", f"{label} (ours)", "diff"]
+        head += [f"{label} (paper)", f"{label} best (ours)", "diff", f"{label} final (ours)"]
     lines = [_heading(table), "",
              f"Our counts at {table.img_size}x{table.img_size}, {table.num_classes} classes."
-             + (TINY_NOTE if table.datasets == ("tinyimagenet",) else ""), "",
+             + (TINY_NOTE if table.datasets == ("tinyimagenet",) else "") + " " + BEST_NOTE, "",
              _md_row(head), _md_row(["---"] * len(head))]
     used: list[str] = []
     for row, name, results in cls_results(table, runs):
@@ -207,15 +213,18 @@ def cls_table_markdown(table: ClsTable, runs: list[Run], profiler: Profiler) -> 
             cells += ["—", _millions(row.macs), "—"]
         for ds, paper, result in zip(table.datasets, row.top1, results, strict=True):
             if result is None:
-                cells += [_paper(paper), "—", ""]
+                cells += [_paper(paper), "—", "", "—"]
                 continue
-            cells += [_paper(paper), result.cell(), result.diff(paper)]
-            for run in result.used:  # finished runs: each has a summary
+            best, final = result
+            cells += [_paper(paper), best.cell(), best.diff(paper), final.cell()]
+            for run in final.used:  # finished runs: each has a summary
                 summary = run.summary or {}
-                best = summary.get("best_top1")
+                at = summary.get("best_epoch")
                 used.append(f"- {row.row} on {DATASET_LABELS.get(ds, ds)}: `{run.path}` "
-                            f"({run.total} epochs, final {float(summary['top1']):.2f}"
-                            + (f", best {float(best):.2f})" if best is not None else ")"))
+                            f"({run.total} epochs, final {float(summary[FINAL_TOP1]):.2f}, best "
+                            + (f"{float(summary[PAPER_TOP1]):.2f}" if PAPER_TOP1 in summary
+                               else "not recorded")
+                            + (f" at epoch {at})" if at is not None else ")"))
         lines.append(_md_row(cells))
     if used:
         lines += ["", "Runs used:", *used]

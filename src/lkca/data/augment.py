@@ -1,19 +1,15 @@
 """The paper's training augmentation as batched on-device tensor ops (docs/recipe.md).
 
-Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py)::
+Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py:170-216)::
 
     uint8 (B, C, H, W) -> RandomHorizontalFlip(0.5) -> RandomCrop(H, padding=4, zero fill)
-    -> float [0, 1] -> AutoAugment(policy) -> normalise -> RandomErasing(0.25, SPT's fill)
+    -> AutoAugment(policy) on uint8 -> float [0, 1] -> normalise -> RandomErasing(0.25, SPT's fill)
 
-Flip, crop and random erasing are a few batched tensor ops each (erasing draws boxes as SPT's
-utils/random_erasing.py does, :class:`RandomErasing`); AutoAugment is kornia's. All randomness is
-drawn from torch's global generator of the batch's device (kornia's samplers are moved to that
-device on the first call), so ``torch.manual_seed`` makes the pipeline deterministic and saving the
-RNG state gives exact resume.
-
-Known differences from SPT's torchvision/PIL pipeline, all kornia's: a magnitude bin is sampled
-within its interval rather than taken at its end point, geometric AutoAugment ops fill with black
-rather than grey.
+Every stage is a few batched tensor ops: AutoAugment is SPT's policies with PIL's operations
+(:mod:`lkca.data.autoaugment`), random erasing draws boxes as SPT's utils/random_erasing.py does
+(:class:`RandomErasing`). All randomness is drawn from torch's global generator of the batch's
+device, so ``torch.manual_seed`` makes the pipeline deterministic and saving the RNG state gives
+exact resume.
 """
 
 from __future__ import annotations
@@ -24,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from kornia.augmentation.auto import AutoAugment
 from torch import nn
 
+from lkca.data.autoaugment import POLICIES as AUTOAUGMENT_POLICIES
+from lkca.data.autoaugment import AutoAugment
 from lkca.errors import ConfigError
 
 if TYPE_CHECKING:
     from lkca.data.base import DatasetInfo
 
-POLICIES = ("cifar10", "svhn", "imagenet")
+POLICIES = tuple(AUTOAUGMENT_POLICIES)  # "imagenet", "cifar10", "svhn"
 ERASING_FILLS = ("spt", "mean")  # RandomErasing's fills (AugmentConfig.erasing_fill)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # SPT utils/dataloader.py
@@ -46,7 +43,6 @@ class AugmentConfig:
     hflip: bool = True  # SPT: RandomHorizontalFlip() (p=0.5), all data sets
     crop_padding: int = 4  # SPT: RandomCrop(img_size, padding=4), zero padding
     autoaugment: str | None = "cifar10"  # paper 4.1: CIFAR10 / SVHN / ImageNet policy
-    per_image_policy: bool = True  # torchvision/SPT: one sub-policy per image, not per batch
     erasing_p: float = 0.25  # SPT --re
     erasing_scale: tuple[float, float] = (0.02, 0.4)  # SPT RandomErasing sl, --re_sh
     erasing_ratio: tuple[float, float] = (0.3, 1 / 0.3)  # SPT --re_r1 and 1/r1
@@ -160,35 +156,6 @@ class Normalize(nn.Module):
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
-class PolicyAutoAugment(nn.Module):
-    """kornia's AutoAugment policies with the sub-policy drawn per image (``per_image=True``, as
-    torchvision and SPT do) or once per batch (kornia's own behaviour, fewer kernel launches).
-
-    Per image, the batch is grouped by drawn sub-policy and each group goes through kornia's
-    sub-policy module: at most one kornia call per sub-policy, no per-image Python.
-    ``policy`` is a preset name or a kornia policy list. Input and output are float in [0, 1].
-    """
-
-    def __init__(self, policy: str | list = "cifar10", per_image: bool = True) -> None:
-        super().__init__()
-        self.policy = AutoAugment(policy)
-        self.per_image = per_image
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        subpolicies = list(self.policy.children())
-        if not self.per_image:
-            pick = int(torch.randint(len(subpolicies), (1,), device=x.device).item())
-            return subpolicies[pick](x)
-        choice = torch.randint(len(subpolicies), (x.shape[0],), device=x.device)  # (B,)
-        order = torch.argsort(choice, stable=True)
-        counts = torch.bincount(choice, minlength=len(subpolicies)).tolist()  # one host sync
-        groups = torch.split(x[order], counts)
-        out = torch.cat([sub(g) for sub, g in zip(subpolicies, groups) if g.shape[0] > 0])
-        result = torch.empty_like(out)
-        result[order] = out
-        return result
-
-
 class RandomErasing(nn.Module):
     """SPT's random erasing (aanna0701/SPT_LSA_ViT utils/random_erasing.py:9-44), batched.
 
@@ -243,7 +210,7 @@ class TrainAugment(nn.Module):
 
     ``forward(x)``: x is a uint8 batch (B, C, H, W) (or float in [0, 1]) on any device; returns the
     normalised float32 batch, same shape. Stages are children in order (``named_children()``), so
-    each can be timed alone: ``flip, crop, to_float, autoaugment, normalize, erase``.
+    each can be timed alone: ``flip, crop, autoaugment, to_float, normalize, erase``.
     """
 
     def __init__(self, config: AugmentConfig | None = None) -> None:
@@ -252,41 +219,19 @@ class TrainAugment(nn.Module):
         self.config = cfg
         self.flip = RandomHorizontalFlip(0.5) if cfg.hflip else nn.Identity()
         self.crop = RandomPadCrop(cfg.crop_padding)
+        self.autoaugment = AutoAugment(cfg.autoaugment) if cfg.autoaugment else nn.Identity()
         self.to_float = ToFloat()
-        self.autoaugment = (
-            PolicyAutoAugment(cfg.autoaugment, cfg.per_image_policy)
-            if cfg.autoaugment else nn.Identity()
-        )
         self.normalize = Normalize(cfg.mean, cfg.std)
         fill = cfg.mean if cfg.erasing_fill == "spt" else (0.0,) * len(cfg.mean)
         self.erase = (
             RandomErasing(cfg.erasing_p, cfg.erasing_scale, cfg.erasing_ratio, fill)
             if cfg.erasing_p > 0 else nn.Identity()
         )
-        self._rng_device: torch.device | None = None
-
-    def _use_device_rng(self, device: torch.device) -> None:
-        """Make kornia's samplers draw from ``device``'s global generator (default: CPU)."""
-        if self._rng_device == device:
-            return
-        for m in self.modules():
-            set_rng = getattr(m, "set_rng_device_and_dtype", None)
-            if m is not self and set_rng is not None:
-                set_rng(device, torch.float32)
-        self._rng_device = device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x)
-        self._use_device_rng(x.device)
-        x = self.crop(self.flip(x))
-        x = self.autoaugment(self.to_float(x))
-        return self.erase(self.normalize(x))
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> TrainAugment:
-        # kornia re-places its samplers on .to(); re-pin them to the batch's device next call
-        out = super()._apply(fn, *args, **kwargs)
-        self._rng_device = None
-        return out
+        x = self.autoaugment(self.crop(self.flip(x)))
+        return self.erase(self.normalize(self.to_float(x)))
 
 
 class EvalTransform(nn.Module):

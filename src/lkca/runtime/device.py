@@ -57,11 +57,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def mixed_precision(device: torch.device) -> AbstractContextManager:
-    """bf16 autocast on CUDA; nothing (fp32) elsewhere. Reusable across ``with`` blocks."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+# The precision of a run's forward passes (config key ``precision``, docs/recipe.md): fp32 (the
+# authors' runs, on an RTX 2080 Ti), bf16 or fp16 autocast; fp16 also scales the loss
+# (Session.backward_and_step).
+PRECISIONS = ("fp32", "bf16", "fp16")
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(device: torch.device, precision: str) -> AbstractContextManager:
+    """The autocast context of ``precision`` on ``device`` (nothing for fp32), on CPU and CUDA
+    alike. Reusable across ``with`` blocks."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=_AUTOCAST[precision])
 
 
 def cpu_threads(device: torch.device) -> tuple[int, str | None]:

@@ -35,7 +35,7 @@ from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
 from lkca.layers.lkca_autotune import impl_choices
 from lkca.runtime.console import Console
-from lkca.runtime.device import cpu_threads, mixed_precision, resolve_device
+from lkca.runtime.device import PRECISIONS, cpu_threads, mixed_precision, resolve_device
 from lkca.runtime.distributed import (
     Dist,
     all_reduce_sum,
@@ -74,7 +74,8 @@ class Session:
     difference is refused, :mod:`lkca.runtime.resume_policy`); ``impl_policy``: how LKCA's
     ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`); ``overwrite``: a new run may
     replace the run ``out`` holds (deleted first, :meth:`RunDir.check_new`), else a folder
-    holding a run is refused unless ``resume``.
+    holding a run is refused unless ``resume``; ``precision``: ``fp32 | bf16 | fp16``,
+    the autocast of :attr:`amp` (fp16 adds a loss scaler, :meth:`backward_and_step`).
     """
 
     device: torch.device
@@ -87,12 +88,15 @@ class Session:
     def __init__(self, out: Path, *, device: str, batch_size: int, resume: bool = False,
                  progress: bool = True, step_key: str = "epoch",
                  resumable: frozenset[str] = frozenset(), impl_policy: str = "autotune",
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, precision: str = "fp32") -> None:
         self.dir = RunDir(out)
         self.resume, self._overwrite = resume, overwrite
         self._device_name, self._batch_size = device, batch_size
         self._progress, self._step_key = progress, step_key
         self._resumable, self._impl_policy = resumable, impl_policy
+        if precision not in PRECISIONS:
+            raise UserError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         self.log = None
         self._lock: DirectoryLock | None = None
         self._config: dict[str, Any] = {}
@@ -102,6 +106,8 @@ class Session:
     def __enter__(self) -> Session:
         check_global_batch(self._batch_size)
         self.device = resolve_device(self._device_name)
+        # fp16's dynamic loss scale (a no-op object for fp32 and bf16, whose range needs none)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.env = join_process_group(self.device)
         self._torch_threads = torch.get_num_threads()  # restored on exit
         threads, self.threads_note = cpu_threads(self.device)
@@ -156,8 +162,21 @@ class Session:
 
     @property
     def amp(self) -> AbstractContextManager:
-        """The autocast context of this device (bf16 on CUDA, nothing elsewhere)."""
-        return mixed_precision(self.device)
+        """The autocast context of the run's precision on its device (nothing for fp32)."""
+        return mixed_precision(self.device, self.precision)
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                          parameters: Any, grad_clip: float | None) -> None:
+        """``loss.backward()``, gradient clipping to ``grad_clip`` (when set) and
+        ``optimizer.step()``; under fp16 through :attr:`scaler`: the loss scaled, the gradients
+        unscaled before clipping, a step whose gradients overflowed skipped (and the scale
+        lowered)."""
+        self.scaler.scale(loss).backward()
+        if grad_clip:
+            self.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(parameters, grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel under torchrun, else itself."""
@@ -172,6 +191,9 @@ class Session:
         state = read_checkpoint(path)
         self.history = list(state.get("resume_history") or [])
         if isinstance(state.get("config"), dict):  # checkpoints of lkca <= 0.2 hold no config
+            # runs from before ``precision`` existed ran bf16 autocast on CUDA, fp32 elsewhere
+            state["config"].setdefault("precision",
+                                       "bf16" if self.device.type == "cuda" else "fp32")
             changed = check_resume_config(state["config"], config, self._resumable, path)
             if changed:
                 self.history.append({self._step_key: state.get(self._step_key), "changed": changed})

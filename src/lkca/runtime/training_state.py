@@ -19,7 +19,7 @@ from torch import nn
 from lkca.checkpoint.files import load_state, load_weights, save_state, save_weights
 from lkca.errors import CheckpointError
 
-_PARTS = ("model", "optimizer", "scheduler", "ema", "rng", "meta")
+_PARTS = ("model", "optimizer", "scheduler", "ema", "scaler", "rng", "meta")
 _RUN = ("config", "impl_choices", "resume_history")  # the run's record, read by the Session
 
 
@@ -31,6 +31,7 @@ class TrainingParts:
     optimizer: torch.optim.Optimizer
     scheduler: Any  # a torch.optim.lr_scheduler scheduler (state_dict / load_state_dict)
     ema: nn.Module | None = None  # torch.optim.swa_utils.AveragedModel
+    scaler: torch.amp.GradScaler | None = None  # fp16's loss scale (Session.scaler)
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,6 +59,8 @@ def save_checkpoint(directory: Path, tag: str, parts: TrainingParts, meta: dict[
                  rng=rng_state())
     if parts.ema is not None:
         state["ema"] = parts.ema.state_dict()
+    if parts.scaler is not None and parts.scaler.is_enabled():
+        state["scaler"] = parts.scaler.state_dict()
     save_state(directory / f"{tag}.pt", state)
 
 
@@ -85,6 +88,8 @@ def apply_checkpoint(state: dict[str, Any], parts: TrainingParts, path: Path) ->
         parts.scheduler.load_state_dict(state["scheduler"])
         if parts.ema is not None and "ema" in state:
             parts.ema.load_state_dict(state["ema"])
+        if parts.scaler is not None and "scaler" in state:
+            parts.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
         raise CheckpointError(f"training state {path} does not fit this run ({type(err).__name__}"

@@ -1,6 +1,6 @@
 """``lkca seg train | eval | predict``: semantic segmentation on ADE20K (paper section 4.2).
 
-The CLI imports every command module to build its parser, so the engine, the transforms (kornia)
+The CLI imports every command module to build its parser, so the engine, the transforms
 and the image reading (PIL) are imported inside the commands that use them; everything else here
 is what ``import lkca`` loads anyway.
 """
@@ -68,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from lkca.seg.engine import train  # kornia, PIL: only when training (see above)
+    from lkca.seg.engine import train  # PIL: only when training (see above)
 
     with StartupStop("lkca seg train"):  # the run's own handler takes over while it trains
         cfg = build_seg_config(args.config, *config_overrides(args, SEG_TRAIN_FLAGS))
@@ -81,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from lkca.data.ade20k import load_ade20k  # PIL, kornia: only when evaluating (see above)
+    from lkca.data.ade20k import load_ade20k  # PIL: only when evaluating (see above)
     from lkca.seg.engine import eval_pipeline, evaluate
 
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
@@ -96,7 +96,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from lkca.seg.engine import eval_pipeline  # PIL, kornia: only when predicting (see above)
+    from lkca.seg.engine import eval_pipeline  # PIL: only when predicting (see above)
     from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
 
     if args.out is not None:

@@ -21,7 +21,7 @@ from lkca.checkpoint.metadata import check_image_side
 from lkca.config import check_choice, check_positive, check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
-from lkca.runtime.device import check_device_name
+from lkca.runtime.device import PRECISIONS, check_device_name
 from lkca.seg.backbone import BACKBONES, HIERARCHICAL, backbone_keys
 from lkca.seg.segmentor import HEADS
 
@@ -88,6 +88,9 @@ class SegConfig:
     # how LKCA's impl="auto" chooses: autotune | rule | conv | toeplitz | fft (docs/benchmarks.md,
     # "How auto chooses"); the choices made are recorded and replayed on --resume
     impl_policy: str = "autotune"
+    # fp32 | bf16 | fp16: the forward's autocast (docs/recipe.md "Precision"); the authors trained
+    # in fp32 (SPT main.py has no autocast); refused as a change on --resume
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -111,6 +114,7 @@ class SegConfig:
         check_positive(self, ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"))
         check_positive(self, ("max_eval_images", "stop_after_iters", "grad_clip"), null_ok=True)
         check_choice("impl_policy", self.impl_policy, IMPL_POLICIES)
+        check_choice("precision", self.precision, PRECISIONS)
         if min(self.img_scale) <= 0:
             raise ConfigError(f"img_scale must hold two positive sides, got {self.img_scale}")
         if self.warmup_iters < 0 or not 0.0 < self.warmup_ratio <= 1.0:

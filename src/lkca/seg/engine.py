@@ -98,14 +98,16 @@ class _TrainStep(nn.Module):
 @torch.no_grad()
 def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_size: int = 512,
              stride: int = 341, scale: tuple[int, int] = (2048, 512), num_classes: int | None = None,
-             max_images: int | None = None, progress: bool = False) -> dict[str, Any]:
+             max_images: int | None = None, progress: bool = False,
+             precision: str = "fp32") -> dict[str, Any]:
     """aAcc, mIoU, mAcc, top10_mIoU (percent) and per_class_iou of ``model`` on ``dataset``.
 
     Each image is resized keep-ratio to ``scale`` (MMSegmentation's ADE20K test pipeline), run
     whole or in ``crop_size`` windows every ``stride`` pixels (``mode="slide"``), and its logits
     resized back to the label's size; one confusion matrix on the model's device collects all
     pixels and is summed over processes (each takes every world-size-th image). ``max_images``:
-    only the first N images. Returns the metrics of :func:`metrics_from_confusion` + ``images``.
+    only the first N images. ``precision``: the forward's autocast (the run's, during training).
+    Returns the metrics of :func:`metrics_from_confusion` + ``images``.
     """
     if mode not in EVAL_MODES:
         raise ConfigError(f"evaluation mode must be one of {', '.join(EVAL_MODES)}, got {mode!r}")
@@ -123,7 +125,7 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     for i in range(rank, n, world):
         image, label = dataset[i]
         x = resize_for_test(image, device, scale)
-        with mixed_precision(device):
+        with mixed_precision(device, precision):
             logits = (model.predict_whole(x, out_size=label.shape) if mode == "whole" else
                       model.predict_slide(x, crop_size, stride, out_size=label.shape))
         cm.update(logits.float(), torch.from_numpy(label).to(device)[None])
@@ -155,7 +157,8 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
     model = build_segmentor(meta)
     with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="iter", resumable=RESUMABLE,
-                 impl_policy=cfg.impl_policy, overwrite=overwrite) as run:
+                 impl_policy=cfg.impl_policy, overwrite=overwrite,
+                 precision=cfg.precision) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
                           f"-> {out}{note}")
@@ -171,7 +174,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
         optimizer = build_seg_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.betas[0], cfg.betas[1]))
         scheduler = build_seg_scheduler(optimizer, cfg.warmup_iters, cfg.iters, cfg.power,
                                         cfg.min_lr / cfg.lr, cfg.warmup_ratio)
-        parts = TrainingParts(model, optimizer, scheduler)
+        parts = TrainingParts(model, optimizer, scheduler, scaler=run.scaler)
         pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
                                "train_s": 0.0, "last_eval": {}}
         if resume:
@@ -195,10 +198,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
             loss = losses["loss"]
             run.finite(loss, f"iter {it + 1}")  # raises NonFiniteLoss: no skip option here
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
             scheduler.step()
             pos["loss_sum"] += loss.item()
             pos["loss_count"] += 1
@@ -235,7 +235,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
             keys = ("aAcc", "mIoU", "mAcc", "top10_mIoU", "per_class_iou")
             summary = {"backbone": cfg.backbone, "head": cfg.head, "params": params, "iters": done,
                        **{k: last_eval.get(k) for k in keys}, "eval_mode": cfg.eval_mode,
-                       "eval_images": last_eval.get("images"),
+                       "eval_images": last_eval.get("images"), "precision": cfg.precision,
                        "wall_s": pos["wall_s"] + time.perf_counter() - t_run}
             run.finish(summary)
     return summary
@@ -251,7 +251,8 @@ def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, run: Se
             dist.broadcast(buffer, 0)
     metrics = evaluate(model, val_set, cfg.eval_mode, crop_size=cfg.crop_size,
                        stride=cfg.slide_stride, scale=cfg.img_scale, num_classes=cfg.num_classes,
-                       max_images=cfg.max_eval_images, progress=cfg.progress)
+                       max_images=cfg.max_eval_images, progress=cfg.progress,
+                       precision=cfg.precision)
     totals = torch.tensor([pos["loss_sum"], pos["loss_count"], pos["train_s"]], dtype=torch.float64)
     if env.world_size > 1:
         totals = all_reduce_sum(totals.to(next(model.parameters()).device), env)

@@ -17,11 +17,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import kornia.color
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lkca.seg.hsv import hsv_to_rgb, rgb_to_hsv
 from lkca.seg.normalisation import MEAN, STD
 
 IGNORE_INDEX = 255
@@ -126,10 +126,10 @@ def photometric_distortion(images: torch.Tensor, generator: torch.Generator | No
 
     x = (images + brightness).clamp(0, 255)
     x = (x * per_image(contrast, do_contrast & contrast_first, 1.0)).clamp(0, 255)
-    hsv = kornia.color.rgb_to_hsv(x / 255)  # h in [0, 2 pi), s and v in [0, 1]
+    hsv = rgb_to_hsv(x / 255)  # h in [0, 2 pi), s and v in [0, 1]
     h = torch.remainder(hsv[:, :1] + hue, 2 * math.pi)
     s = (hsv[:, 1:2] * saturation).clamp(0, 1)
-    x = kornia.color.hsv_to_rgb(torch.cat([h, s, hsv[:, 2:]], dim=1)) * 255
+    x = hsv_to_rgb(torch.cat([h, s, hsv[:, 2:]], dim=1)) * 255
     return (x * per_image(contrast, do_contrast & ~contrast_first, 1.0)).clamp(0, 255)
 
 

@@ -1,8 +1,8 @@
 """``lkca train`` and ``lkca eval``: classification.
 
-The CLI imports every command module to build its parser, so the engine and the augmentation
-(kornia, about a second) are imported inside the commands that use them; everything else here is
-what ``import lkca`` loads anyway.
+The CLI imports every command module to build its parser, so the engine and the augmentation are
+imported inside the commands that use them; everything else here is what ``import lkca`` loads
+anyway.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from lkca.train.engine import train  # kornia: only when training (see above)
+    from lkca.train.engine import train  # only when training (see above)
 
     with StartupStop("lkca train"):  # the run's own handler takes over while it trains
         cfg = build_config(args.config, *config_overrides(args, TRAIN_FLAGS))
@@ -93,7 +93,7 @@ def check_eval_data(meta: dict, dataset: str, images, labels) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from lkca.data.augment import EvalTransform  # kornia: only when evaluating (see above)
+    from lkca.data.augment import EvalTransform  # only when evaluating (see above)
     from lkca.train.engine import device_tensors, evaluate
 
     device = resolve_device(args.device)
@@ -113,6 +113,6 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     check_eval_data(meta, dataset, images, labels)
     info = dataset_info(dataset)
     transform = EvalTransform(info.mean, info.std).to(device)
-    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device))
+    top1, loss = evaluate(model, images, labels, transform, 500, mixed_precision(device, "fp32"))
     name = meta["model"] or "VisionTransformer"
     print(f"{name} on {dataset} test: top-1 {top1:.2f}%  loss {loss:.4f}")

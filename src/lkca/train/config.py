@@ -18,7 +18,7 @@ from lkca.config.typecheck import check_fields
 from lkca.errors import ConfigError
 from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 from lkca.models.registry import model_config_class
-from lkca.runtime.device import check_device_name
+from lkca.runtime.device import PRECISIONS, check_device_name
 
 # What may differ on --resume (applied and recorded in the run's resume_history; any other key is
 # refused, lkca.runtime.resume_policy): where and how the run continues, and two fixes read at
@@ -81,6 +81,9 @@ class TrainConfig:
     # how LKCA's impl="auto" chooses: autotune | rule | conv | toeplitz | fft (docs/benchmarks.md,
     # "How auto chooses"); the choices made are recorded and replayed on --resume
     impl_policy: str = "autotune"
+    # fp32 | bf16 | fp16: the forward's autocast (docs/recipe.md "Precision"); the authors trained
+    # in fp32 (SPT main.py has no autocast); refused as a change on --resume
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -94,6 +97,7 @@ class TrainConfig:
                               f"{self.min_lr})")
         check_positive(self, ("grad_clip", "max_steps_per_epoch", "stop_after_epochs"), null_ok=True)
         check_choice("impl_policy", self.impl_policy, IMPL_POLICIES)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         for name in ("erasing_p", "mix_prob", "cutmix_prob", "label_smoothing", "drop_path"):

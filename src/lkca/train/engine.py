@@ -1,8 +1,8 @@
 """The classification training loop (paper section 4.1), readable top to bottom.
 
 Data lives on the device as uint8; each step draws a global batch by index, augments it on the
-device (kornia), mixes it (Mixup/CutMix), and every process trains on its slice of that global
-batch, so the result does not depend on the number of processes (torchrun, DDP). Device,
+device (:mod:`lkca.data.augment`), mixes it (Mixup/CutMix), and every process trains on its
+slice of that global batch, so the result does not depend on the number of processes (torchrun, DDP). Device,
 processes, signals, checkpoints and the run log are the shared runtime's
 (:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step and the
 evaluation.
@@ -94,7 +94,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     model = build_model(meta, cfg.drop_path)
     with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
-                 impl_policy=cfg.impl_policy, overwrite=overwrite) as run:
+                 impl_policy=cfg.impl_policy, overwrite=overwrite,
+                 precision=cfg.precision) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.model} on {cfg.dataset} for {plural(cfg.epochs, 'epoch')} -> "
                           f"{out}{note}")
@@ -117,7 +118,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         scheduler = build_scheduler(optimizer, recipe["warmup_steps"], recipe["total_steps"],
                                     cfg.lr, cfg.min_lr, cfg.warmup_lr)
         ema = _build_ema(model, cfg.ema_decay)
-        parts = TrainingParts(model, optimizer, scheduler, ema)
+        parts = TrainingParts(model, optimizer, scheduler, ema, run.scaler)
         augment, eval_transform, mix_cfg = _augmentation(cfg, info, device)
 
         pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
@@ -158,10 +159,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
                     skipped += 1
                     scheduler.step()
                     continue
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(model)
@@ -223,6 +221,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             summary = {"model": cfg.model, "dataset": cfg.dataset, "params": stats["params"],
                        "macs": stats["macs"], "epochs": cfg.epochs,
                        "top1": rows[-1]["test_top1"] if rows else top1, "best_top1": best_top1,
+                       # the first epoch that reached the best (metrics.jsonl, so resumes count)
+                       "best_epoch": next((r["epoch"] for r in rows
+                                           if r["test_top1"] == best_top1), None),
+                       "precision": cfg.precision,
                        "train_images_per_s": sum(speeds) / len(speeds) if speeds else 0.0,
                        "wall_s": wall_before + time.perf_counter() - t_run, "recipe": recipe}
             if run.dir.weights("best").is_file():  # the best model for from_pretrained

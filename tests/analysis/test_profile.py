@@ -44,7 +44,7 @@ def test_attention_matmuls_are_counted_on_cpu():
 
 
 def test_profile_keeps_training_mode():
-    m = lkca.create_model("vit_lkcaonly_digits")
+    m = lkca.create_model("lkca_digits")
     m.train()
     lkca.profile(m, 8)
     assert m.training

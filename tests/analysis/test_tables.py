@@ -38,4 +38,4 @@ def test_readme_table_leaves_out_the_baselines(monkeypatch):
     assert ours and baselines and ours.isdisjoint(baselines)
     assert not any(is_baseline(n) for n in ours) and all(map(is_baseline, baselines))
     assert ours | baselines == {n for n in list_models() if paper_figures(n)}
-    assert set(list_models()) - ours - baselines == {"vit_lkcaonly_digits"}  # no paper row
+    assert set(list_models()) - ours - baselines == {"lkca_digits"}  # no paper row

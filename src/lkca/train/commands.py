@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from lkca.authors_checkpoint import load_authors_model
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
+from lkca.errors import UserError
 from lkca.pretrained import load_trained
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.runtime.signals import StartupStop
@@ -41,7 +43,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="re-evaluate a checkpoint on a test set")
     p.set_defaults(func=_cmd_eval)
-    p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help=".safetensors / .pt file or run directory")
+    source.add_argument("--authors-checkpoint", metavar="FILE",
+                        help="a .pth written by the LKCA authors' main.py (needs --model)")
+    p.add_argument("--model", help="with --authors-checkpoint: the registered model it holds")
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
@@ -64,7 +70,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from lkca.train.engine import device_tensors, evaluate
 
     device = resolve_device(args.device)
-    model, meta = load_trained(args.checkpoint, device, task="classification")
+    if args.authors_checkpoint:
+        if not args.dataset:
+            raise UserError("--authors-checkpoint: name the test set with --dataset (cifar10, "
+                            "cifar100, svhn or tinyimagenet); the file does not record it")
+        model, meta = load_authors_model(args.authors_checkpoint, args.model)
+        model = model.to(device)
+    else:
+        model, meta = load_trained(args.checkpoint, device, task="classification")
     dataset = args.dataset or meta.get("dataset") or "digits"
     images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
                                        device)

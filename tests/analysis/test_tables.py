@@ -31,7 +31,7 @@ def test_readme_table_leaves_out_the_baselines(monkeypatch):
     from lkca.analysis import tables
     from lkca.models.registry import is_baseline, list_models, paper_figures
 
-    zero = {"params": 0, "macs": 0, "token_mixing_macs": 0}
+    zero = {"params": 0, "macs": 0, "token_mixing_macs": 0, "ptflops_macs": 0}
     monkeypatch.setattr(tables, "Profiler", lambda: SimpleNamespace(classifier=lambda *a: zero))
     ours = {r["name"] for r in tables.model_rows()}
     baselines = {r["name"] for r in tables.baseline_rows()}

@@ -124,9 +124,10 @@ def profile(
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
     try:
-        with torch.no_grad(), _lkca_as_matmul(model), counter:
-            model(x)
-        paper_count = ptflops_macs(model, x)
+        with torch.no_grad(), _lkca_as_matmul(model):
+            with counter:
+                model(x)
+            paper_count = ptflops_macs(model, x)
     finally:
         model.train(was_training)
     by_op = counter.get_flop_counts().get("Global", {})

@@ -80,7 +80,9 @@ def _register(name: str, spec: tuple, block: dict[str, Any], img: int, classes: 
     # The paper counts every row at CIFAR-10's 32 px and 10 classes (its Tables 4 and 5 print the
     # same figures; LKCA-L's 12.53M is its 32 px count): counted_at says where.
     paper = dict(row=row, params=params, macs=macs, img_size=img, num_classes=classes,
-                 counted_at=(32, 10))
+                 counted_at=(32, 10),
+                 # the class token largevit_cnn.py creates (line 136) and never reads
+                 authors_unused_params=dim if block is AUTHORS_LKCA else 0)
 
     @register_model(name, aliases=aliases, paper=paper)
     def factory(**overrides: Any) -> VisionTransformer:

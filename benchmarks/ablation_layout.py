@@ -15,19 +15,26 @@ epochs). ``--set KEY=VALUE`` changes a training-config field for every run (e.g.
 paper-faithful recipe's options, docs/recipe.md), ``--model-set KEY=VALUE`` a model field of
 every variant (e.g. ``init=spt``, ``drop_path_schedule=constant``); values are YAML
 (``0.1``, ``true``, ``[1, 2]``). Only the model changes between variants, each a registered
-model with ``model_args`` (:data:`VARIANTS`):
+model with ``model_args`` (:data:`VARIANTS`). The three at the authors' 0.5M shape:
 
-- ``lkca``: LKCA in every block, no projections, a kernel per head, depth 18
-  (``vit_lkcaonly_500k``: dim 80, 5 heads, MLP 160, mean-pooled tokens; lkca 0.1.0's default);
+- ``authors``: the registered ``vit_lkca_500k``, the authors' ViT-LKCA (dim 100, depth 8, LKCA
+  alone with one kernel shared by all channels and value / output projections; models/
+  create_model.py line 37 of CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet);
+- ``text_sa_lkca``: the paper's text read literally at the same width, self-attention + LKCA +
+  MLP in every block (one kernel per block, no projections), depth 6 for the same budget;
+- ``vit``: the registered ``vit_500k``, ViT/0.5M at the authors' shape (dim 120, depth 4).
+
+The earlier readings, at lkca 0.1.0's 0.5M shape (dim 80, 5 heads, MLP 160, the LayerNorm on
+every token before pooling: :data:`OLD_SHAPE`):
+
+- ``lkca``: LKCA in every block, no projections, a kernel per head, depth 18 (lkca 0.1.0's
+  ViT-LKCA);
 - ``alternate``: LKCA and attention alternating (``LALA...``), depth 12;
 - ``lkca_then_attn``: LKCA in the first half, attention in the second (``LLLLLLAAAAAA``), depth 12;
 - ``attn``: attention in every block (= ViT, here with mean pooling like the others), depth 9;
 - ``lkca_proj``: LKCA in every block with value/output projections, depth 12;
-- ``attn_lkca_block``: the paper's text read literally, self-attention + LKCA + MLP in every
-  block, one kernel per block, depth 9 at the same width;
-- ``attn_lkca_head``: the same with a kernel per head, depth 9;
-- ``registered``: the registered ``vit_lkca_500k`` (the same block as ``attn_lkca_block`` at its
-  best fit to the paper's row: dim 48, 3 heads, depth 26).
+- ``attn_lkca_block``: self-attention + LKCA + MLP in every block, one kernel per block, depth 9;
+- ``attn_lkca_head``: the same with a kernel per head, depth 9.
 
 The depths give each variant about the same parameter budget (0.47-0.50M; an attention block
 has about twice the weights of an LKCA block without projections); the parameters of each are
@@ -56,22 +63,30 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lkca_mixer's machine description
 RESULTS = ROOT / "benchmarks" / "results"
-BASE_MODEL = "vit_lkcaonly_500k"  # dim 80, 5 heads, MLP ratio 2, mean pooling
+BASE_MODEL = "vit_lkca_500k"
+# lkca 0.1.0's ViT-LKCA shape and block at 0.5M (dim 80, 5 heads, MLP ratio 2, a kernel per head,
+# no projections, LayerNorm on the tokens before pooling); the depth is each variant's.
+OLD_SHAPE: dict[str, Any] = {"dim": 80, "num_heads": 5, "kernel_heads": None,
+                             "lkca_projections": False, "head_norm": "tokens"}
 
 # name: (label, registered model, model_args)
 VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "lkca": ("all LKCA (0.1.0 default)", BASE_MODEL, {"depth": 18, "mixers": "lkca"}),
-    "alternate": ("alternating L/A", BASE_MODEL, {"depth": 12, "mixers": "alternate"}),
+    "authors": ("the authors' ViT-LKCA (vit_lkca_500k)", "vit_lkca_500k", {}),
+    "text_sa_lkca": ("SA + LKCA + MLP, authors' width", "vit_lkca_500k",
+                     {"depth": 6, "mixers": "attn_lkca", "lkca_projections": False}),
+    "vit": ("ViT/0.5M (vit_500k)", "vit_500k", {}),
+    "lkca": ("all LKCA (0.1.0 default)", BASE_MODEL, {**OLD_SHAPE, "depth": 18, "mixers": "lkca"}),
+    "alternate": ("alternating L/A", BASE_MODEL,
+                  {**OLD_SHAPE, "depth": 12, "mixers": "alternate"}),
     "lkca_then_attn": ("LKCA then attention", BASE_MODEL,
-                       {"depth": 12, "mixers": "L" * 6 + "A" * 6}),
-    "attn": ("all attention (ViT)", BASE_MODEL, {"depth": 9, "mixers": "attn"}),
+                       {**OLD_SHAPE, "depth": 12, "mixers": "L" * 6 + "A" * 6}),
+    "attn": ("all attention (ViT)", BASE_MODEL, {**OLD_SHAPE, "depth": 9, "mixers": "attn"}),
     "lkca_proj": ("all LKCA + projections", BASE_MODEL,
-                  {"depth": 12, "mixers": "lkca", "lkca_projections": True}),
+                  {**OLD_SHAPE, "depth": 12, "mixers": "lkca", "lkca_projections": True}),
     "attn_lkca_block": ("SA + LKCA + MLP, kernel/block", BASE_MODEL,
-                        {"depth": 9, "mixers": "attn_lkca", "kernel_heads": 1}),
+                        {**OLD_SHAPE, "depth": 9, "mixers": "attn_lkca", "kernel_heads": 1}),
     "attn_lkca_head": ("SA + LKCA + MLP, kernel/head", BASE_MODEL,
-                       {"depth": 9, "mixers": "attn_lkca"}),
-    "registered": ("vit_lkca_500k (registered)", "vit_lkca_500k", {}),
+                       {**OLD_SHAPE, "depth": 9, "mixers": "attn_lkca"}),
 }
 
 

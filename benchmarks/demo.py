@@ -4,7 +4,7 @@
 
 Runs, from the repository root, each as its own process:
 
-1. ``lkca train --out RUN`` (the default job; ``--run``, default ``runs/digits-vit_lkcaonly_digits``,
+1. ``lkca train --out RUN`` (the default job; ``--run``, default ``runs/digits-lkca_digits``,
    is emptied first): its final and best test top-1, the run's wall time (``summary.json``) and the
    whole command's (start-up included);
 2. ``lkca erf --checkpoint RUN --with-init --out docs/img/erf_digits_trained.png``: the ERF shares
@@ -64,7 +64,7 @@ def erf_shares(printed: str) -> dict[str, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="runs/digits-vit_lkcaonly_digits",
+    parser.add_argument("--run", default="runs/digits-lkca_digits",
                         help="run directory of the demo, relative to the repository root")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_cpu.json"))
     args = parser.parse_args()

@@ -75,7 +75,7 @@ BUSY = """
 import sys, torch, lkca
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
-model = lkca.create_model("vit_lkcaonly_digits")
+model = lkca.create_model("lkca_digits")
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 10, (64,))
 while True:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from lkca.analysis.tables import model_rows, model_table_markdown, replace_between_markers
+from lkca.analysis.tables import model_rows, replace_between_markers, vit_table_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- models:start -->", "<!-- models:end -->"
@@ -22,7 +22,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     rows = model_rows()
-    table = model_table_markdown(rows)
+    table = vit_table_markdown(rows)
     readme = (ROOT / "README.md").read_text()
     updated = replace_between_markers(readme, START, END, table)
     if args.check:

@@ -6,7 +6,7 @@ What is timed: training steps as the engine runs them (forward, cross-entropy, b
 on random batches, in this process with ``torch.set_num_threads(N)`` for each N of
 ``--threads``:
 
-- ``demo``: the digits demo's model and batch (``vit_lkcaonly_digits``, 8x8 images, batch 64);
+- ``demo``: the digits demo's model and batch (``lkca_digits``, 8x8 images, batch 64);
 - ``vit_lkca_500k``: ``vit_lkca_500k`` with patch 1 on 8x8 images, the paper's 8x8 token grid
   (CIFAR's 32x32 with patch 4 gives the same grid), at the recipe's batch of 128: the blocks' work
   of a CIFAR step (only the patch embedding is smaller).
@@ -44,7 +44,7 @@ import lkca  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # name -> (model, create_model keywords, batch)
-    "demo": ("vit_lkcaonly_digits", {"img_size": 8}, 64),
+    "demo": ("lkca_digits", {"img_size": 8}, 64),
     "vit_lkca_500k": ("vit_lkca_500k", {"img_size": 8, "patch_size": 1}, 128),
 }
 BUSY = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = (a @ a).tanh()\n"

@@ -11,25 +11,21 @@ from lkca.cli import main
 def test_profile_prints_params_and_paper(capsys):
     assert main(["profile", "--model", "lkca_b"]) == 0
     out = capsys.readouterr().out
-    assert "params  2.698M   (paper: 2.69M, +0.3%)" in out and "MACs" in out
+    assert "params  2,691,310   (paper: 2.69M, +0.0%)" in out and "MACs" in out
 
 
-def test_profile_compares_the_papers_flops_with_macs_without_token_mixing(capsys):
-    """The one MACs comparison (lkca.analysis.profile.paper_comparison), as in `lkca tables`."""
-    import lkca
-    from lkca.analysis.profile import paper_comparison
-    from lkca.models.registry import paper_figures
-
-    c = paper_comparison(lkca.profile(lkca.create_model("lkca_b"), 32), paper_figures("lkca_b"))
+def test_profile_compares_the_papers_flops_with_the_ptflops_count(capsys):
+    """The paper's "Flops" beside ours counted as ptflops counts (the authors' count.py)."""
     assert main(["profile", "--model", "lkca_b"]) == 0
     out = capsys.readouterr().out
-    assert (f"MACs    {c['macs_without_mixing'] / 1e6:.2f}M without token mixing   (paper 'Flops': "
-            f"170.81M, {100 * c['macs_diff']:+.1f}%)") in out
-    assert f"{c['macs'] / 1e6:.2f}M with the token-mixing products" in out
-    assert c["macs"] > c["macs_without_mixing"]
+    assert ("MACs    170.81M counted as the paper (ptflops' module hooks)   (paper 'Flops': "
+            "170.81M, -0.00%)") in out
+    assert main(["profile", "--model", "lkca_l"]) == 0  # counted at 32 px, 10 classes, as the paper
+    assert "(input 32x32, 10 classes)" in capsys.readouterr().out
     # away from the paper's input the paper's figures do not apply and are not shown
     assert main(["profile", "--model", "lkca_b", "--img-size", "64"]) == 0
-    assert "paper" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "paper 'Flops'" not in out and "(paper:" not in out
 
 
 def test_unknown_model_is_one_line_exit_2():
@@ -50,10 +46,11 @@ def test_list(capsys):
 def test_list_matches_a_word_anywhere_and_a_glob_the_whole_name(capsys):
     assert main(["list", "lkca"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert "vit_lkca_2p7m" in names and "vit_lkcaonly_digits" in names and "lkca_s_seg" in names
+    assert "vit_lkca_2p7m" in names and "lkca_digits" in names and "lkca_s_seg" in names
     assert all("lkca" in n for n in names)
-    assert main(["list", "lkca*"]) == 0  # a glob matches whole names: only the seg backbone
-    assert capsys.readouterr().out == "lkca_s_seg  (segmentation backbone: lkca seg, lkca profile)\n"
+    assert main(["list", "lkca*"]) == 0  # a glob matches whole names: the demo and the backbone
+    assert capsys.readouterr().out.splitlines() == [
+        "lkca_digits", "lkca_s_seg  (segmentation backbone: lkca seg, lkca profile)"]
     assert main(["list", "vit_lkca_?m"]) == 0
     assert capsys.readouterr().out.split() == ["vit_lkca_1m", "vit_lkca_2m", "vit_lkca_4m",
                                                 "vit_lkca_8m"]

@@ -33,10 +33,10 @@ def test_cli_exports_an_lkca_model_that_onnxruntime_matches(tmp_path, capsys):
 
 @needs_onnx
 @pytest.mark.parametrize("name, overrides, impl", [
-    # SA + LKCA + MLP, a kernel per block (the registered ViT-LKCA) on a non-square grid
+    # the authors' ViT-LKCA (one kernel per block, projections) on a non-square grid
     ("vit_lkca_500k", {**TINY, "kernel_size": 5, "img_size": (32, 48)}, "conv"),
     ("vit_lkca_500k", {**TINY, "kernel_heads": None}, "toeplitz"),  # a kernel per head
-    ("vit_lkcaonly_500k", TINY, "toeplitz"),  # LKCA in place of attention (lkca 0.1.0's)
+    ("vit_lkca_500k", {**TINY, "mixers": "attn_lkca"}, "toeplitz"),  # SA + LKCA + MLP
     ("vit_500k", TINY, "toeplitz"),  # plain ViT (attention, class token): impl is not used
     # (shifted) window attention and patch merging, two tiny stages
     ("swin_t_cifar", {"embed_dim": 8, "depths": (2, 2), "num_heads": (2, 2)}, "toeplitz"),

@@ -29,7 +29,8 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
     "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "base")),
-    "pretrained": (("lkca.pretrained",), ("models", "data", "layers", "checkpoint", "base")),
+    "pretrained": (("lkca.pretrained", "lkca.authors_checkpoint"),
+                   ("models", "data", "layers", "checkpoint", "base")),
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
                 ("runtime", "pretrained", "models", "profile", "data", "layers", "config",
                  "checkpoint", "base")),

@@ -1,6 +1,7 @@
 """lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
 
 from lkca.analysis.profile import profile
+from lkca.authors_checkpoint import from_authors_checkpoint
 from lkca.errors import InvalidArgumentError, UserError
 from lkca.layers.lkca import LKCA
 from lkca.layers.lkca_autotune import (
@@ -24,6 +25,7 @@ __all__ = [
     "VisionTransformer",
     "create_model",
     "create_segmentor",
+    "from_authors_checkpoint",
     "from_pretrained",
     "impl_choices",
     "impl_policy",

@@ -40,9 +40,9 @@ def test_recipe_and_model_overrides_reach_the_run_config(ablation):
         ablation.parse_assignments(["epochs"])
     cfg = ablation.run_config("attn_lkca_block", 0, recipe={"lr": 1e-3, "batch_size": 32},
                               model_args={"init": "spt", "drop_path_schedule": "constant"})
-    assert (cfg.lr, cfg.batch_size, cfg.model) == (1e-3, 32, "vit_lkcaonly_500k")
-    assert cfg.model_args == {"depth": 9, "mixers": "attn_lkca", "kernel_heads": 1,
-                              "init": "spt", "drop_path_schedule": "constant"}
+    assert (cfg.lr, cfg.batch_size, cfg.model) == (1e-3, 32, "vit_lkca_500k")
+    assert cfg.model_args == {**ablation.OLD_SHAPE, "depth": 9, "mixers": "attn_lkca",
+                              "kernel_heads": 1, "init": "spt", "drop_path_schedule": "constant"}
     # the paper-faithful recipe's command in docs/ablation.md
     spt = ablation.run_config("lkca", 0, recipe=ablation.parse_assignments(
         ["epochs=7", "warmup_epochs=1", "epoch_passes=3", "weight_decay_1d=true"]))
@@ -60,7 +60,7 @@ def test_one_cell_trains_through_the_engine_and_is_summarised(ablation, tmp_path
     assert row["variant"] == "attn_lkca_block" and 0.0 <= row["top1"] <= 100.0
     assert row["epoch_s"] > 0 and row["train_images_per_s"] > 0
     cfg = json.loads(json.dumps(ablation.run_config("alternate", 0).model_args))
-    assert cfg == {"depth": 12, "mixers": "alternate"}
+    assert cfg == {**ablation.OLD_SHAPE, "depth": 12, "mixers": "alternate"}
     runs = [row, dict(row, seed=1, top1=row["top1"] + 2.0, best_top1=row["best_top1"] + 2.0,
                       epoch_s=row["epoch_s"] + 1.0)]
     data = {"runs": runs, "settings": {"dataset": "digits", "epochs": 1, "seeds": [0, 1]}}

@@ -80,8 +80,8 @@ def test_kernels_of_a_trained_run_and_of_an_init_model(run, tmp_path, capsys):
     # 2 * 1 + 1.2 in, at 100 dpi
     assert _png(tmp_path / "k.png") == (500, 320)
     assert "2 LKCA blocks x 1 head, kernels 15x15" in capsys.readouterr().out
-    assert main(["kernels", "--model", "vit_lkcaonly_500k", "--out", str(tmp_path / "i.png")]) == 0
-    assert _png(tmp_path / "i.png") == (740, 1920)  # 18 blocks x 5 heads
+    assert main(["kernels", "--model", "lkca_digits", "--out", str(tmp_path / "i.png")]) == 0
+    assert _png(tmp_path / "i.png") == (740, 720)  # 6 blocks x 5 heads
 
 
 def test_erf_of_trained_and_init_models_side_by_side(run, tmp_path, capsys):
@@ -195,7 +195,7 @@ def test_plot_mistakes(case, run, seg_run, tmp_path, capsys):
 
 def test_kernels_of_a_model_without_lkca(tmp_path, capsys):
     _check_error(capsys, ["kernels", "--model", "vit_500k", "--out", str(tmp_path / "k.png")],
-                 "vit_500k has no LKCA blocks (layout AAAAAAAAA)")
+                 "vit_500k has no LKCA blocks (layout AAAA)")
 
 
 def test_erf_without_a_model(tmp_path, capsys):

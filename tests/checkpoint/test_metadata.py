@@ -13,6 +13,7 @@ from lkca.checkpoint.metadata import SCHEMA_VERSION, classifier_record, pretrain
 from lkca.cli import main
 from lkca.data import dataset_info
 from lkca.errors import CheckpointError
+from lkca.models.registry import legacy_model
 from lkca.pretrained import build_model, load_trained, upgrade_record
 
 TINY = {"depth": 2, "dim": 32, "num_heads": 2}
@@ -98,9 +99,9 @@ def test_v1_pretrained_folder_loads(tmp_path):
     loaded = lkca.from_pretrained(tmp_path / "p")
     _same_outputs(model, loaded)
     cfg = loaded.pretrained_cfg
-    # 0.1.0's vit_lkca_500k is today's vit_lkcaonly_500k with 0.1.0's init and drop path
-    assert cfg["schema_version"] == SCHEMA_VERSION and cfg["model"] == "vit_lkcaonly_500k"
-    assert cfg["model_args"] == {**TINY, "init": "trunc_normal", "drop_path_schedule": "linear"}
+    # 0.1.0's vit_lkca_500k: today's name with 0.1.0's shape, block, init and drop path
+    assert cfg["schema_version"] == SCHEMA_VERSION and cfg["model"] == "vit_lkca_500k"
+    assert cfg["model_args"] == legacy_model("vit_lkca_500k", TINY)[1]
     assert "overrides" not in cfg and "format" not in cfg and cfg["lkca_version"] == "0.1.0"
     assert cfg["mean"] is None and cfg["in_chans"] == 3  # no data set named: unknown
     _same_outputs(model, lkca.from_pretrained(tmp_path / "p" / "model.safetensors"))
@@ -121,7 +122,7 @@ def test_v1_training_checkpoints_load_with_their_data_set_filled_in(tmp_path, ca
         assert record["task"] == "classification" and record["dataset"] == "digits"
         assert record["mean"] == list(dataset_info("digits").mean)
     assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--device", "cpu"]) == 0
-    assert "vit_lkcaonly_500k on digits test: top-1" in capsys.readouterr().out
+    assert "vit_lkca_500k on digits test: top-1" in capsys.readouterr().out
 
 
 def test_v1_segmentation_checkpoint_and_folder_load(tmp_path):

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.slow  # one inductor compile (forward + backward) per i
 
 def _model(impl: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return lkca.create_model("vit_lkcaonly_500k", num_classes=3, img_size=16, depth=1, dim=16,
-                             num_heads=2, lkca_impl=impl)
+    return lkca.create_model("vit_lkca_500k", num_classes=3, img_size=16, depth=1, dim=16,
+                             num_heads=2, kernel_heads=None, lkca_projections=False,
+                             lkca_impl=impl)
 
 
 def _step(net, model, x):

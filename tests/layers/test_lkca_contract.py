@@ -102,7 +102,7 @@ def test_every_argument_mistake_is_a_user_error(kwargs, match):
 def test_api_mistakes_are_user_errors():
     with pytest.raises(lkca.UserError, match="unknown model 'lkca_bb'; did you mean"):
         lkca.create_model("lkca_bb")
-    model = lkca.create_model("vit_lkcaonly_500k", img_size=16, depth=1, dim=16, num_heads=2)
+    model = lkca.create_model("vit_lkca_500k", img_size=16, depth=1, dim=16, num_heads=2)
     with pytest.raises(lkca.UserError, match="not divisible by the patch size"):
         lkca.profile(model, 31)
     for size in (0, -1, "x", (32,), 32.0):

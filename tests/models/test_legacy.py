@@ -96,13 +96,17 @@ def test_the_0_1_0_state_dict_of_lkca_b_loads_strictly_into_the_legacy_name(tmp_
         lkca.create_model("vit_lkca_2p7m").load_state_dict(state, strict=True)
 
 
-def test_legacy_mapping_keeps_the_stored_overrides_and_pins_0_1_0_training_settings():
+def test_legacy_mapping_keeps_the_stored_overrides_and_pins_0_1_0_settings():
+    lkca_only = {"mixers": "lkca", "pool": "mean", "kernel_heads": None, "lkca_projections": False,
+                 "head_norm": "tokens", "init": "trunc_normal", "drop_path_schedule": "linear"}
     assert legacy_model("vit_lkca_500k", {"depth": 6}) == (
-        "vit_lkcaonly_500k", {"init": "trunc_normal", "drop_path_schedule": "linear", "depth": 6})
+        "vit_lkca_500k", {"dim": 80, "depth": 6, "num_heads": 5, "mlp_ratio": 2.0, **lkca_only})
     assert legacy_model("lkca_l", {}) == (
-        "vit_lkcaonly_12m", {"init": "trunc_normal", "drop_path_schedule": "linear"})
+        "vit_lkca_12m", {"dim": 384, "depth": 21, "num_heads": 12, "mlp_ratio": 2.0, **lkca_only})
+    assert legacy_model("vit_lkca_500k", {"lkca_projections": True})[1]["lkca_value_bias"] is True
     assert legacy_model("vit_small", {"drop_path_rate": 0.1}) == (
-        "vit_2p7m", {"cls_pos_embed": False, "init": "trunc_normal",
+        "vit_2p7m", {"dim": 192, "depth": 9, "num_heads": 12, "mlp_ratio": 2.0,
+                     "cls_pos_embed": False, "init": "trunc_normal",
                      "drop_path_schedule": "linear", "drop_path_rate": 0.1})
     assert legacy_model("xcit_t", {"dim": 8}) == ("xcit_t", {"dim": 8})
     assert legacy_backbone("lkca_s_seg", {"dim": 768}) == (

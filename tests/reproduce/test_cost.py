@@ -64,7 +64,7 @@ def test_run_memory_adds_context_data_optimiser_and_activations(tmp_path):
     run = plan_runs(configs, 1, tmp_path / "runs")[0]
     from lkca.models.registry import create_model
 
-    model = create_model("vit_lkcaonly_digits", num_classes=10, img_size=8, depth=1)
+    model = create_model("lkca_digits", num_classes=10, img_size=8, depth=1)
     params = sum(p.numel() for p in model.parameters())
     per_image = packing.activation_bytes_per_image(model, (3, 8, 8))
     data = (1437 + 360) * 3 * 8 * 8

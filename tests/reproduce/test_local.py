@@ -61,7 +61,7 @@ def test_two_rows_two_seeds_finish_and_render_mean_and_spread(digits_reference: 
     md = (runs / "table.md").read_text()
     assert "## Digits, one block vs two" in md
     line = next(ln for ln in md.splitlines() if ln.startswith("| 1 block |"))
-    assert f"{mean:.2f} ± {spread:.2f} (n=2)" in line and "`vit_lkcaonly_digits`, depth=1" in line
+    assert f"{mean:.2f} ± {spread:.2f} (n=2)" in line and "`lkca_digits`, depth=1" in line
     final_mean = (final["digits/d1/seed0"] + final["digits/d1/seed1"]) / 2
     assert f"{final_mean:.2f} ± " in line.split(f"{mean:.2f} ± ", 1)[1]  # final after best
 

@@ -71,7 +71,7 @@ def test_the_digits_demo_is_a_registered_name_without_model_args():
     from lkca.train.config import DIGITS_DEFAULTS, build_config
 
     assert "model_args" not in DIGITS_DEFAULTS and build_config(None, {}).model_args == {}
-    assert build_config(None, {}).model == "vit_lkcaonly_digits"
+    assert build_config(None, {}).model == "lkca_digits"
     for name in ("crossvit_t", "vit_lkca_500k"):
         cfg = build_config(None, {"model": name})
         assert cfg.model == name and cfg.model_args == {}

@@ -112,7 +112,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_sigterm_to_the_process_then_resume_is_exact(tmp_path):
     """A real `lkca train` process gets SIGTERM mid-epoch, exits cleanly, and resumes exactly."""
-    args = ["train", "--model", "vit_lkcaonly_digits", "--epochs", "3", "--batch-size", "32",
+    args = ["train", "--model", "lkca_digits", "--epochs", "3", "--batch-size", "32",
             "--device", "cpu", "--no-progress", "--set", "model_args.depth=1",
             "max_steps_per_epoch=6", "warmup_epochs=1"]
 

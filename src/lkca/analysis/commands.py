@@ -111,24 +111,29 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     check_image_side(args.img_size)
     if args.model in BACKBONES or args.head is not None:
         return _profile_segmentor(args)
-    model = create_model(args.model, num_classes=args.num_classes, img_size=args.img_size)
     paper = paper_figures(args.model)
-    img = args.img_size or paper.get("img_size", 32)
+    # the paper counts every ViT / ViT-LKCA row at 32 x 32 and 10 classes (counted_at)
+    img0, classes0 = paper.get("counted_at", (paper.get("img_size", 32), paper.get("num_classes")))
+    img = args.img_size or img0
+    classes = args.num_classes or classes0
+    model = create_model(args.model, num_classes=classes, img_size=img)
     stats = profile(model, img)
-    # the paper's figures hold at the paper's input and class count only
-    at_paper = (args.img_size in (None, paper.get("img_size")) and
-                args.num_classes in (None, paper.get("num_classes")))
+    at_paper = img == img0 and classes == classes0  # the paper's figures hold there only
     c = paper_comparison(stats, paper if at_paper else {})
-    print(f"model   {args.model}  (input {img}x{img})")
-    print(f"params  {c['params'] / 1e6:.3f}M"
+    print(f"model   {args.model}  (input {img}x{img}, {_num_classes(model)} classes)")
+    print(f"params  {c['params']:,}"
           + (f"   (paper: {c['paper_params'] / 1e6:.2f}M, {100 * c['params_diff']:+.1f}%)"
              if c["paper_params"] else ""))
-    # one comparison with the paper's "Flops": our MACs without the token-mixing products
-    print(f"MACs    {c['macs_without_mixing'] / 1e6:.2f}M without token mixing"
-          + (f"   (paper 'Flops': {c['paper_macs'] / 1e6:.2f}M, {100 * c['macs_diff']:+.1f}%)"
+    # the paper's "Flops" are ptflops' count (the authors' count.py): compared with ours counted so
+    print(f"MACs    {c['ptflops_macs'] / 1e6:.2f}M counted as the paper (ptflops' module hooks)"
+          + (f"   (paper 'Flops': {c['paper_macs'] / 1e6:.2f}M, {100 * c['ptflops_diff']:+.2f}%)"
              if c["paper_macs"] else ""))
-    print(f"        {c['macs'] / 1e6:.2f}M with the token-mixing products (attention QK^T and AV, "
-          "LKCA's kernel)")
+    print(f"        {c['macs'] / 1e6:.2f}M with every product (attention QK^T and AV, LKCA's "
+          "kernel)")
+
+
+def _num_classes(model: object) -> object:
+    return getattr(getattr(model, "cfg", None), "num_classes", "?")
 
 
 def _profile_segmentor(args: argparse.Namespace) -> None:

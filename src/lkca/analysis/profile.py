@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
 
 from lkca.errors import InvalidArgumentError
 from lkca.layers.lkca import LKCA
+from lkca.layers.patch_embed import PatchEmbed
 
 
 @contextlib.contextmanager
@@ -46,6 +48,61 @@ if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
     )
 
 
+def ptflops_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """MACs of ``model(x)`` as the paper counts them: ptflops' module hooks, as the authors'
+    ``count.py`` calls ``get_model_complexity_info`` (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-
+    CIFAR-TinyImageNet, count.py lines 29 and 122), written out here so lkca does not need ptflops.
+
+    Per module: ``nn.Linear`` input elements x out features, plus out features once if it has a
+    bias; ``nn.Conv2d`` output elements x in channels / groups x kernel area, plus one per output
+    element for a bias, except a patch embedding's, which the authors' code runs as a Linear over
+    flattened patches (counted as that Linear); ``nn.LayerNorm`` 2 per element (1 without
+    affine); ``nn.GELU`` / ``nn.Softmax`` 1 per element, and every
+    ``F.scaled_dot_product_attention`` call the elements of its score matrix (the softmax module
+    of the authors' attention). Functional products (attention's QK^T and AV, LKCA's
+    ``F.conv2d`` or matrix product) count nothing, as ptflops' hooks see only modules. Every row
+    of the paper's ViT / ViT-LKCA tables is this count at 32 x 32 and 10 classes
+    (docs/models.md).
+    """
+    import torch.nn.functional as F
+
+    total = [0]
+    patch_convs = {id(m.proj) for m in model.modules() if isinstance(m, PatchEmbed)}
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        inp = inputs[0]
+        if isinstance(module, nn.Linear):
+            total[0] += inp.numel() * module.out_features + (
+                module.out_features if module.bias is not None else 0)
+        elif isinstance(module, nn.Conv2d):
+            per_out = module.in_channels // module.groups * math.prod(module.kernel_size)
+            total[0] += output.numel() * per_out
+            if module.bias is not None:
+                total[0] += module.out_channels if id(module) in patch_convs else output.numel()
+        elif isinstance(module, nn.LayerNorm):
+            total[0] += inp.numel() * (2 if module.elementwise_affine else 1)
+        elif isinstance(module, (nn.GELU, nn.Softmax)):
+            total[0] += output.numel()
+
+    sdpa = F.scaled_dot_product_attention
+
+    def counted_sdpa(q: torch.Tensor, k: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        total[0] += q.numel() // q.shape[-1] * k.shape[-2]  # B x heads x Nq x Nk scores
+        return sdpa(q, k, *args, **kwargs)
+
+    kinds = (nn.Linear, nn.Conv2d, nn.LayerNorm, nn.GELU, nn.Softmax)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    F.scaled_dot_product_attention = counted_sdpa  # type: ignore[assignment]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        F.scaled_dot_product_attention = sdpa
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
@@ -56,9 +113,9 @@ def profile(
 ) -> dict[str, int]:
     """Params and MACs of one image of ``img_size`` (torch's flop counter / 2).
 
-    Returns ``{"params", "macs", "token_mixing_macs"}``; the last is the part of ``macs`` spent
-    mixing tokens (attention's QK^T and AV, LKCA's matrix times V), which the paper's counts leave
-    out (its ViT 174.25M equals our ViT's ``macs - token_mixing_macs`` to 1%).
+    Returns ``{"params", "macs", "token_mixing_macs", "ptflops_macs"}``: ``token_mixing_macs``
+    is the part of ``macs`` spent mixing tokens (attention's QK^T and AV, LKCA's matrix times V);
+    ``ptflops_macs`` the count the paper's "Flops" are (:func:`ptflops_macs`).
     """
     size = _image_size(img_size)
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
@@ -70,14 +127,16 @@ def profile(
     model.eval()
     counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
     try:
-        with torch.no_grad(), _lkca_as_matmul(model), counter:
-            model(x)
+        with torch.no_grad(), _lkca_as_matmul(model):
+            with counter:
+                model(x)
+            paper_count = ptflops_macs(model, x)
     finally:
         model.train(was_training)
     by_op = counter.get_flop_counts().get("Global", {})
     mixing = sum(n for op, n in by_op.items() if _is_token_mixing(op))
     return {"params": count_params(model), "macs": counter.get_total_flops() // 2,
-            "token_mixing_macs": mixing // 2}
+            "token_mixing_macs": mixing // 2, "ptflops_macs": paper_count}
 
 
 def _image_size(img_size: object) -> tuple[int, int]:
@@ -115,12 +174,17 @@ def paper_comparison(stats: Mapping[str, int], paper: Mapping[str, Any]) -> dict
     Returns ``params``, ``paper_params``, ``params_diff`` (ours / paper - 1), ``macs`` (all),
     ``macs_without_mixing`` (:func:`macs_without_mixing`), ``paper_macs``, ``macs_diff``
     (``macs_without_mixing`` / paper - 1); a missing paper figure gives None for it and its diff.
+    With ``stats["ptflops_macs"]`` (the paper's own count, :func:`ptflops_macs`) also
+    ``ptflops_macs`` and ``ptflops_diff`` (ours / paper - 1).
     """
     params, core = int(stats["params"]), macs_without_mixing(stats)
+    counted = stats.get("ptflops_macs")
     paper_params, paper_macs = paper.get("params"), paper.get("macs")
     return {
         "params": params, "paper_params": paper_params,
         "params_diff": None if not paper_params else params / paper_params - 1,
         "macs": int(stats["macs"]), "macs_without_mixing": core, "paper_macs": paper_macs,
         "macs_diff": None if not paper_macs else core / paper_macs - 1,
+        "ptflops_macs": counted,
+        "ptflops_diff": None if not paper_macs or counted is None else counted / paper_macs - 1,
     }

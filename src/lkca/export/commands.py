@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
+from lkca.authors_checkpoint import load_authors_model
 from lkca.checkpoint.metadata import check_image_side
 from lkca.checkpoint.outputs import check_output
 from lkca.errors import UserError
@@ -30,8 +31,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` sub-command to the ``lkca`` parser."""
     p = sub.add_parser("export", help="export a trained classifier to ONNX (dynamic batch axis)")
     p.set_defaults(func=_cmd_export)
-    p.add_argument("--checkpoint", required=True,
-                   help="pretrained folder, `lkca train` run folder or .safetensors checkpoint")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint",
+                        help="pretrained folder, `lkca train` run folder or .safetensors checkpoint")
+    source.add_argument("--authors-checkpoint", metavar="FILE",
+                        help="a .pth written by the LKCA authors' main.py (needs --model)")
+    p.add_argument("--model", help="with --authors-checkpoint: the registered model it holds")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx for now")
     p.add_argument("--out", required=True, help="file to write, e.g. model.onnx")
     p.add_argument("--impl", choices=("toeplitz", "conv"), default="toeplitz",
@@ -52,7 +57,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if not MIN_OPSET <= args.opset <= highest:
         raise UserError(f"--opset must be from {MIN_OPSET} to {highest} (the installed onnx's "
                         f"latest), got {args.opset}; the default is 18")
-    model, record = load_trained(args.checkpoint)
+    model, record = (load_authors_model(args.authors_checkpoint, args.model)
+                     if args.authors_checkpoint else load_trained(args.checkpoint))
     if record["task"] == "seg":
         raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "
                         "(checkpoints of `lkca train`)")

@@ -276,10 +276,12 @@ class LKCA(nn.Module):
         kernel_size: odd kernel size (int or pair); default the global kernel (2H - 1, 2W - 1).
         impl: "conv", "toeplitz", "fft" or "auto" (the fastest for the shape, timed on first use:
             docs/benchmarks.md "How auto chooses"); reassignable.
-        projections: add Linear C -> C value and output projections (the paper's counts imply
-            none, so off by default).
+        projections: add the authors' value projection (Linear C -> C, no bias) before the kernel
+            and output projection (Linear C -> C with bias) after it (their
+            ``models/largevit_cnn.py`` lines 65 and 68-71; ViT-LKCA uses them, docs/models.md).
         proj_drop: dropout on the output (after the output projection when there is one),
             as attention's ``proj_drop``: a model's ``drop_rate`` reaches every mixer.
+        value_bias: give the value projection a bias (lkca 0.1.0's projections had one).
 
     Shapes: ``forward(x)`` with tokens x (B, N, C), N = H * W in row-major order, returns
     (B, N, C); ``forward(x, grid_size=(H2, W2))`` runs the same kernel on another grid. A CNN's
@@ -301,6 +303,7 @@ class LKCA(nn.Module):
         impl: str = "auto",
         projections: bool = False,
         proj_drop: float = 0.0,
+        value_bias: bool = False,
     ) -> None:
         super().__init__()
         if not (_is_int(dim) and _is_int(num_heads)) or dim <= 0 or num_heads <= 0 or dim % num_heads:
@@ -326,7 +329,7 @@ class LKCA(nn.Module):
         self.dim, self.num_heads, self.kernel_size = dim, num_heads, ksize
         self.impl = impl
         self.weight = nn.Parameter(torch.empty(num_heads, *ksize))
-        self.v_proj = nn.Linear(dim, dim) if projections else None
+        self.v_proj = nn.Linear(dim, dim, bias=value_bias) if projections else None
         self.proj = nn.Linear(dim, dim) if projections else None
         if isinstance(proj_drop, bool) or not isinstance(proj_drop, (int, float)) or not 0 <= proj_drop < 1:
             raise InvalidArgumentError(f"LKCA: proj_drop must be a number in [0, 1), got {proj_drop!r}")

@@ -134,13 +134,19 @@ def paper_figures(name: str) -> dict[str, Any]:
     return dict(_PAPER.get(resolve_name(name), {}))
 
 
-# lkca 0.1.0 -> now. Its ``vit_lkca_<size>`` (LKCA-only blocks, a kernel per head) is now
-# ``vit_lkcaonly_<size>``; its ``vit_<size>`` had a position table for the patches only; every
-# ViT-family model was initialised with timm's truncated normal and had linearly rising
-# stochastic depth. Aliases were the same as now (lkca_t / lkca_b / lkca_l, vit_lite / vit_small).
+# lkca 0.1.0 -> now. Its ``vit_lkca_<size>`` had LKCA alone in every block with a kernel per head,
+# no projections, the LayerNorm on every token before pooling, at its own (dim, depth, heads); its
+# ``vit_<size>`` had other widths and a position table for the patches only; its LKCA projections
+# had a value bias; every ViT-family model was initialised with timm's truncated normal and had
+# linearly rising stochastic depth. The names now build the authors' models (docs/models.md), so
+# a 0.1.0 name becomes today's name with 0.1.0's shape and block as model options.
 _LEGACY_ALIASES = {"lkca_t": "vit_lkca_1m", "lkca_b": "vit_lkca_2p7m", "lkca_l": "vit_lkca_12m",
                    "vit_lite": "vit_1m", "vit_small": "vit_2p7m"}
-_LEGACY_VIT_SIZES = ("500k", "1m", "2m", "2p7m", "4m", "8m")
+_LEGACY_VIT = {"500k": (80, 9, 5), "1m": (128, 8, 8), "2m": (184, 7, 8), "2p7m": (192, 9, 12),
+               "4m": (220, 10, 11), "8m": (352, 8, 22)}
+_LEGACY_LKCA = {"500k": (80, 18, 5), "1m": (128, 15, 8), "2m": (160, 19, 10),
+                "2p7m": (192, 18, 12), "4m": (256, 15, 16), "8m": (320, 19, 20),
+                "12m": (384, 21, 12)}
 _LEGACY_TRAINING = {"init": "trunc_normal", "drop_path_schedule": "linear"}
 # Comparison models whose 0.1.0 architecture (their family's paper, scaled to the paper's count)
 # was replaced by the authors' (docs/baselines.md): 0.1.0 weights do not fit them
@@ -148,36 +154,49 @@ REBUILT_SINCE_0_1_0 = frozenset({
     "swin_t_cifar", "swin_s_cifar", "cait_t_cifar", "cait_s_cifar", "t2t_t_tiny", "t2t_s_tiny",
     "t2t_b_tiny", "mobilevitv2_t_cifar", "mobilevitv2_s_cifar", "mobilevitv2_b_tiny",
     "cvt_b_tiny", "deepvit_t_tiny", "deepvit_s_tiny"})
+_LEGACY_LKCA_BLOCK = {"mixers": "lkca", "pool": "mean", "kernel_heads": None,
+                      "lkca_projections": False, "head_norm": "tokens"}
+
+
+def _shape(spec: tuple[int, int, int]) -> dict[str, Any]:
+    dim, depth, heads = spec
+    return {"dim": dim, "depth": depth, "num_heads": heads, "mlp_ratio": 2.0}
 
 
 def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """The model name and overrides that rebuild, now, what lkca 0.1.0 built from ``name`` and
     ``overrides`` (as its checkpoints and ``config.json`` files store them).
 
-    0.1.0's ``vit_lkca_<size>`` is now ``vit_lkcaonly_<size>``; its ``vit_<size>`` gets
-    ``cls_pos_embed=False`` (a 64-row position table, not SPT's 65); every ViT-family model
-    keeps 0.1.0's truncated-normal initialisation and linear stochastic depth. ``name=None``
-    (a :class:`~lkca.models.vit.ViTConfig` written out in full) gets the fields that did not
-    exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged, but those of
-    :data:`REBUILT_SINCE_0_1_0` raise :class:`~lkca.errors.CheckpointError`. With
+    0.1.0's ``vit_lkca_<size>`` and ``vit_<size>`` keep their names with 0.1.0's shape, block
+    (LKCA alone, a kernel per head, no projections; the ViT's 64-row position table), head
+    (LayerNorm before pooling) and training settings (truncated-normal init, linear stochastic
+    depth) as overrides, the stored overrides last; LKCA projections get 0.1.0's value bias.
+    ``name=None`` (a :class:`~lkca.models.vit.ViTConfig` written out in full) gets the fields
+    that did not exist in 0.1.0 at their 0.1.0 values. Comparison models are unchanged, but those
+    of :data:`REBUILT_SINCE_0_1_0` raise :class:`~lkca.errors.CheckpointError`. With
     ``new_name, new_overrides = legacy_model(name, overrides)``, ``create_model(new_name,
     num_classes, img_size, **new_overrides)`` loads the 0.1.0 weights strictly
     (tests/models/test_legacy.py).
     """
     overrides = dict(overrides)
+    bias = {"lkca_value_bias": True} if overrides.get("lkca_projections") else {}
     if name is None:
-        return None, {"cls_pos_embed": False, **_LEGACY_TRAINING, **overrides}
+        return None, {"cls_pos_embed": False, "head_norm": "tokens", **_LEGACY_TRAINING, **bias,
+                      **overrides}
     name = _LEGACY_ALIASES.get(name, name)
     _load_builtin_models()  # the aliases
     if _ALIASES.get(name, name) in REBUILT_SINCE_0_1_0:
         raise CheckpointError(f"{name} of lkca 0.1.0 (its paper's architecture scaled to the "
                               "paper's count) is now built as the paper's authors build it and "
                               "cannot take its weights; load it with lkca 0.1.0")
-    if name.startswith("vit_lkca_") and name.removeprefix("vit_lkca_") in (
-            *_LEGACY_VIT_SIZES, "12m"):
-        return "vit_lkcaonly_" + name.removeprefix("vit_lkca_"), {**_LEGACY_TRAINING, **overrides}
-    if name.startswith("vit_") and name.removeprefix("vit_") in _LEGACY_VIT_SIZES:
-        return name, {"cls_pos_embed": False, **_LEGACY_TRAINING, **overrides}
+    size = name.removeprefix("vit_lkca_")
+    if name.startswith("vit_lkca_") and size in _LEGACY_LKCA:
+        return name, {**_shape(_LEGACY_LKCA[size]), **_LEGACY_LKCA_BLOCK, **_LEGACY_TRAINING,
+                      **bias, **overrides}
+    size = name.removeprefix("vit_")
+    if name.startswith("vit_") and size in _LEGACY_VIT:
+        return name, {**_shape(_LEGACY_VIT[size]), "cls_pos_embed": False, **_LEGACY_TRAINING,
+                      **overrides}
     return name, overrides
 
 

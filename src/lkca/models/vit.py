@@ -2,16 +2,16 @@
 
 A block is a sequence of pre-LN residual sub-layers (:class:`lkca.layers.PreNormBlock`): its token
 mixer(s), then the MLP, each ``x = x + DropPath(f(LN(x)))``. The layout string gives each block's
-mixers, one letter per block: ``A`` self-attention, ``L`` LKCA, ``K`` VAN's LKA, and ``H`` the
-paper's text read literally, self-attention then LKCA ("we intersperse the large-kernel
-convolution attention modules within the original ViT architecture while retaining the
-self-attention modules ... we insert the LKCA module before the MLP module and apply Layer
-Normalization before each module"): ``x += SA(LN(x)); x += LKCA(LN(x)); x += MLP(LN(x))``.
-Which reading each registered model uses, and why: docs/block-readings.md.
+mixers, one letter per block: ``A`` self-attention, ``L`` LKCA, ``K`` VAN's LKA, and ``H``
+self-attention then LKCA (the paper's text read literally, "retaining the self-attention
+modules"; the authors' code does not do this). ViT-LKCA as the authors' code builds it
+(CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet, ``models/largevit_cnn.py``) is
+layout ``L`` with one kernel per block and the value / output projections; every reading and its
+source: docs/block-readings.md.
 
-ViT-LKCA drops the class token and classifies the mean of the last tokens (the paper's choice);
-the ViT baseline keeps the class token of the recipe it follows (SPT's ViT), whose position
-table covers the class token too.
+ViT-LKCA has no class token and classifies the mean of the last tokens, then LayerNorm, then
+Linear (``head_norm="pooled"``, the authors' ``mlp_head(x.mean(dim=1))``); the ViT baseline keeps
+the class token of SPT's ViT, whose position table covers the class token too.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from lkca.errors import ConfigError
 from lkca.layers import LKA, LKCA, Attention, Mlp, PatchEmbed, PosEmbed, PreNormBlock
 from lkca.layers.drop_path import DROP_PATH_SCHEDULES, drop_path_rates
 from lkca.layers.patch_embed import check_divisible
-from lkca.layers.weight_init import check_init, init_spt, init_weights
+from lkca.layers.weight_init import check_init, check_kernel_init, init_spt, init_weights
 
 # One letter per block: the token mixers of that block, in order.
 MIXER_CODES = {"A": ("attn",), "L": ("lkca",), "K": ("lka",), "H": ("attn", "lkca")}
@@ -75,16 +75,19 @@ class ViTConfig:
     mlp_ratio: float = 2.0
     mixers: str = "attn"
     pool: str = "mean"  # "mean" or "cls"
+    head_norm: str = "pooled"  # "pooled": pool, LN, Linear (the authors'); "tokens": LN every token
     cls_pos_embed: bool = True  # pool="cls": the position table has a row for the class token
     kernel_size: int | None = None  # LKCA kernel; None = global kernel of the grid
     kernel_heads: int | None = None  # LKCA kernels per block; None = num_heads, 1 = one per block
     lkca_impl: str = "auto"
-    lkca_projections: bool = False
+    lkca_projections: bool = False  # the authors' value (no bias) and output projections
+    lkca_value_bias: bool = False  # a bias on the value projection (lkca 0.1.0's projections)
     qkv_bias: bool = False
     drop_rate: float = 0.0  # dropout after the embedding and on every sub-layer's output
     drop_path_rate: float = 0.0
     drop_path_schedule: str = "constant"  # "constant" (SPT) or "linear" (timm, MMSegmentation)
     init: str = "spt"  # "spt" (SPT's models/vit.py) or "trunc_normal" (timm; lkca 0.1.0)
+    kernel_init: str = "zeros"  # init="spt": LKCA kernels "zeros" (the authors') or "conv"
 
     def __post_init__(self) -> None:
         if self.pool not in ("mean", "cls"):
@@ -93,6 +96,11 @@ class ViTConfig:
             raise ConfigError(f"drop_path_schedule {self.drop_path_schedule!r} is not one of "
                               f"{', '.join(DROP_PATH_SCHEDULES)}; use 'constant' (SPT) or 'linear'")
         check_init(self.init)
+        check_kernel_init(self.kernel_init)
+        if self.head_norm not in ("pooled", "tokens"):
+            raise ConfigError(f"head_norm must be 'pooled' (pool, LayerNorm, Linear: the authors') "
+                              f"or 'tokens' (LayerNorm on every token, then pool), got "
+                              f"{self.head_norm!r}")
         if not 0.0 <= self.drop_path_rate < 1.0 or not 0.0 <= self.drop_rate < 1.0:
             raise ConfigError(f"drop_rate ({self.drop_rate}) and drop_path_rate "
                               f"({self.drop_path_rate}) must lie in [0, 1)")
@@ -140,14 +148,16 @@ def _mixer(kind: str, cfg: ViTConfig, grid: tuple[int, int]) -> nn.Module:
                          proj_drop=cfg.drop_rate)
     if kind == "lkca":
         return LKCA(cfg.dim, cfg.lkca_kernel_heads, grid, cfg.kernel_size, cfg.lkca_impl,
-                    cfg.lkca_projections, proj_drop=cfg.drop_rate)
+                    cfg.lkca_projections, proj_drop=cfg.drop_rate,
+                    value_bias=cfg.lkca_value_bias)
     return LKA(cfg.dim, grid, proj_drop=cfg.drop_rate)
 
 
 class VisionTransformer(nn.Module):
     """ViT / ViT-LKCA classifier: (B, in_chans, H, W) images -> (B, num_classes) logits.
 
-    ``forward_features`` returns the final normalised tokens (B, [1 +] N, dim) and their grid;
+    ``forward_features`` returns the final tokens (B, [1 +] N, dim) and their grid (normalised
+    with ``head_norm="tokens"``; with ``"pooled"`` the LayerNorm follows the pooling);
     ``forward_intermediates`` the patch-token maps after chosen blocks (backbones, analysis);
     ``forward_head`` pools and classifies. Images of any size divisible by the patch run
     (position embeddings are interpolated, LKCA runs on the new grid).
@@ -180,7 +190,7 @@ class VisionTransformer(nn.Module):
         self.head: nn.Module = (nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0
                                 else nn.Identity())
         if cfg.init == "spt":
-            init_spt(self)
+            init_spt(self, cfg.kernel_init)
             if self.cls_token is not None:
                 nn.init.normal_(self.cls_token, std=1.0)  # SPT: torch.randn (line 145)
         else:
@@ -203,11 +213,12 @@ class VisionTransformer(nn.Module):
         return self.pos_drop(x), grid
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images (B, in_chans, H, W) -> final normalised tokens (B, [1 +] N, dim) and the grid."""
+        """Images (B, in_chans, H, W) -> the last block's tokens (B, [1 +] N, dim) and the grid,
+        after the final LayerNorm when ``head_norm="tokens"``."""
         x, grid = self._embed(x)
         for block in self.blocks:
             x = block(x, grid)
-        return self.norm(x), grid
+        return (self.norm(x) if self.cfg.head_norm == "tokens" else x), grid
 
     def forward_intermediates(
         self, x: torch.Tensor, indices: int | Sequence[int] | None = None, *,
@@ -236,9 +247,14 @@ class VisionTransformer(nn.Module):
         return maps
 
     def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Final tokens (B, [1 +] N, dim) -> logits (B, num_classes): the class token or the mean
-        of the tokens, then the classifier (the pooled features when num_classes is 0)."""
+        """:meth:`forward_features`' tokens (B, [1 +] N, dim) -> logits (B, num_classes): the
+        class token or the mean of the tokens, LayerNorm when ``head_norm="pooled"`` (the authors'
+        ``mlp_head``: ``models/largevit_cnn.py`` lines 141-144 and 166), then the classifier (the
+        pooled features when num_classes is 0). For the class token both orders are the same map
+        (LayerNorm acts on each token alone)."""
         pooled = tokens[:, 0] if self.cls_token is not None else tokens.mean(dim=1)
+        if self.cfg.head_norm == "pooled":
+            pooled = self.norm(pooled)
         return self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

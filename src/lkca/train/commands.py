@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lkca.authors_checkpoint import load_authors_model
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
 from lkca.errors import CheckpointError, UserError
@@ -52,9 +53,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="re-evaluate a checkpoint on a test set")
     p.set_defaults(func=_cmd_eval)
-    p.add_argument("--checkpoint", required=True,
-                   help=".safetensors / .pt file, pretrained folder or run directory (a run: its "
-                        "best checkpoint; RUN/checkpoints/last.safetensors for the last epoch)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint",
+                        help=".safetensors / .pt file, pretrained folder or run directory (a run: "
+                             "its best checkpoint; RUN/checkpoints/last.safetensors for the last "
+                             "epoch)")
+    source.add_argument("--authors-checkpoint", metavar="FILE",
+                        help="a .pth written by the LKCA authors' main.py (needs --model)")
+    p.add_argument("--model", help="with --authors-checkpoint: the registered model it holds")
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--data-dir", help="folder holding the data set as distributed")
     p.add_argument("--device", default="auto")
@@ -97,17 +103,25 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from lkca.train.engine import device_tensors, evaluate
 
     device = resolve_device(args.device)
-    model, meta = load_trained(args.checkpoint, device, task="classification")
+    if args.authors_checkpoint:
+        if not args.dataset:
+            raise UserError("--authors-checkpoint: name the test set with --dataset (cifar10, "
+                            "cifar100, svhn or tinyimagenet); the file does not record it")
+        model, meta = load_authors_model(args.authors_checkpoint, args.model)
+        model = model.to(device)
+    else:
+        model, meta = load_trained(args.checkpoint, device, task="classification")
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise CheckpointError(f"{args.checkpoint} records no data set (a model saved before "
                               "training?); name the test set with --dataset D (and --data-dir DIR)")
-    given = Path(args.checkpoint)
-    chosen = resolve_run(given)
-    if chosen != given:  # a run directory: say which of its checkpoints is evaluated
-        last = given / "checkpoints" / "last.safetensors"
-        print(f"evaluating {chosen}" + (" (the run's best epoch; for its last epoch pass "
-                                        f"--checkpoint {last})" if "best" in chosen.name else ""))
+    if args.checkpoint:
+        given = Path(args.checkpoint)
+        chosen = resolve_run(given)
+        if chosen != given:  # a run directory: say which of its checkpoints is evaluated
+            last = given / "checkpoints" / "last.safetensors"
+            print(f"evaluating {chosen}" + (" (the run's best epoch; for its last epoch pass "
+                                            f"--checkpoint {last})" if "best" in chosen.name else ""))
     images, labels, _ = device_tensors(TrainConfig(dataset=dataset, data_dir=args.data_dir), "test",
                                        device)
     check_eval_data(meta, dataset, images, labels)

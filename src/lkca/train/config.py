@@ -151,7 +151,7 @@ def check_model_args(model: str, model_args: dict[str, Any]) -> None:
 # sized to reach >= 95% test accuracy in under 3 minutes on a 2-core CPU. Digits are 8x8 and not
 # mirror-symmetric: patch 1 (an 8x8 grid as in the paper), no flip, no AutoAugment.
 DIGITS_DEFAULTS: dict[str, Any] = dict(
-    model="vit_lkcaonly_digits",
+    model="lkca_digits",
     dataset="digits",
     epochs=20,
     epoch_passes=1.0,  # one pass per epoch: the demo's 20 epochs were tuned so

@@ -13,8 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import lkca
+from lkca.authors_checkpoint import LAYOUTS
 from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
 from lkca.errors import CheckpointError, UserError
+from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
+from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 
 DIM, DEPTH, HEADS, CLASSES, P, GRID = 24, 2, 4, 10, 4, 8  # 32 px images, an 8 x 8 grid
 SHAPE = dict(dim=DIM, depth=DEPTH, num_heads=HEADS)
@@ -140,9 +143,12 @@ def test_foreign_and_wrong_shaped_state_dicts_are_refused_in_one_line(tmp_path):
     with pytest.raises(CheckpointError) as err:  # the registered depth 8, the file has 2 blocks
         lkca.from_authors_checkpoint(authors_state(True), "vit_lkca_500k", dim=DIM, num_heads=4)
     _refused(err, "lacks 'blocks.2.norm1.weight'")
-    with pytest.raises(CheckpointError) as err:
+    with pytest.raises(CheckpointError) as err:  # a ViT-LKCA's tensors given as another family
         lkca.from_authors_checkpoint(authors_state(True), "swin_t")
-    _refused(err, "swin_t has no authors' checkpoint layout")
+    _refused(err, "not the authors' Swin layout: no 'patch_embed.proj.weight'")
+    with pytest.raises(CheckpointError) as err:  # the digits demo is ours alone
+        lkca.from_authors_checkpoint(authors_state(True), "lkca_digits")
+    _refused(err, "lkca_digits has no authors' checkpoint layout")
     with pytest.raises(CheckpointError) as err:
         lkca.from_authors_checkpoint(tmp_path / "missing.pth", "lkca_b")
     _refused(err, "does not exist")
@@ -171,12 +177,10 @@ def test_a_crafted_pickle_never_runs(tmp_path):
 def test_other_families_plug_in_by_prefix():
     assert converter_for("vit_lkca_2p7m") is AUTHORS_LAYOUTS["vit_lkca_"]
     assert converter_for("vit_2p7m") is AUTHORS_LAYOUTS["vit_"]
-    assert converter_for("swin_t") is None
-    AUTHORS_LAYOUTS["swin_"] = dict
-    try:
-        assert converter_for("swin_t") is dict
-    finally:
-        del AUTHORS_LAYOUTS["swin_"]
+    assert converter_for("swin_t") is None  # the ViT layouts alone
+    assert converter_for("swin_t_cifar", LAYOUTS) is LAYOUTS_A["swin_"]
+    assert converter_for("twins_svt_s_tiny", LAYOUTS) is LAYOUTS_B["twins_svt_"]
+    assert converter_for("vit_lkca_2p7m", LAYOUTS) is AUTHORS_LAYOUTS["vit_lkca_"]
 
 
 def _cifar10(root: Path, images, labels) -> None:

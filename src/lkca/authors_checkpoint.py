@@ -19,7 +19,12 @@ from torch import nn
 
 from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
 from lkca.errors import CheckpointError
+from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
+from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 from lkca.models.registry import create_model, resolve_name
+
+# every family with an authors' layout: ViT / ViT-LKCA, then the comparison models of Tables 4-5
+LAYOUTS = {**AUTHORS_LAYOUTS, **LAYOUTS_A, **LAYOUTS_B}
 
 
 def read_authors_state(source: str | Path | dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -74,10 +79,10 @@ def from_authors_checkpoint(source: str | Path | dict[str, Any], model_name: str
     model family without an authors' layout, a key of another layout or a tensor of another shape.
     """
     name = resolve_name(model_name)
-    convert = converter_for(name)
+    convert = converter_for(name, LAYOUTS)
     if convert is None:
         raise CheckpointError(f"{model_name} has no authors' checkpoint layout; families with one: "
-                              f"{', '.join(p + '*' for p in sorted(AUTHORS_LAYOUTS))}")
+                              f"{', '.join(p + '*' for p in sorted(LAYOUTS))}")
     ours = convert(read_authors_state(source))
     model = create_model(name, **{**_shape_from(ours), **create_kwargs})
     expected = model.state_dict()

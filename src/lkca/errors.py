@@ -22,6 +22,10 @@ class CheckpointError(UserError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
 
 
+class AuthorsLayoutError(CheckpointError):
+    """A state dict is not the LKCA authors' layout of the model family it was given as."""
+
+
 class InvalidArgumentError(UserError):
     """An argument of a public function or constructor is invalid (``lkca.LKCA(...)``,
     ``lkca.create_model`` with an unknown name, ``lkca.profile`` with an image size the model

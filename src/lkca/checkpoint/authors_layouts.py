@@ -4,11 +4,11 @@ The LKCA authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImage
 ViT-LKCA's tensors as ``models/largevit_cnn.py`` and ``models/largevit_vit.py`` build them (the
 same keys in both: the convolution and the attention view of one block) and a ViT's as SPT's
 ``models/vit.py``. :data:`AUTHORS_LAYOUTS` maps the prefix of our registered name to the converter
-of its family; ``lkca.from_authors_checkpoint`` dispatches on the longest prefix that matches, so a
-converter of another family (``"swin_"``, ``"cait_"`` ...) plugs in with
-``AUTHORS_LAYOUTS.update(...)``. A converter takes the authors' state dict (tensors by key) and
-returns ours, or raises a one-line :class:`~lkca.errors.CheckpointError` naming the first key it
-does not know.
+of its family; ``lkca.from_authors_checkpoint`` dispatches on the longest prefix that matches, over
+these and the comparison models' converters (``"swin_"``, ``"cait_"`` ...:
+``lkca.models.baselines.authors_layouts_a`` / ``_b``). A converter takes the authors' state dict
+(tensors by key) and returns ours, or raises a one-line :class:`~lkca.errors.CheckpointError`
+naming the first key it does not know.
 
 The keys (i = block; docs/pretrained-and-export.md):
 
@@ -117,7 +117,7 @@ AUTHORS_LAYOUTS: dict[str, Converter] = {"vit_lkca_": convert_authors_lkca,
                                          "vit_": convert_spt_vit}
 
 
-def converter_for(name: str) -> Converter | None:
-    """The converter of the longest :data:`AUTHORS_LAYOUTS` prefix of ``name``, else None."""
-    prefixes = sorted((p for p in AUTHORS_LAYOUTS if name.startswith(p)), key=len, reverse=True)
-    return AUTHORS_LAYOUTS[prefixes[0]] if prefixes else None
+def converter_for(name: str, layouts: dict[str, Converter] = AUTHORS_LAYOUTS) -> Converter | None:
+    """The converter of the longest ``layouts`` prefix of ``name``, else None."""
+    prefixes = sorted((p for p in layouts if name.startswith(p)), key=len, reverse=True)
+    return layouts[prefixes[0]] if prefixes else None

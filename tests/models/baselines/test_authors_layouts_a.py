@@ -160,6 +160,18 @@ def cait_logits(sd, x, D, depth, cls_depth, heads, dim_head, M, patch, img, K):
     return lin(ln(cls[:, 0], sd, "mlp_head.0."), sd, "mlp_head.1.")
 
 
+def test_from_authors_checkpoint_loads_a_comparison_model(tmp_path):
+    """lkca.from_authors_checkpoint dispatches to this family's converter: a .pth as the authors'
+    main.py saves it loads with the converted tensors."""
+    theirs = random_checkpoint(swin_layout(**SWIN_T))
+    path = tmp_path / "swin_t.pth"
+    torch.save({"model_state_dict": theirs, "epoch": 3}, path)
+    model = lkca.from_authors_checkpoint(path, "swin_t")
+    state = model.state_dict()
+    for key, tensor in LAYOUTS_A["swin_"](theirs).items():
+        assert torch.equal(state[key], tensor), key
+
+
 CASES = [("swin_t", SWIN_T, swin_layout, swin_logits, "swin_"),
          ("cait_t", CAIT_T, cait_layout, cait_logits, "cait_")]
 

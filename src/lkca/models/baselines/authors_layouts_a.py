@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lkca.errors import UserError
+from lkca.errors import AuthorsLayoutError
 from lkca.models.baselines.cait import CaiT, CaiTConfig
 from lkca.models.baselines.cvt import CvT, CvTConfig
 from lkca.models.baselines.deepvit import DeepViT, DeepViTConfig
@@ -35,10 +35,6 @@ from lkca.models.baselines.t2t import T2TConfig, T2TViT, soft_split_side
 
 StateDict = dict[str, Tensor]
 Rules = Sequence[tuple[str, str | Callable[[re.Match[str]], str]]]
-
-
-class AuthorsLayoutError(UserError):
-    """A state dict that is not the authors' layout of the family it was given as."""
 
 
 # vit-pytorch's transformer layers: [attention, feed-forward] pairs, Sequential indices inside

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lkca.errors import CheckpointError
+from lkca.errors import AuthorsLayoutError
 from lkca.models.baselines.crossvit import CrossViT, CrossViTConfig
 from lkca.models.baselines.regionvit import RegionViT, RegionViTConfig
 from lkca.models.baselines.rvt import RvT, RvTConfig
@@ -30,10 +30,6 @@ from lkca.models.baselines.twins import TwinsConfig, TwinsSVT
 from lkca.models.baselines.xcit import XCiT, XCiTConfig
 
 Rules = list[tuple[str, str | Callable[[re.Match[str]], str | None]]]
-
-
-class AuthorsLayoutError(CheckpointError):
-    """A state dict is not the authors' layout of the family it was given as."""
 
 
 def _foreign(family: str, key: str) -> AuthorsLayoutError:

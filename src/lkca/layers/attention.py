@@ -45,6 +45,12 @@ class Attention(nn.Module):
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
         drop = self.attn_drop if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)  # (B, heads, N, head_dim)
+        if x.device.type == "cpu":
+            # SDPA's CPU kernel is ~5% slower for a ViT-B training step at these short sequences
+            # (65 tokens) than the plain products (benchmarks/train_step_speed.py); same math
+            attn = torch.softmax(q @ k.transpose(-2, -1) * self.head_dim ** -0.5, dim=-1)
+            out = F.dropout(attn, drop, self.training) @ v  # (B, heads, N, head_dim)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         out = out.transpose(1, 2).reshape(B, N, -1)
         return self.proj_drop(self.proj(out))

@@ -18,7 +18,7 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
         return x
     keep = 1.0 - drop_prob
     mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-    return x * mask / keep
+    return x * mask.div_(keep)  # the rescale on the (B, 1, ...) mask: one pass over x, not two
 
 
 class DropPath(nn.Module):

@@ -1,5 +1,6 @@
 """One LKCA kernel shared by all channels (the authors' ``dynamicqk``): every implementation
-gives the same output and gradients, and the attention view is one (N x N) @ (N x B*C) product."""
+gives the same output and gradients, and the attention view multiplies every image's values by
+one N x N matrix, built once."""
 
 from __future__ import annotations
 
@@ -31,18 +32,24 @@ def test_every_implementation_agrees_forward_and_backward():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_the_attention_view_is_one_matrix_product(monkeypatch):
-    shapes = []
-    bmm = torch.bmm
+def test_the_attention_view_is_one_matrix_times_the_values(monkeypatch):
+    import lkca.layers.lkca as lkca_layer
 
-    def recording(a, b, *args, **kwargs):
-        shapes.append((tuple(a.shape), tuple(b.shape)))
-        return bmm(a, b, *args, **kwargs)
+    built = []
+    toeplitz_matrix = lkca_layer.toeplitz_matrix
 
-    monkeypatch.setattr(torch, "bmm", recording)
+    def recording(weight, grid_size):
+        built.append(toeplitz_matrix(weight, grid_size))
+        return built[-1]
+
+    monkeypatch.setattr(lkca_layer, "toeplitz_matrix", recording)
     m = LKCA(24, 1, (8, 8), impl="toeplitz")
-    m(torch.randn(5, 64, 24))
-    assert shapes == [((1, 64, 64), (1, 64, 5 * 24))]
+    x = torch.randn(5, 64, 24)
+    out = m(x)
+    assert len(built) == 1 and built[0].shape == (1, 64, 64)
+    # the (N x N) matrix times each image's (N x C) values: one (N x N) @ (N x 5 * 24) product
+    folded = built[0][0] @ x.transpose(0, 1).reshape(64, 5 * 24)
+    torch.testing.assert_close(out, folded.reshape(64, 5, 24).transpose(0, 1))
 
 
 @pytest.mark.parametrize("impl", ["conv", "toeplitz", "fft"])

@@ -128,11 +128,16 @@ def _circulant(r: torch.Tensor, n: int) -> torch.Tensor:
 def lkca_toeplitz(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> torch.Tensor:
     """Attention view: (heads, N, N) shared-weight matrix times the values, no softmax.
 
-    The batch is folded into the columns, so this is one matmul per head with B * d columns
-    (large, efficient GEMMs) rather than B * heads small ones.
+    With several heads the batch is folded into the columns, so this is one matmul per head with
+    B * d columns (large, efficient GEMMs) rather than B * heads small ones; with one head (one
+    kernel for every channel) the matrix multiplies the values where they lie.
     """
     B, heads, N, d = v.shape
     attn = toeplitz_matrix(weight, grid_size).to(v.dtype)  # (heads, N, N)
+    if heads == 1:  # one kernel for every channel (the authors' LKCA): the same N x N matrix
+        # times each image's values, read in place (the folded product below copies the values
+        # in and out: 17% slower for LKCA-B's mixer, benchmarks/train_step_speed.py)
+        return attn @ v  # (1, N, N) @ (B, 1, N, d) -> (B, 1, N, d)
     x = v.permute(1, 2, 0, 3).reshape(heads, N, B * d)  # (heads, N, B * d)
     out = torch.bmm(attn, x)  # (heads, N, B * d)
     return out.reshape(heads, N, B, d).permute(2, 0, 1, 3)  # (B, heads, N, d)

@@ -112,5 +112,5 @@ def test_a_record_of_a_huge_model_is_refused_before_it_is_built(tmp_path, capsys
     (folder / "config.json").write_text(json.dumps(record))
     start = time.perf_counter()
     assert_refused(capsys, ["eval", "--checkpoint", str(folder), "--device", "cpu"],
-                   "parameters, over the 1,000,000,000 lkca builds", tmp_path)
+                   "model_args.depth 100000 is over the 1000 blocks lkca builds", tmp_path)
     assert time.perf_counter() - start < 30

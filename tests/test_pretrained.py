@@ -109,10 +109,10 @@ def test_train_exports_the_best_model_to_pretrained(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("num_classes", 10**12, "invalid num_classes"), ("num_classes", float("nan"), "invalid num_classes"),
+    ("num_classes", 10**12, "invalid num_classes"), ("num_classes", float("nan"), "non-finite number nan"),
     ("img_size", "big", "invalid img_size"), ("model", ["vit"], "invalid model"),
     ("model_args", {"depth": 10**12}, "invalid model_args.depth"),
-    ("model_args", {"depth": float("nan")}, "invalid model_args.depth"),
+    ("model_args", {"depth": float("nan")}, "non-finite number nan"),
 ])
 def test_a_damaged_config_json_is_refused_in_one_line(tmp_path, key, value, expected):
     import json

@@ -51,7 +51,8 @@ def test_vit_lkca_receptive_field_grows_by_the_kernel_per_block(depth):
     # LayerNorm, MLP and position embedding act per token and do not widen it.
     torch.manual_seed(0)
     model = VisionTransformer(img_size=16, patch_size=2, dim=16, depth=depth, num_heads=2,
-                              mixers="lkca", kernel_size=3, lkca_impl="conv")
+                              mixers="lkca", kernel_size=3, lkca_impl="conv",
+                              kernel_init="conv")  # a zero kernel (the authors' init) mixes nothing
     erf = effective_receptive_field(model, torch.randn(3, 3, 16, 16))
     # centre token (4, 4) covers pixels 8..9; after `depth` blocks tokens 4-depth..4+depth
     rows = slice(2 * (4 - depth), 2 * (4 + depth) + 2)
@@ -85,7 +86,7 @@ def test_a_model_without_a_token_map_is_refused():
 def test_erf_map_is_the_last_block_output_before_the_norm(pool, mixers):
     torch.manual_seed(0)
     model = VisionTransformer(img_size=8, patch_size=2, dim=16, depth=2, num_heads=2,
-                              mixers=mixers, pool=pool).eval()
+                              mixers=mixers, pool=pool, head_norm="tokens").eval()
     x = torch.randn(2, 3, 8, 8)
     tmap = token_map(model, x)  # (B, dim, 4, 4)
     assert tmap.shape == (2, 16, 4, 4)

@@ -277,7 +277,8 @@ def test_config_errors_are_one_clear_line(tmp_path, data_dir, capsys):
         SegConfig(crop_size=100)
     with pytest.raises(ConfigError, match="unknown model_args key 'depht'; did you mean 'depth'"):
         SegConfig(model_args={"depht": 4})
-    assert main(["seg", "train", "--iters", "1", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    assert main(["seg", "train", "--iters", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "run")]) == 2
     assert main(["seg", "eval", "--checkpoint", str(tmp_path / "none.safetensors"),
                  "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -37,6 +37,7 @@ class Attention(nn.Module):
         inner = num_heads * head_dim
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.attn_drop = attn_drop
+        self.softmax = nn.Softmax(dim=-1)  # a module, as SPT's: the paper's MAC count sees it
         self.proj = nn.Linear(inner, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
@@ -48,7 +49,7 @@ class Attention(nn.Module):
         if x.device.type == "cpu":
             # SDPA's CPU kernel is ~5% slower for a ViT-B training step at these short sequences
             # (65 tokens) than the plain products (benchmarks/train_step_speed.py); same math
-            attn = torch.softmax(q @ k.transpose(-2, -1) * self.head_dim ** -0.5, dim=-1)
+            attn = self.softmax(q @ k.transpose(-2, -1) * self.head_dim ** -0.5)
             out = F.dropout(attn, drop, self.training) @ v  # (B, heads, N, head_dim)
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)

@@ -153,7 +153,9 @@ _LEGACY_TRAINING = {"init": "trunc_normal", "drop_path_schedule": "linear"}
 REBUILT_SINCE_0_1_0 = frozenset({
     "swin_t_cifar", "swin_s_cifar", "cait_t_cifar", "cait_s_cifar", "t2t_t_tiny", "t2t_s_tiny",
     "t2t_b_tiny", "mobilevitv2_t_cifar", "mobilevitv2_s_cifar", "mobilevitv2_b_tiny",
-    "cvt_b_tiny", "deepvit_t_tiny", "deepvit_s_tiny"})
+    "cvt_b_tiny", "deepvit_t_tiny", "deepvit_s_tiny", "rvt_t_tiny", "rvt_s_tiny",
+    "regionvit_t_tiny", "regionvit_s_tiny", "regionvit_b_tiny", "crossvit_t_tiny",
+    "crossvit_s_tiny", "xcit_t_tiny", "xcit_s_tiny", "twins_svt_s_tiny", "twins_svt_b_tiny"})
 _LEGACY_LKCA_BLOCK = {"mixers": "lkca", "pool": "mean", "kernel_heads": None,
                       "lkca_projections": False, "head_norm": "tokens"}
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import machine  # noqa: E402
 from train_throughput import batches, measure  # noqa: E402
 
+import lkca  # noqa: E402
 from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, TrainAugment
 from lkca.data.device_loader import DeviceLoader
@@ -181,6 +182,8 @@ def main() -> int:
         "benchmark": "augment_throughput: the whole training transform before (kornia) and after "
                      "(SPT's AutoAugment with PIL's operations), LKCA-B's training step beside it",
         "machine": desc,
+        "lkca_version": lkca.__version__,
+        "models": ["lkca_b"],
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "timed": timed,
         "ratios": ratios,

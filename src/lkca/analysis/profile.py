@@ -67,18 +67,21 @@ def ptflops_macs(model: nn.Module, x: torch.Tensor) -> int:
     import torch.nn.functional as F
 
     total = [0]
-    patch_convs = {id(m.proj) for m in model.modules() if isinstance(m, PatchEmbed)}
-
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         inp = inputs[0]
-        if isinstance(module, nn.Linear):
+        if isinstance(module, PatchEmbed):  # the authors' Linear over flattened patches
+            tokens, _ = output
+            conv = module.proj
+            total[0] += tokens.numel() * conv.in_channels * math.prod(conv.kernel_size) + (
+                conv.out_channels if conv.bias is not None else 0)
+        elif isinstance(module, nn.Linear):
             total[0] += inp.numel() * module.out_features + (
                 module.out_features if module.bias is not None else 0)
         elif isinstance(module, nn.Conv2d):
             per_out = module.in_channels // module.groups * math.prod(module.kernel_size)
             total[0] += output.numel() * per_out
             if module.bias is not None:
-                total[0] += module.out_channels if id(module) in patch_convs else output.numel()
+                total[0] += output.numel()
         elif isinstance(module, nn.LayerNorm):
             total[0] += inp.numel() * (2 if module.elementwise_affine else 1)
         elif isinstance(module, (nn.GELU, nn.Softmax)):
@@ -90,7 +93,7 @@ def ptflops_macs(model: nn.Module, x: torch.Tensor) -> int:
         total[0] += q.numel() // q.shape[-1] * k.shape[-2]  # B x heads x Nq x Nk scores
         return sdpa(q, k, *args, **kwargs)
 
-    kinds = (nn.Linear, nn.Conv2d, nn.LayerNorm, nn.GELU, nn.Softmax)
+    kinds = (PatchEmbed, nn.Linear, nn.Conv2d, nn.LayerNorm, nn.GELU, nn.Softmax)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     F.scaled_dot_product_attention = counted_sdpa  # type: ignore[assignment]
     try:

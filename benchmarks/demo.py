@@ -1,6 +1,6 @@
 """The digits demo as a new user runs it, and the pictures of docs/analysis.md made from its run.
 
-    flock /work/wt/bench.lock python benchmarks/demo.py     # a few minutes on 2 cores
+    python benchmarks/demo.py     # a few minutes on 2 cores
 
 Runs, from the repository root, each as its own process:
 

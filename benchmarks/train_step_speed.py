@@ -1,6 +1,6 @@
 """Training-step time of LKCA-B and ViT-B: ours, and references of the authors' code.
 
-    OMP_NUM_THREADS=2 flock /work/wt/bench.lock python benchmarks/train_step_speed.py
+    OMP_NUM_THREADS=2 python benchmarks/train_step_speed.py
 
 One training step = forward of a (64, 3, 32, 32) batch, cross-entropy, ``zero_grad``, backward and
 an AdamW step (lr 1e-3, weight decay 0.05), every model in train mode with stochastic depth 0.1

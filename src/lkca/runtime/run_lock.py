@@ -103,17 +103,22 @@ class DirectoryLock:
         except OSError as err:
             raise LockUnavailable(f"cannot open {self.directory} ({err.strerror or err}); check "
                                   "the folder's permissions") from None
+        self._flock(fcntl, dir_fd, self.directory)
+        self._dir_fd = dir_fd
+
+    def _flock(self, fcntl: Any, fd: int, what: Path) -> None:
+        """An exclusive flock on ``fd`` (the open ``what``), or ``fd`` closed and the refusal:
+        LockHeld naming the holder, LockUnavailable where the file system has no locks."""
         try:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            os.close(dir_fd)
+            os.close(fd)
             if err.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                raise LockUnavailable(f"cannot lock {self.directory} ({err.strerror or err}); the "
+                raise LockUnavailable(f"cannot lock {what} ({err.strerror or err}); the "
                                       "file system may not support locks: use a local folder"
                                       ) from None
             holder = read_holder(self.path)
             raise LockHeld(refusal(self.directory, holder), holder) from None
-        self._dir_fd = dir_fd
 
     def _close_directory(self) -> None:
         if self._dir_fd is not None:
@@ -140,16 +145,7 @@ class DirectoryLock:
                 os.close(fd)
                 raise LockUnavailable(f"{self.path} is not a regular file (a FIFO or device); "
                                       "remove it and run again")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                os.close(fd)
-                if err.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                    raise LockUnavailable(f"cannot lock {self.path} ({err.strerror or err}); the "
-                                          "file system may not support locks: use a local folder"
-                                          ) from None
-                holder = read_holder(self.path)
-                raise LockHeld(refusal(self.directory, holder), holder) from None
+            self._flock(fcntl, fd, self.path)
             if self._same_file(fd):
                 return fd
             os.close(fd)

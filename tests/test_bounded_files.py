@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+import torch
 from tiny_train import assert_refused
 
 import lkca
@@ -114,3 +115,24 @@ def test_a_record_of_a_huge_model_is_refused_before_it_is_built(tmp_path, capsys
     assert_refused(capsys, ["eval", "--checkpoint", str(folder), "--device", "cpu"],
                    "model_args.depth 100000 is over the 1000 blocks lkca builds", tmp_path)
     assert time.perf_counter() - start < 30
+
+
+def test_a_record_is_checked_against_its_weights_before_the_model_is_built(tmp_path, capsys,
+                                                                           monkeypatch):
+    """depth 600 beside real 1-block weights: under the size bound (about 480M parameters), so
+    only the weights' shapes tell; the model is built on the meta device alone, never on the CPU."""
+    folder = _record(tmp_path)
+    record = json.loads((folder / "config.json").read_text())
+    record["model_args"] = {**record["model_args"], "depth": 600, "dim": 258, "num_heads": 3}
+    (folder / "config.json").write_text(json.dumps(record))
+    devices = []
+    build = lkca.pretrained.build_model
+
+    def watched(*args, **kwargs):
+        devices.append(torch.get_default_device().type)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(lkca.pretrained, "build_model", watched)
+    assert_refused(capsys, ["eval", "--checkpoint", str(folder), "--device", "cpu"],
+                   "does not fit this model (missing blocks.1.", tmp_path)
+    assert devices and set(devices) == {"meta"}

@@ -144,6 +144,29 @@ def test_eval_refuses_data_the_checkpoint_cannot_take(pretrained, tmp_path, caps
                    "images are 32x32", tmp_path)
 
 
+def test_eval_refuses_test_labels_past_the_checkpoints_classes(tmp_path, capsys,
+                                                               tmp_path_factory):
+    """A 2-class 32x32 checkpoint on CIFAR-10 test labels up to 5: one line, not an IndexError."""
+    folder = tmp_path / "two"
+    lkca.create_model("vit_lkca_500k", img_size=32, num_classes=2, **TINY).save_pretrained(folder)
+    data = _cifar(tmp_path_factory.mktemp("data"), labels=(1, 5))
+    assert_refused(capsys, ["eval", "--checkpoint", str(folder), "--dataset", "cifar10",
+                            "--data-dir", str(data), "--device", "cpu"],
+                   "cifar10's test labels go up to 5, the checkpoint's model has 2 classes",
+                   tmp_path)
+
+
+def test_an_empty_svhn_test_split_is_refused_before_training(tiny, tmp_path, capsys,
+                                                             tmp_path_factory):
+    scipy_io = pytest.importorskip("scipy.io")
+    data = tmp_path_factory.mktemp("svhn")
+    for name, n in (("train_32x32.mat", 2), ("test_32x32.mat", 0)):
+        scipy_io.savemat(data / name, {"X": np.zeros((32, 32, 3, n), np.uint8),
+                                       "y": np.ones((n, 1), np.uint8)})
+    assert_refused(capsys, [*tiny, "--dataset", "svhn", "--data-dir", str(data), "--out",
+                            str(tmp_path / "run")], "the test split of svhn", tmp_path)
+
+
 def test_export_arguments_are_one_line(pretrained, tmp_path, capsys):
     pytest.importorskip("onnx")
     argv = ["export", "--checkpoint", str(pretrained), "--out", str(tmp_path / "m.onnx")]

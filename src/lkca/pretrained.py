@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from lkca.bounded_files import FileLimit, read_json
-from lkca.checkpoint.files import load_state, load_weights, read_weights
+from lkca.checkpoint.files import check_fit, load_state, load_weights, read_weights
 from lkca.checkpoint.metadata import (
     SCHEMA_VERSION,
     check_record,
@@ -266,6 +266,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(f"{err}; the record does not describe a model lkca builds: write it "
                               "with lkca.save_pretrained") from None
     try:
+        try:
+            with torch.device("meta"):  # the record against its weights' shapes, nothing allocated
+                check_fit(build_model(record), tensors, source)
+        except NotImplementedError:  # an initialisation that copies data (CrossViT): checked
+            pass  # by load_weights below
         model = build_model(record)
     except (TypeError, KeyError, RuntimeError, MemoryError) as err:  # UserErrors pass through
         raise CheckpointError(f"{source} does not describe a model this lkca can build "

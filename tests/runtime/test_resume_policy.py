@@ -56,6 +56,18 @@ def test_a_second_writer_is_refused_naming_the_holder(run_copy, capsys):
     assert _digest(out) == before
 
 
+def test_resume_refuses_a_run_whose_log_was_deleted(run_copy, capsys):
+    """The checkpoint is at epoch 1 but metrics.jsonl is gone: resuming would leave a log with
+    epoch 1 missing, so it is refused, naming the file and both ways on."""
+    argv, out = run_copy
+    (out / "metrics.jsonl").unlink()
+    before = _digest(out)
+    err = assert_one_line_error(capsys, argv, f"--resume: {out / 'metrics.jsonl'} is missing, "
+                                "though the checkpoint is at epoch 1")
+    assert "restore it, or start over with --overwrite" in err
+    assert _digest(out) == before and not (out / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("flag, value, key", [
     ("--lr", "0.5", "lr"), ("--epochs", "1", "epochs"), ("--seed", "7", "seed"),
     ("--batch-size", "16", "batch_size"), ("--model", "vit_lkca_1m", "model"),

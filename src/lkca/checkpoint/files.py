@@ -139,6 +139,14 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly, listing missing, unexpected and mismatched keys in one line."""
+    check_fit(model, tensors, source)
+    model.load_state_dict(tensors)
+
+
+def check_fit(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """CheckpointError (one line listing missing, unexpected and mismatched keys) unless
+    ``tensors`` are exactly ``model``'s weights; ``model`` may live on the meta device, so a
+    record is checked against its weights before anything is allocated."""
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))
@@ -154,7 +162,6 @@ def load_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: Pat
             f"checkpoint {source} does not fit this model ({'; '.join(p for p in parts if p)}); "
             "build the model the checkpoint was trained with"
         )
-    model.load_state_dict(tensors)
 
 
 def _few(items: list[str], n: int = 4) -> str:

@@ -32,6 +32,7 @@ from lkca.runtime.device import mixed_precision
 from lkca.runtime.distributed import all_reduce_sum
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
+from lkca.runtime.step_memory import check_step_memory
 from lkca.runtime.training_state import TrainingParts
 from lkca.seg.config import EVAL_MODES, RESUMABLE, SegConfig
 from lkca.seg.metrics import ConfusionMatrix
@@ -153,6 +154,9 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
     # run directory: a failed start leaves nothing behind
     meta = seg_meta(cfg)
     check_model_size(meta, f"{cfg.head} + {cfg.backbone} with model_args {cfg.model_args}")
+    check_step_memory(lambda: build_segmentor(meta), cfg.batch_size,
+                      (3, cfg.crop_size, cfg.crop_size), cfg.device, cfg.precision,
+                      f"{cfg.head} + {cfg.backbone}", fix="lower batch_size or crop_size")
     torch.manual_seed(cfg.seed)
     model = build_segmentor(meta)
     with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,

@@ -31,6 +31,7 @@ from lkca.pretrained import check_model_size, export_checkpoint
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
+from lkca.runtime.step_memory import check_step_memory
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
 from lkca.train.optim import build_optimizer, build_scheduler
@@ -91,6 +92,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     img_size = train_x.shape[-1]
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
     check_model_size(meta, f"model {cfg.model} with model_args {cfg.model_args}")
+    check_step_memory(lambda: build_model(meta, cfg.drop_path), cfg.batch_size,
+                      tuple(train_x.shape[1:]), cfg.device, cfg.precision, f"model {cfg.model}")
     model = build_model(meta, cfg.drop_path)
     with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,

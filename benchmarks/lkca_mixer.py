@@ -20,8 +20,13 @@ timed rounds then run with that choice cached (a warm cache). Each row also reco
 choice (the ``rule`` policy, no timing) beside the measured fastest.
 
 Writes ``benchmarks/results/lkca_mixer_<device>.json`` (``_<dtype>`` added for bf16) and prints the
-ratios and the targets: auto within 1.05x of the fastest implementation on every row (warm cache);
+ratios and the targets: auto within 1.10x of the fastest implementation on every row (warm cache);
 LKCA(auto) at most 0.5x attention at 8x8; auto at least 10x faster than conv from 16x16 up.
+
+``--busy``: the same with a second process training on the same cores throughout (:data:`BUSY`,
+the digits demo model on random data), samples never retaken for load; writes ``..._busy.json``.
+Each row's fresh ``auto`` choice is then made while the machine is busy, the case this
+condition checks (docs/benchmarks.md, "How auto chooses").
 """
 
 from __future__ import annotations
@@ -261,27 +266,31 @@ def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
 
 
 def paired_ratio(a: Callable[[], None], b: Callable[[], None], pairs: int,
-                 sync: Callable[[], None]) -> float:
+                 sync: Callable[[], None], min_sample_s: float = 0.2) -> float:
     """Median over ``pairs`` of time(b) / time(a), each pair timed back to back (after one
     untimed call of each; a goes first in every other pair): a small difference between two
     cases (``auto`` and the implementation it runs) measured on a machine whose speed drifts
-    more than that from one moment to the next, since both calls of a pair see the same moment."""
-    def timed(case: Callable[[], None]) -> float:
+    more than that from one moment to the next, since both calls of a pair see the same moment.
+    Each time is the mean of as many back-to-back calls as last ``min_sample_s`` (one call of a
+    fast case is too short to average over a busy machine's scheduling)."""
+    def timed(case: Callable[[], None], calls: int) -> float:
         sync()
         start = time.perf_counter()
-        case()
+        for _ in range(calls):
+            case()
         sync()
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / calls
 
     a(), b()
+    calls = max(1, int(min_sample_s / max(timed(a, 1), 1e-6)))
     ratios = []
     for i in range(pairs):
         if i % 2:  # the order alternates, so that going first or second favours neither
-            tb = timed(b)
-            ratios.append(tb / timed(a))
+            tb = timed(b, calls)
+            ratios.append(tb / timed(a, calls))
         else:
-            ta = timed(a)
-            ratios.append(timed(b) / ta)
+            ta = timed(a, calls)
+            ratios.append(timed(b, calls) / ta)
     return statistics.median(ratios)
 
 
@@ -307,7 +316,8 @@ def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, m
     overhead_ms = first["s"] * 1e3 - ms["lkca_auto"]
     # auto runs `choice` plus a dictionary look-up: its cost over `choice`, paired
     pairs = repeats * 3 if ms[f"lkca_{choice}"] < slow_s * 1e3 / 3 else repeats
-    dispatch = {tag: paired_ratio(cases[f"{tag}_{choice}"], cases[f"{tag}_auto"], pairs, sync)
+    dispatch = {tag: paired_ratio(cases[f"{tag}_{choice}"], cases[f"{tag}_auto"], pairs, sync,
+                                  min_sample_s)
                 for tag in tags}
     return {
         "grid": list(grid), "dim": dim, "heads": heads, "batch": batch,

@@ -301,6 +301,11 @@ def _mixer(grid: int, module: str, key: str):
     return lambda d: next(r for r in d["rows"] if r["grid"] == [grid, grid])["ratios"][module][key]
 
 
+def _k7(data: dict) -> dict:
+    """The ratios of the mixer benchmark's 32x32 k7 row."""
+    return next(r for r in data["rows"] if r["grid"] == [32, 32] and r["kernel"] == [7, 7])["ratios"]["lkca"]
+
+
 BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from their JSON (a list:
     # two results may quote the same figure)
     ("0.909x", "train_step_speed_cpu.json", lambda d: d["ratios"]["ours_lkca_b / ours_vit_b"]),
@@ -311,32 +316,28 @@ BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from th
      lambda d: d["ratios"]["transform cifar10: after / before"]),
     ("153.4x", "augment_throughput_cpu.json", lambda d: d["ratios"]["transform cifar10 / train lkca_b"]),
     ("157.8x", "augment_throughput_cpu.json", lambda d: d["ratios"]["transform svhn / train lkca_b"]),
-    ("1.04x", "lkca_mixer_cpu.json", lambda d: max(r["ratios"][m]["auto_to_best"]
+    ("1.05x", "lkca_mixer_cpu.json", lambda d: max(r["ratios"][m]["auto_to_best"]
                                                   for r in d["rows"] for m in r["ratios"])),
-    ("0.14x", "lkca_mixer_cpu.json", _mixer(8, "lkca", "auto_to_attention")),
-    ("16.3x", "lkca_mixer_cpu.json", _mixer(16, "lkca", "conv_to_auto")),
-    ("47.1x", "lkca_mixer_cpu.json", _mixer(32, "lkca", "conv_to_auto")),
-    ("140.1x", "lkca_mixer_cpu.json", _mixer(64, "lkca", "conv_to_auto")),
-    ("8.2x", "lkca_mixer_cpu.json", _mixer(16, "lkca_proj", "conv_to_auto")),
-    ("0.91x", "lkca_mixer_cpu.json", lambda d: min(r["ratios"][m]["auto_round_robin_to_best"]
-                                                  for r in d["rows"] for m in r["ratios"])),
-    ("1.11x", "lkca_mixer_cpu.json", lambda d: max(r["ratios"][m]["auto_round_robin_to_best"]
-                                                  for r in d["rows"] for m in r["ratios"])),
+    ("1.09x", "lkca_mixer_cpu_busy.json", lambda d: max(r["ratios"][m]["auto_to_best"]
+                                                       for r in d["rows"] for m in r["ratios"])),
+    ("0.71x", "lkca_mixer_cpu_busy.json", lambda d: min(v for r in d["rows"]
+                                                       for v in r["auto_to_choice_paired"].values())),
+    ("1.09x", "lkca_mixer_cpu_busy.json", lambda d: max(v for r in d["rows"]
+                                                       for v in r["auto_to_choice_paired"].values())),
     ("0.98x", "lkca_mixer_cpu.json", lambda d: min(v for r in d["rows"]
                                                   for v in r["auto_to_choice_paired"].values())),
-    ("3.74x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["fft_to_best"]),
-    ("5.08x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["toeplitz_to_best"]),
-    ("0.95x", "lkca_mixer_cpu_32.json",
-     lambda d: d["rows"][1]["ratios"]["lkca"]["auto_round_robin_to_best"]),
-    ("1.13x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][1]["ratios"]["lkca"]["auto_to_best"]),
-    ("1.07x", "lkca_mixer_cpu_32.json", lambda d: d["rows"][0]["ratios"]["lkca"]["auto_to_best"]),
-    ("0.95x", "lkca_mixer_cpu_32_busy.json", lambda d: d["rows"][1]["ratios"]["lkca"]["auto_to_best"]),
-    ("3.85x", "lkca_mixer_cpu_32_busy.json", lambda d: d["rows"][1]["ratios"]["lkca"]["fft_to_best"]),
-    ("4.05x", "lkca_mixer_cpu_32_busy.json",
-     lambda d: d["rows"][1]["ratios"]["lkca"]["toeplitz_to_best"]),
-    ("1.00x", "lkca_mixer_cpu_32_busy.json", lambda d: d["rows"][0]["ratios"]["lkca"]["auto_to_best"]),
-    ("1.05x", "lkca_mixer_cpu_32_busy.json",
-     lambda d: d["rows"][0]["ratios"]["lkca_proj"]["auto_to_best"]),
+    ("1.05x", "lkca_mixer_cpu.json", lambda d: max(v for r in d["rows"]
+                                                  for v in r["auto_to_choice_paired"].values())),
+    ("1.36x", "lkca_mixer_cpu.json", lambda d: _k7(d)["fft_to_best"]),
+    ("8.41x", "lkca_mixer_cpu.json", lambda d: _k7(d)["toeplitz_to_best"]),
+    ("4.00x", "lkca_mixer_cpu_busy.json", lambda d: _k7(d)["fft_to_best"]),
+    ("4.63x", "lkca_mixer_cpu_busy.json", lambda d: _k7(d)["toeplitz_to_best"]),
+    ("8.41x", "lkca_mixer_cpu.json", lambda d: max(r["rule_to_best"] for r in d["rows"])),
+    ("4.63x", "lkca_mixer_cpu_busy.json", lambda d: max(r["rule_to_best"] for r in d["rows"])),
+    ("0.09x", "lkca_mixer_cpu.json", _mixer(8, "lkca", "auto_to_attention")),
+    ("9.8x", "lkca_mixer_cpu.json", _mixer(16, "lkca", "conv_to_auto")),
+    ("41.0x", "lkca_mixer_cpu.json", _mixer(32, "lkca", "conv_to_auto")),
+    ("5.2x", "lkca_mixer_cpu.json", _mixer(16, "lkca_proj", "conv_to_auto")),
     ("39.5x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_2p7m"]),
     ("40.1x", "train_throughput_cpu.json", lambda d: d["ratios"]["pipeline_to_train vit_lkca_2p7m"]),
     ("0.99x", "train_throughput_cpu.json", lambda d: d["ratios"]["lkca_to_vit_train"]),
@@ -351,18 +352,56 @@ BENCHMARK_RATIOS = [  # the ratios docs/benchmarks.md quotes, recomputed from th
 ]
 
 
-def test_the_first_call_table_is_the_mixer_json_s():
-    """docs/benchmarks.md's first-call table: overhead ms and steps, and the tuner's choice."""
-    data = json.loads((ROOT / "benchmarks" / "results" / "lkca_mixer_cpu.json").read_text())
+def _mixer_label(row: dict) -> str:
+    return (f"{row['grid'][0]}x{row['grid'][1]} k{row['kernel'][0]} C{row['dim']} h{row['heads']} "
+            f"B{row['batch']}")
+
+
+def _table_cells(text: str, *first: str) -> list[str]:
+    """The cells of the one table line of ``text`` that starts with the cells ``first``."""
+    start = "| " + " | ".join(first) + " | "
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(start)]
+    return [c.strip() for c in line.split("|")[1:-1]]
+
+
+def _fastest(row: dict, mixer: str) -> str:
+    timed = {i: row["ms"][f"{mixer}_{i}"] for i in ("conv", "toeplitz", "fft")
+             if f"{mixer}_{i}" in row["ms"]}
+    return min(timed, key=timed.__getitem__)
+
+
+def test_the_mixer_tables_are_the_mixer_jsons():
+    """docs/benchmarks.md's per-row table (quiet and busy: the fastest, auto's choice, auto over
+    the fastest) and first-call table (overhead ms and steps, the tuner's candidates and choice)."""
+    results = ROOT / "benchmarks" / "results"
+    quiet = json.loads((results / "lkca_mixer_cpu.json").read_text())
+    busy = json.loads((results / "lkca_mixer_cpu_busy.json").read_text())
     text = (ROOT / "docs" / "benchmarks.md").read_text()
-    for row in data["rows"]:
-        first, grid = row["first_call"], "x".join(map(str, row["grid"]))
-        (line,) = [ln for ln in text.splitlines() if ln.startswith(f"| {grid} | ")]
-        cells = [c.strip() for c in line.split("|")[1:-1]]
+    per_row, first_calls = text.split("**The first call of a shape**")
+    assert [_mixer_label(r) for r in quiet["rows"]] == [_mixer_label(r) for r in busy["rows"]]
+    for q, b in zip(quiet["rows"], busy["rows"]):
+        for mixer in q["ratios"]:
+            cells = _table_cells(per_row, _mixer_label(q), mixer)
+            assert cells[2:] == [
+                _fastest(q, mixer), q["auto_choice"][mixer], f"{q['ratios'][mixer]['auto_to_best']:.2f}x",
+                _fastest(b, mixer), b["auto_choice"][mixer], f"{b['ratios'][mixer]['auto_to_best']:.2f}x"]
+        assert all(r["auto_choice"][m] == _fastest(r, m) and r["ratios"][m]["auto_to_best"] <= 1.10
+                   for r in (q, b) for m in r["ratios"])  # "the fastest on every row, within 1.10x"
+        assert (q["rule_to_best"] == 1.0) is (_mixer_label(q) != "32x32 k7 C192 h12 B8")
+        first = q["first_call"]
+        cells = _table_cells(first_calls, _mixer_label(q))
         assert cells[1] == f"{first['overhead_ms']:,.0f} ms" and cells[2] == f"{first['overhead_steps']:.1f}"
-        assert cells[5] == first["tuner"]["impl"] == row["auto_choice"]["lkca"]
+        assert cells[5] == first["tuner"]["impl"] == q["auto_choice"]["lkca"]
         assert set(cells[3].split(", ")) == set(first["tuner"]["ms"])
-        assert {c.split(" (")[0] for c in cells[4].split(", ")} == set(first["tuner"]["skipped"])
+        dropped = {c.split(" (")[0] for c in cells[4].split(", ")} - {"none"}
+        assert dropped == set(first["tuner"].get("skipped", {}))
+    flat = " ".join(text.split())
+    steps = [[r["first_call"]["overhead_steps"] for r in data["rows"]] for data in (quiet, busy)]
+    assert f"pays {min(steps[0]):.0f}-{max(steps[0]):.0f} steps of one mixer" in flat
+    assert f"the first call costs {min(steps[1]):.0f}-{max(steps[1]):.0f} steps" in flat
+    k7 = next(r for r in busy["rows"] if _mixer_label(r) == "32x32 k7 C192 h12 B8")["first_call"]["tuner"]
+    assert k7["note"].startswith("under load") and k7["impl"] == "conv"  # the final ran, chose conv
+    assert f"`fft`'s trimmed mean {k7['ms']['fft']:.1f} ms against `conv`'s {k7['ms']['conv']:.1f} ms" in flat
 
 
 def test_onnx_export_results_quoted_in_the_docs():

@@ -69,6 +69,23 @@ def test_an_entry_records_how_the_choice_was_made(fresh_autotune, monkeypatch):
     assert entry["doubt"] == "" and entry["made"] == "race" and entry["when"].endswith("UTC")
 
 
+def test_under_load_the_race_ends_in_a_final_and_the_entry_says_so(fresh_autotune, monkeypatch):
+    quiet = Sim(monkeypatch, {"conv": 1.0, "toeplitz": 1.5, "fft": 100.0}, others=0.05)
+    _step()
+    assert "note" not in lkca.impl_choices(details=True)[KEY]
+    lkca_autotune.reset_impl_choices()
+    fresh_autotune.unlink()
+    busy = Sim(monkeypatch, {"conv": 1.0, "toeplitz": 1.5, "fft": 100.0}, others=0.6)
+    _step()
+    choice = lkca.impl_choices(details=True)[KEY]
+    assert choice["impl"] == "conv" and _entry(fresh_autotune)["doubt"].startswith(
+        "other processes used 60%")  # the entry made under load is in doubt: re-timed next run
+    assert choice["note"].startswith("under load (other processes used 60% of the cores while "
+                                     "timing): the candidates within 4x the best timed again")
+    final = {c: busy.calls[c] - quiet.calls[c] for c in CANDIDATES}  # conv, toeplitz: 2 x 5 calls
+    assert final == {"conv": 10, "toeplitz": 10, "fft": 0}
+
+
 def test_an_entry_missing_a_candidate_is_timed_again_and_replaced(fresh_autotune, monkeypatch):
     """The issue's cache: fft and toeplitz timed, conv (the fastest) never; an entry of an older
     lkca, which recorded neither drops nor load."""

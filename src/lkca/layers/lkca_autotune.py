@@ -30,8 +30,24 @@ import torch
 
 from lkca.errors import ConfigError, UserError
 from lkca.layers.lkca_autotune_cache import AutotuneWarning, DiskCache, machine_name
-from lkca.layers.lkca_autotune_record import CANDIDATES, Choice, entry, from_entry, now, recheck
-from lkca.layers.lkca_timing import Impl, LoadMeter, free_memory, race, timer
+from lkca.layers.lkca_autotune_record import (
+    CANDIDATES,
+    Choice,
+    entry,
+    from_entry,
+    load_doubt,
+    now,
+    recheck,
+)
+from lkca.layers.lkca_timing import (
+    FINAL_MARGIN,
+    FINAL_ROUNDS,
+    Impl,
+    LoadMeter,
+    free_memory,
+    race,
+    timer,
+)
 
 POLICIES = ("autotune", "rule", *CANDIDATES)
 RULE_MAX_TOKENS = 1024  # rule_impl: toeplitz up to 32x32 grids (benchmarks/lkca_mixer.py rows)
@@ -346,6 +362,24 @@ def _decide(raw: tuple, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, 
     return choice.impl
 
 
+class _Final:
+    """The race's ``busy`` question (:func:`lkca_timing.race`): the load so far puts the timing
+    in doubt (:func:`load_doubt`); ``note`` says when the final ran because of it."""
+
+    def __init__(self) -> None:
+        self.note = ""
+
+    def busy(self, meter: LoadMeter) -> Callable[[], bool]:
+        def ask() -> bool:
+            why = load_doubt(meter.read())
+            self.note = (f"under load ({why}): the candidates within {FINAL_MARGIN}x the best "
+                         f"timed again, {FINAL_ROUNDS} calls each in turn (mean without the fastest "
+                         "and slowest)") if why else ""
+            return bool(why)
+
+        return ask
+
+
 def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int],
           impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
     B, heads, _, d = v.shape
@@ -357,13 +391,15 @@ def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int,
     skipped = {impl: f"not timed: needs about {needs[impl] / 2**30:.3g} GiB, more than "
                      f"{MEMORY_SHARE:.0%} of the {free / 2**30:.3g} GiB free"
                for impl in CANDIDATES if impl not in candidates and free is not None}
-    start, meter = time.perf_counter(), LoadMeter()
-    ms, failed = race(timer(v, weight, grid, impls, key.training), (B, heads, d), candidates)
+    start, meter, final = time.perf_counter(), LoadMeter(), _Final()
+    ms, failed = race(timer(v, weight, grid, impls, key.training), (B, heads, d), candidates,
+                      busy=final.busy(meter))
     tuning_ms = (time.perf_counter() - start) * 1e3
     skipped.update(failed)
     if ms:
         return Choice(min(ms, key=ms.__getitem__), "timed", ms=ms, skipped=skipped,
-                      tuning_ms=tuning_ms, load=meter.read(), made="race", when=now())
+                      tuning_ms=tuning_ms, load=meter.read(), made="race", when=now(),
+                      note=final.note)
     # Nothing timed: all too large for memory (take the smallest) or all failed (take the rule's).
     fallback = rule_impl(key) if candidates else min(needs, key=needs.__getitem__)
     if candidates:
@@ -376,11 +412,12 @@ def _recheck(key: ShapeKey, cached: Choice, v: torch.Tensor, weight: torch.Tenso
              grid: tuple[int, int], impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
     """A cache entry's first use in this process (:func:`lkca_autotune_record.recheck`)."""
     def pair(candidates: list[str]) -> Choice:
-        start, meter = time.perf_counter(), LoadMeter()
+        start, meter, final = time.perf_counter(), LoadMeter(), _Final()
         ms, _ = race(timer(v, weight, grid, impls, key.training),
-                     (v.shape[0], v.shape[1], v.shape[3]), candidates)
+                     (v.shape[0], v.shape[1], v.shape[3]), candidates, busy=final.busy(meter))
         return Choice(min(ms, key=ms.__getitem__) if ms else candidates[0], "timed", ms=ms,
-                      load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3)
+                      load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3,
+                      note=final.note)
 
     return recheck(cached, pair, lambda: _tune(key, v, weight, grid, impls, workspace))
 

@@ -19,6 +19,19 @@ DOUBT_SHARE = 0.25  # other processes used more of the cores than this while tim
 DOUBT_LOADAVG = 1.5  # without /proc: a 1-minute load average per core above this: in doubt
 
 
+def load_doubt(load: dict[str, float | None]) -> str:
+    """Why a measurement under ``load`` (a :class:`~lkca.layers.lkca_timing.LoadMeter` reading)
+    is in doubt, "" if it is not: other processes used over ``DOUBT_SHARE`` of the cores, or,
+    where that is unknown, the load average per core is over ``DOUBT_LOADAVG``."""
+    others, per_core = load.get("others"), load.get("loadavg_per_core")
+    if others is not None:
+        return (f"other processes used {others:.0%} of the cores while timing"
+                if others > DOUBT_SHARE else "")
+    if per_core is not None and per_core > DOUBT_LOADAVG:
+        return f"load average {per_core:.2f} per core while timing"
+    return ""
+
+
 @dataclass
 class Choice:
     """One choice of ``auto``: the implementation, where it came from, and what was measured."""
@@ -36,14 +49,8 @@ class Choice:
 
     @property
     def doubt(self) -> str:
-        """Why the measurement is in doubt ("" if it is not): the load while timing."""
-        others, per_core = self.load.get("others"), self.load.get("loadavg_per_core")
-        if others is not None:
-            return (f"other processes used {others:.0%} of the cores while timing"
-                    if others > DOUBT_SHARE else "")
-        if per_core is not None and per_core > DOUBT_LOADAVG:
-            return f"load average {per_core:.2f} per core while timing"
-        return ""
+        """Why the measurement is in doubt ("" if it is not): :func:`load_doubt` of its load."""
+        return load_doubt(self.load)
 
     def as_dict(self) -> dict:
         out: dict = {"impl": self.impl, "source": self.source}

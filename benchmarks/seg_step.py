@@ -69,8 +69,8 @@ def worker(backbone: str, head: str, batch: int, device_name: str, threads: int)
     """Reads one line per request from stdin; answers one JSON line per iteration on stdout."""
     from lkca.layers.lkca_autotune import impl_choices
     from lkca.runtime.device import mixed_precision
-    from lkca.runtime.optim import adamw
-    from lkca.seg.optim import seg_param_groups, warmup_poly
+    from lkca.seg.config import SegConfig
+    from lkca.seg.optim import build_seg_optimizer, build_seg_scheduler
     from lkca.seg.segmentor import create_segmentor
 
     if threads:
@@ -78,10 +78,12 @@ def worker(backbone: str, head: str, batch: int, device_name: str, threads: int)
     device = torch.device(device_name)
     torch.manual_seed(0)
     model = create_segmentor(backbone, head).to(device).train()
-    optimizer = adamw(seg_param_groups(model, 0.01), 6e-5)  # as lkca seg train builds it
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_poly(s, 1500, 20000))
+    cfg = SegConfig()  # the optimiser and schedule lkca seg train builds with its defaults
+    optimizer = build_seg_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.betas[0], cfg.betas[1]))
+    scheduler = build_seg_scheduler(optimizer, cfg.warmup_iters, cfg.iters, cfg.power,
+                                    cfg.min_lr / cfg.lr, cfg.warmup_ratio)
     batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    amp = mixed_precision(device)
+    amp = mixed_precision(device, "bf16" if device.type == "cuda" else "fp32")
     base_rss = _rss_bytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

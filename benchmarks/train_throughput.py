@@ -66,6 +66,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
 
+import lkca
 from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.device_loader import DeviceLoader
@@ -119,7 +120,7 @@ def make_cases(args: argparse.Namespace, device: torch.device) -> tuple[dict, di
     augment = TrainAugment(AugmentConfig.from_dataset(info)).to(device)
     eval_transform = EvalTransform(info.mean, info.std).to(device)
     mix_cfg = MixConfig()  # SPT: mix half of the batches, CutMix or Mixup half each, alpha = beta = 1
-    amp = mixed_precision(device)
+    amp = mixed_precision(device, "bf16" if device.type == "cuda" else "fp32")  # as the docstring says
     steps_per_epoch = EPOCH_PASSES * TRAIN_IMAGES // args.batch
 
     def pipeline() -> None:
@@ -410,6 +411,7 @@ def main() -> int:
     result = {
         "benchmark": "train_throughput: augmentation pipeline and full training steps, "
                      "median over round-robin samples",
+        "lkca_version": lkca.__version__,
         "device": device.type,
         "precision": "bf16 autocast" if cuda else "fp32",
         "machine": machine(device),

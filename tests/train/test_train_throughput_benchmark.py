@@ -18,8 +18,10 @@ def test_train_throughput_runs_at_a_tiny_setting(tmp_path):
                            "--epochs-projection", "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, LKCA_AUTOTUNE_CACHE=""))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.is_file(), proc.stderr[-3000:]
     data = json.loads(out.read_text())
+    # exit 1 says a speed target failed (timings at this size, beside other tests, mean nothing)
+    assert proc.returncode == (0 if all(t["pass"] for t in data["targets"]) else 1), proc.stderr[-3000:]
     assert set(data["models"]) == {"vit_2p7m", "vit_lkca_2p7m"} and data["lkca_version"]
     assert set(data["ratios"]) == {"pipeline_to_train vit_2p7m", "pipeline_to_train vit_lkca_2p7m",
                                    "lkca_to_vit_train"}

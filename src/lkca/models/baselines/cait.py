@@ -110,7 +110,7 @@ class CaiT(nn.Module):
         super().__init__()
         cfg = cfg or CaiTConfig(**kwargs)
         self.cfg = cfg
-        patch = cfg.patch_size or max(1, cfg.img_size // 8)
+        patch = common.eighth(cfg.img_size, cfg.patch_size)
         self.patch_embed = PixelPatchEmbed(patch, cfg.in_chans, cfg.dim)
         self.pos_embed = nn.Parameter(torch.randn(1, (cfg.img_size // patch) ** 2, cfg.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim))

@@ -49,11 +49,17 @@ def check_stages(family: str, cfg: Any, *fields: str) -> None:
                          + ", ".join(map(str, values)))
 
 
+def eighth(img_size: int, given: int | None = None) -> int:
+    """``given``, or when None an eighth of the image side, at least 1: the patch (or window) of
+    an 8x8 grid, as the recipe the paper follows (SPT) and the authors' create_model size them
+    (4 at 32 px, 8 at 64)."""
+    return given or max(1, img_size // 8)
+
+
 def spt_patch_embed(cfg: Any) -> PatchEmbed:
     """Patch embedding to width ``cfg.dim``; patch ``cfg.patch_size`` or, when None, img_size // 8
-    (an 8x8 grid, as the recipe the paper follows, SPT). (B, in_chans, H, W) -> (B, N, dim)."""
-    patch = cfg.patch_size or max(1, cfg.img_size // 8)
-    return PatchEmbed(cfg.img_size, patch, cfg.in_chans, cfg.dim)
+    (:func:`eighth`). (B, in_chans, H, W) -> (B, N, dim)."""
+    return PatchEmbed(cfg.img_size, eighth(cfg.img_size, cfg.patch_size), cfg.in_chans, cfg.dim)
 
 
 def class_token(dim: int) -> nn.Parameter:
@@ -64,4 +70,4 @@ def class_token(dim: int) -> nn.Parameter:
 
 
 __all__ = ["SPTViTConfig", "check_heads", "check_stages", "class_token", "drop_path_rates",
-           "spt_patch_embed"]
+           "eighth", "spt_patch_embed"]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
 from lkca.models.registry import register_model
@@ -167,7 +168,7 @@ class CrossViT(nn.Module):
         super().__init__()
         cfg = cfg or CrossViTConfig(**kwargs)
         self.cfg = cfg
-        patches = [p or max(1, cfg.img_size // 8) for p in cfg.patch_sizes]
+        patches = [eighth(cfg.img_size, p) for p in cfg.patch_sizes]
         (sm, lg) = cfg.dims
         self.sm_branch = Branch(cfg, patches[0], sm)
         self.lg_branch = Branch(cfg, patches[1], lg)

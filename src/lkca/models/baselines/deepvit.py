@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import (
     FeedForward,
@@ -78,7 +79,7 @@ class DeepViT(nn.Module):
         super().__init__()
         cfg = cfg or DeepViTConfig(**kwargs)
         self.cfg = cfg
-        patch = cfg.patch_size or max(1, cfg.img_size // 8)
+        patch = eighth(cfg.img_size, cfg.patch_size)
         self.patch_embed = PixelPatchEmbed(patch, cfg.in_chans, cfg.dim)
         self.num_patches = (cfg.img_size // patch) ** 2
         self.pos_embed = nn.Parameter(torch.randn(1, self.num_patches + 1, cfg.dim))

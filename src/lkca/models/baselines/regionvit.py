@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
-from lkca.models.baselines.common import check_stages
+from lkca.models.baselines.common import check_stages, eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
 
@@ -51,9 +51,13 @@ class RegionViTConfig:
     def region_patch(self) -> int:
         """Pixels per region side: local_patch_size * window_size (create_model: 8 at 32x32, 32
         at 64x64); at least 4, one local token, where the inputs are smaller than the authors'."""
-        window = self.window_size or max(1, self.img_size // 8)
         local = self.local_patch_size if self.local_patch_size is not None else self.img_size // 16
-        return max(4, local * window)
+        return max(4, local * self.window())
+
+    def window(self) -> int:
+        """Local tokens per window side: ``window_size``, or when None img_size // 8
+        (create_model)."""
+        return eighth(self.img_size, self.window_size)
 
 
 def relative_position_index(window: tuple[int, int], size: int) -> torch.Tensor:
@@ -141,7 +145,7 @@ class RegionViT(nn.Module):
         check_stages("RegionViT", cfg, "dims", "depths")
         self.cfg = cfg
         self.region_patch = cfg.region_patch()
-        window = cfg.window_size or max(1, cfg.img_size // 8)
+        window = cfg.window()
         self.local_embed = nn.Conv2d(cfg.in_chans, cfg.dims[0], 8, stride=4, padding=3)
         self.region_embed = nn.Conv2d(cfg.in_chans * self.region_patch**2, cfg.dims[0], 1)
         self.downsamples = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1)

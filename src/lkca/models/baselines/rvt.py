@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
 from lkca.models.registry import register_model
@@ -150,7 +151,7 @@ class RvT(nn.Module):
         super().__init__()
         cfg = cfg or RvTConfig(**kwargs)
         self.cfg = cfg
-        self.patch = cfg.patch_size or max(1, cfg.img_size // 8)
+        self.patch = eighth(cfg.img_size, cfg.patch_size)
         axial_rotary_angles((1, 1), cfg.dim_head, cfg.img_size)  # validates dim_head
         self.patch_embed = nn.Linear(cfg.in_chans * self.patch**2, cfg.dim)  # pixels (p, p, c)
         self.cls_token = nn.Parameter(torch.randn(1, 1, cfg.dim))

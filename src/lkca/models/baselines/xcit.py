@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
 from lkca.models.registry import register_model
@@ -177,7 +178,7 @@ class XCiT(nn.Module):
         super().__init__()
         cfg = cfg or XCiTConfig(**kwargs)
         self.cfg = cfg
-        self.patch = cfg.patch_size or max(1, cfg.img_size // 8)
+        self.patch = eighth(cfg.img_size, cfg.patch_size)
         patch_dim = cfg.in_chans * self.patch**2
         self.patch_norm = nn.LayerNorm(patch_dim)
         self.patch_embed = nn.Linear(patch_dim, cfg.dim)

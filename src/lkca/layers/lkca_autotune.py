@@ -23,7 +23,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -362,22 +362,27 @@ def _decide(raw: tuple, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, 
     return choice.impl
 
 
-class _Final:
-    """The race's ``busy`` question (:func:`lkca_timing.race`): the load so far puts the timing
-    in doubt (:func:`load_doubt`); ``note`` says when the final ran because of it."""
+def _timed_race(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int],
+                impls: Mapping[str, Impl], candidates: list[str]) -> Choice:
+    """:func:`lkca_timing.race` of ``candidates`` on the caller's problem, ending in the final
+    when the load so far puts the timing in doubt (:func:`load_doubt`): a "timed" Choice of the
+    fastest ("" when none could be timed) with the full timings, the failures, the load, the
+    time it took, and a note when the final ran."""
+    start, meter, note = time.perf_counter(), LoadMeter(), ""
 
-    def __init__(self) -> None:
-        self.note = ""
+    def busy() -> bool:
+        nonlocal note
+        why = load_doubt(meter.read())
+        if why:
+            note = (f"under load ({why}): the candidates within {FINAL_MARGIN}x the best timed "
+                    f"again, {FINAL_ROUNDS} calls each in turn (mean without the fastest and "
+                    "slowest)")
+        return bool(why)
 
-    def busy(self, meter: LoadMeter) -> Callable[[], bool]:
-        def ask() -> bool:
-            why = load_doubt(meter.read())
-            self.note = (f"under load ({why}): the candidates within {FINAL_MARGIN}x the best "
-                         f"timed again, {FINAL_ROUNDS} calls each in turn (mean without the fastest "
-                         "and slowest)") if why else ""
-            return bool(why)
-
-        return ask
+    ms, failed = race(timer(v, weight, grid, impls, key.training),
+                      (v.shape[0], v.shape[1], v.shape[3]), candidates, busy=busy)
+    return Choice(min(ms, key=ms.__getitem__) if ms else "", "timed", ms=ms, skipped=failed,
+                  tuning_ms=(time.perf_counter() - start) * 1e3, load=meter.read(), note=note)
 
 
 def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int],
@@ -391,33 +396,25 @@ def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int,
     skipped = {impl: f"not timed: needs about {needs[impl] / 2**30:.3g} GiB, more than "
                      f"{MEMORY_SHARE:.0%} of the {free / 2**30:.3g} GiB free"
                for impl in CANDIDATES if impl not in candidates and free is not None}
-    start, meter, final = time.perf_counter(), LoadMeter(), _Final()
-    ms, failed = race(timer(v, weight, grid, impls, key.training), (B, heads, d), candidates,
-                      busy=final.busy(meter))
-    tuning_ms = (time.perf_counter() - start) * 1e3
-    skipped.update(failed)
-    if ms:
-        return Choice(min(ms, key=ms.__getitem__), "timed", ms=ms, skipped=skipped,
-                      tuning_ms=tuning_ms, load=meter.read(), made="race", when=now(),
-                      note=final.note)
+    raced = _timed_race(key, v, weight, grid, impls, candidates)
+    skipped.update(raced.skipped)
+    if raced.ms:
+        return replace(raced, skipped=skipped, made="race", when=now())
     # Nothing timed: all too large for memory (take the smallest) or all failed (take the rule's).
     fallback = rule_impl(key) if candidates else min(needs, key=needs.__getitem__)
     if candidates:
         _warn_once(f"LKCA autotune could not time any implementation for {key} ("
                    + "; ".join(f"{k}: {why}" for k, why in skipped.items()) + f"); using {fallback}")
-    return Choice(fallback, "rule", skipped=skipped, tuning_ms=tuning_ms, note="nothing could be timed")
+    return Choice(fallback, "rule", skipped=skipped, tuning_ms=raced.tuning_ms,
+                  note="nothing could be timed")
 
 
 def _recheck(key: ShapeKey, cached: Choice, v: torch.Tensor, weight: torch.Tensor,
              grid: tuple[int, int], impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
     """A cache entry's first use in this process (:func:`lkca_autotune_record.recheck`)."""
     def pair(candidates: list[str]) -> Choice:
-        start, meter, final = time.perf_counter(), LoadMeter(), _Final()
-        ms, _ = race(timer(v, weight, grid, impls, key.training),
-                     (v.shape[0], v.shape[1], v.shape[3]), candidates, busy=final.busy(meter))
-        return Choice(min(ms, key=ms.__getitem__) if ms else candidates[0], "timed", ms=ms,
-                      load=meter.read(), tuning_ms=(time.perf_counter() - start) * 1e3,
-                      note=final.note)
+        raced = _timed_race(key, v, weight, grid, impls, candidates)
+        return raced if raced.ms else replace(raced, impl=candidates[0])
 
     return recheck(cached, pair, lambda: _tune(key, v, weight, grid, impls, workspace))
 

@@ -99,6 +99,16 @@ def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> f
     return lkca_timing.foreign_load(before, after) or 0.0
 
 
+def time_calls(case: Callable[[], None], calls: int, sync: Callable[[], None]) -> float:
+    """Mean seconds of ``calls`` back-to-back calls of ``case``, synchronised before and after."""
+    sync()
+    start = time.perf_counter()
+    for _ in range(calls):
+        case()
+    sync()
+    return (time.perf_counter() - start) / calls
+
+
 def wait_quiet(max_foreign: float, max_wait_s: float, window_s: float = 0.25) -> float:
     """Sleep until other processes use at most ``max_foreign`` of the CPUs (or ``max_wait_s``)."""
     start = time.perf_counter()
@@ -141,12 +151,8 @@ def measure(
     def sample(name: str, calls: int, settle_first: bool = False) -> tuple[float, float]:
         if settle_first:  # one untimed call first: the case runs after itself, as in training
             cases[name]()
-        sync()
-        before, t = _cpu_ticks(), time.perf_counter()
-        for _ in range(calls):
-            cases[name]()
-        sync()
-        return (time.perf_counter() - t) / calls, foreign_load(before, _cpu_ticks())
+        before = _cpu_ticks()
+        return time_calls(cases[name], calls, sync), foreign_load(before, _cpu_ticks())
 
     for name in cases:
         first = sample(name, 1)
@@ -273,24 +279,16 @@ def paired_ratio(a: Callable[[], None], b: Callable[[], None], pairs: int,
     more than that from one moment to the next, since both calls of a pair see the same moment.
     Each time is the mean of as many back-to-back calls as last ``min_sample_s`` (one call of a
     fast case is too short to average over a busy machine's scheduling)."""
-    def timed(case: Callable[[], None], calls: int) -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            case()
-        sync()
-        return (time.perf_counter() - start) / calls
-
     a(), b()
-    calls = max(1, int(min_sample_s / max(timed(a, 1), 1e-6)))
+    calls = max(1, int(min_sample_s / max(time_calls(a, 1, sync), 1e-6)))
     ratios = []
     for i in range(pairs):
         if i % 2:  # the order alternates, so that going first or second favours neither
-            tb = timed(b, calls)
-            ratios.append(tb / timed(a, calls))
+            tb = time_calls(b, calls, sync)
+            ratios.append(tb / time_calls(a, calls, sync))
         else:
-            ta = timed(a, calls)
-            ratios.append(timed(b, calls) / ta)
+            ta = time_calls(a, calls, sync)
+            ratios.append(time_calls(b, calls, sync) / ta)
     return statistics.median(ratios)
 
 

@@ -19,6 +19,11 @@ seconds (at least one step): seconds per step. The settings are measured round-r
 ``--rounds`` times; each ratio (``1_to_N``) is the steps/s with 1 thread over N threads within one
 condition (above 1: one thread is faster), from the medians.
 
+In each condition, before its samples, it also records what ``lkca train`` would choose
+(``lkca.runtime.device.cpu_threads``, asked with ``OMP_NUM_THREADS`` unset) and the 1-minute load
+average beside it (``chosen_threads``): run right after another benchmark or training, the
+``as_is`` case is the quiet second run, where the load average still reads the first.
+
 Writes ``benchmarks/results/threads_cpu.json`` (machine, lkca version, the models, every sample,
 medians, ratios).
 """
@@ -41,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
 
 import lkca  # noqa: E402
+from lkca.runtime.device import cpu_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # name -> (model, create_model keywords, batch)
@@ -79,6 +85,18 @@ def sample(step: Callable[[], None], threads: int, steps: int, budget_s: float) 
             "others_cpu_share": foreign_load(before, _cpu_ticks())}
 
 
+def chosen_threads() -> dict:
+    """What ``lkca train`` would choose now, as if ``OMP_NUM_THREADS`` were unset, with its log
+    line and the 1-minute load average beside it."""
+    saved = os.environ.pop("OMP_NUM_THREADS", None)
+    try:
+        threads, note = cpu_threads(torch.device("cpu"))
+    finally:
+        if saved is not None:
+            os.environ["OMP_NUM_THREADS"] = saved
+    return {"threads": threads, "note": note, "load_average_1min": os.getloadavg()[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -92,11 +110,15 @@ def main() -> int:
     default_threads, t0 = torch.get_num_threads(), time.perf_counter()
     steps = {case: make_step(case) for case in CASES}
     samples: dict[str, list[dict]] = {}
+    chosen: dict[str, dict] = {}
     for condition in args.conditions:
         busy = subprocess.Popen([sys.executable, "-c", BUSY]) if condition == "busy" else None
         try:
             if busy is not None:
                 time.sleep(1.0)  # let it start computing
+            chosen[condition] = chosen_threads()
+            print(f"{condition:6} lkca train would use {chosen[condition]['threads']} thread(s) "
+                  f"(load average {chosen[condition]['load_average_1min']:.2f})", flush=True)
             for _ in range(args.rounds):
                 for case, step in steps.items():
                     for n in args.threads:
@@ -126,10 +148,12 @@ def main() -> int:
                                for k, (m, a, b) in CASES.items()}},
         "samples": samples, "median_s_per_step": med, "ratios": ratios,
         "others_cpu_share_median": others,  # the CPUs' share other processes used, per condition
+        "chosen_threads": chosen,  # what lkca train would choose at the start of each condition
         "load_average_end": list(os.getloadavg()), "wall_s": time.perf_counter() - t0,
     }
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(ratios, indent=1))
+    print(json.dumps({"ratios": ratios, "chosen_threads": {
+        c: v["threads"] for c, v in chosen.items()}}, indent=1))
     return 0
 
 

@@ -44,7 +44,8 @@ def test_run_writes_the_contract_files(tiny_cfg, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert set(rows[0]) == {"epoch", "train_loss", "test_loss", "test_top1", "lr"}
     assert set(summary) == {"model", "dataset", "params", "macs", "epochs", "top1", "best_top1",
-                            "best_epoch", "precision", "train_images_per_s", "wall_s", "recipe"}
+                            "best_epoch", "precision", "train_images_per_s", "wall_s", "recipe",
+                            "threads"}
     assert json.loads((run / "summary.json").read_text())["top1"] == rows[-1]["test_top1"]
     best = max(r["test_top1"] for r in rows)
     assert summary["best_top1"] == best and summary["precision"] == "fp32"

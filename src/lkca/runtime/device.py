@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import torch
 
 from lkca.errors import UserError
+from lkca.layers.lkca_timing import cpu_ticks, foreign_load
 from lkca.runtime.console import plural
 
 # The device names lkca trains and evaluates on: auto, cpu, cuda, cuda:N (DEVICE_NAME.fullmatch)
@@ -74,26 +79,107 @@ def mixed_precision(device: torch.device, precision: str) -> AbstractContextMana
     return torch.autocast(device.type, dtype=_AUTOCAST[precision])
 
 
-def cpu_threads(device: torch.device) -> tuple[int, str | None]:
+# How long lkca train samples the CPUs' use before choosing its threads: long enough to span
+# several scheduler ticks (10 ms each at USER_HZ 100), short beside a run's start-up.
+LOAD_SAMPLE_S = 0.15
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SELF_CGROUP = Path("/proc/self/cgroup")
+
+
+def own_affinity() -> set[int]:
+    """The CPUs this process may run on (``os.sched_getaffinity``; OSError where there is none)."""
+    if not hasattr(os, "sched_getaffinity"):
+        raise OSError("no CPU affinity on this platform")
+    return os.sched_getaffinity(0)
+
+
+def usable_cpus(affinity: Callable[[], set[int]] = own_affinity,
+                cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP,
+                ) -> tuple[int | None, str]:
+    """(the CPUs this process may use, what limits them) from its CPU affinity
+    (``os.sched_getaffinity``) and its cgroup's CPU quota (v2 ``cpu.max``, v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``; a quota of 1.5 CPUs counts as 2); (None, "")
+    where the platform says neither."""
+    limits: list[tuple[int, str]] = []
+    try:
+        limits.append((len(affinity()), "the process's CPU affinity"))
+    except OSError:
+        pass
+    quota = cgroup_quota(cgroup_root, self_cgroup)
+    if quota is not None:
+        limits.append((max(1, math.ceil(quota - 1e-9)), f"the CPU quota of its cgroup ({quota:.3g} CPUs)"))
+    if not limits:
+        return None, ""
+    return min(limits)
+
+
+def cgroup_quota(cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float | None:
+    """CPUs' worth of time this process's cgroup may use (quota / period), None without a quota."""
+    try:
+        groups = self_cgroup.read_text().splitlines()
+    except OSError:
+        groups = []
+    v2 = [line.split(":", 2)[2] for line in groups if line.startswith("0::")]
+    v1 = [line.split(":", 2)[2] for line in groups
+          if line.count(":") >= 2 and "cpu" in line.split(":", 2)[1].split(",")]
+    candidates: list[tuple[Path, Path | None]] = [
+        (cgroup_root / g.lstrip("/") / "cpu.max", None) for g in v2]
+    candidates.append((cgroup_root / "cpu.max", None))
+    for folder in ("cpu", "cpu,cpuacct"):
+        candidates += [(cgroup_root / folder / g.lstrip("/") / "cpu.cfs_quota_us",
+                        cgroup_root / folder / g.lstrip("/") / "cpu.cfs_period_us") for g in v1]
+        candidates.append((cgroup_root / folder / "cpu.cfs_quota_us",
+                           cgroup_root / folder / "cpu.cfs_period_us"))
+    for quota_file, period_file in candidates:
+        try:
+            fields = quota_file.read_text().split()
+            if period_file is not None:
+                fields = [fields[0], period_file.read_text().split()[0]]
+            if fields[0] in ("max", "-1"):
+                return None  # this process's group sets no quota
+            quota, period = float(fields[0]), float(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def cpu_threads(device: torch.device, *, sample_s: float = LOAD_SAMPLE_S,
+                ticks: Callable[[], tuple[int, int, int]] = cpu_ticks,
+                wait: Callable[[float], None] = time.sleep,
+                cpus: Callable[[], tuple[int | None, str]] = usable_cpus,
+                ) -> tuple[int, str | None]:
     """(intra-op threads to train with, the log line saying why, or None when unchanged).
 
     torch uses one thread per core; for models as small as lkca's on a CPU that other processes
     already load, threads beyond the free cores contend and a step can become many times slower
-    (docs/benchmarks.md, "Threads": the digits demo 13x slower with 2 threads than with 1 on a
-    loaded 2-core machine). So on CPU, unless ``OMP_NUM_THREADS`` chooses, lkca uses as many
-    threads as the 1-minute load average leaves cores free (at least 1, at most torch's count).
+    (docs/benchmarks.md, "Threads"). So on CPU, unless ``OMP_NUM_THREADS`` chooses, lkca
+    measures the load now: the machine's busy ticks in /proc/stat over ``sample_s`` seconds, less
+    this process's own (:func:`lkca.layers.lkca_timing.cpu_ticks`), as cores other processes
+    hold; it uses as many threads as that leaves cores free, and no more than the CPUs the
+    process may use (:func:`usable_cpus`: affinity, cgroup quota); at least 1, at most torch's
+    count. Where the platform tells neither (no /proc, no affinity, no quota): torch's choice.
     """
     threads = torch.get_num_threads()
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ or threads <= 1:
         return threads, None
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform: torch's choice
-        return threads, None
+    allowed, limit = cpus()
+    before = ticks()
+    wait(sample_s)
+    others = foreign_load(before, ticks())  # share of all the machine's cores
     cores = os.cpu_count() or threads
-    free = max(1, min(threads, round(cores - load)))
+    reasons, free = [], threads
+    if others is not None:
+        held = others * cores
+        free = max(1, min(free, round(cores - held)))
+        reasons.append(f"other processes used {held:.1f} of the {cores} CPUs over the last "
+                       f"{sample_s:g} s (/proc/stat), leaving about {max(1, round(cores - held))} "
+                       "free")
+    if allowed is not None and allowed < free:
+        free = allowed
+        reasons.append(f"{limit} allows {plural(allowed, 'CPU')}")
     if free >= threads:
         return threads, None
-    return free, (f"threads: {plural(free, 'intra-op thread')} instead of torch's {threads}: the "
-                  f"load average ({load:.1f}) leaves about {free} of the {cores} CPUs free, and "
-                  "more threads than free cores contend; set OMP_NUM_THREADS to choose")
+    return free, (f"threads: {plural(free, 'intra-op thread')} instead of torch's {threads}: "
+                  f"{'; '.join(reasons)}; more threads than free cores contend; set "
+                  "OMP_NUM_THREADS to choose")

@@ -34,7 +34,7 @@ from torch import nn
 from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
 from lkca.layers.lkca_autotune import impl_choices
-from lkca.runtime.console import Console
+from lkca.runtime.console import Console, plural
 from lkca.runtime.device import PRECISIONS, cpu_threads, mixed_precision, resolve_device
 from lkca.runtime.distributed import (
     Dist,
@@ -81,6 +81,7 @@ class Session:
     device: torch.device
     env: Dist
     console: Console
+    threads: int  # intra-op threads it trains with (recorded in last.pt and summary.json)
     threads_note: str | None  # why training uses fewer intra-op threads than torch would
     stop: StopRequest
     log: RunLog | None
@@ -110,8 +111,8 @@ class Session:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.env = join_process_group(self.device)
         self._torch_threads = torch.get_num_threads()  # restored on exit
-        threads, self.threads_note = cpu_threads(self.device)
-        torch.set_num_threads(threads)
+        self.threads, self.threads_note = cpu_threads(self.device)
+        torch.set_num_threads(self.threads)
         try:
             self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
@@ -186,17 +187,27 @@ class Session:
         """Load ``checkpoints/last.pt`` into ``parts`` (and torch's RNGs) after checking that
         ``config`` may continue the run it holds (:func:`check_resume_config`: a refused change
         raises ConfigError naming the key, before anything is loaded); pin the LKCA
-        implementations the run used. Returns the position in the run it was saved at."""
+        implementations the run used; a CPU run resumed with another intra-op thread count is
+        told its results will differ from an unbroken run's (and the change recorded, as
+        ``threads`` in ``resume_history``). Returns the position in the run it was saved at."""
         path = self.dir.state()
         state = read_checkpoint(path)
         self.history = list(state.get("resume_history") or [])
+        changed: dict[str, Any] = {}
         if isinstance(state.get("config"), dict):  # checkpoints of lkca <= 0.2 hold no config
             # runs from before ``precision`` existed ran bf16 autocast on CUDA, fp32 elsewhere
             state["config"].setdefault("precision",
                                        "bf16" if self.device.type == "cuda" else "fp32")
             changed = check_resume_config(state["config"], config, self._resumable, path)
-            if changed:
-                self.history.append({self._step_key: state.get(self._step_key), "changed": changed})
+        saved = state.get("threads")
+        if self.device.type == "cpu" and isinstance(saved, int) and saved != self.threads:
+            changed["threads"] = [saved, self.threads]
+            self.console.print(f"--resume: the run trained with {plural(saved, 'intra-op thread')}"
+                               f" and continues with {self.threads}, so its results will not be "
+                               "bit-identical to an unbroken run's; to keep them, resume with "
+                               f"OMP_NUM_THREADS={saved} (docs/reproducibility.md)")
+        if changed:
+            self.history.append({self._step_key: state.get(self._step_key), "changed": changed})
         replay_impl_choices(state.get("impl_choices"))
         return apply_checkpoint(state, parts, path)
 
@@ -250,7 +261,7 @@ class Session:
         if self.env.main:
             self._check_lock()
             extra: dict[str, Any] = {"config": self._config,
-                                     "impl_choices": impl_choices()}
+                                     "impl_choices": impl_choices(), "threads": self.threads}
             if self.history:
                 extra["resume_history"] = self.history
             save_checkpoint(self.dir.checkpoints, tag, parts, meta, {**position, **extra})
@@ -272,10 +283,11 @@ class Session:
                            f"saved to {self.dir.state()}: continue with --resume")
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Write ``summary.json`` (main process only), with the ``resume_history`` of resumes
-        that changed the config (absent when none did)."""
+        """Write ``summary.json`` (main process only), with the intra-op ``threads`` of the run
+        and the ``resume_history`` of resumes that changed the config (absent when none did)."""
         if self.env.main:
             self._check_lock()
+            summary["threads"] = self.threads
             if self.history:
                 summary["resume_history"] = self.history
             self.dir.write_summary(summary)

@@ -20,7 +20,7 @@ from lkca.checkpoint.files import load_state, load_weights, save_state, save_wei
 from lkca.errors import CheckpointError
 
 _PARTS = ("model", "optimizer", "scheduler", "ema", "scaler", "rng", "meta")
-_RUN = ("config", "impl_choices", "resume_history")  # the run's record, read by the Session
+_RUN = ("config", "impl_choices", "resume_history", "threads")  # the run's record (Session)
 
 
 @dataclass

@@ -44,6 +44,7 @@ from lkca.data.augment import AugmentConfig, TrainAugment
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.models import create_model
+from lkca.runtime.device import resolve_device
 from lkca.train.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)  # a device this machine lacks: one line
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     cases = make_cases(args, device)
     timed = measure(cases, args.rounds, args.warmup, sync, lambda s: print(s, flush=True),
@@ -197,4 +198,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

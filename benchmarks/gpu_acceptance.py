@@ -491,4 +491,6 @@ SECTION_FUNCS = {"learning": section_learning, "mixer": section_mixer, "models":
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

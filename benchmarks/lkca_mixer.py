@@ -51,6 +51,7 @@ from lkca.layers.attention import Attention
 from lkca.layers.lka import LKA
 from lkca.layers.lkca import LKCA, global_kernel_size
 from lkca.layers.lkca_timing import cpu_ticks as _cpu_ticks
+from lkca.runtime.device import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 # grid, dim C, LKCA kernels (heads), batch, kernel (None: the global 2H-1 x 2W-1), attention heads,
@@ -439,12 +440,9 @@ def main() -> int:
                              "never retaken for load); writes ..._busy.json")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("lkca_mixer: --device cuda but CUDA is not available; use --device cpu", file=sys.stderr)
-        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)  # a device this machine lacks: one line
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     suffix = ("" if args.dtype == "fp32" else f"_{args.dtype}") + ("_busy" if args.busy else "")
@@ -494,4 +492,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

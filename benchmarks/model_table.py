@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from lkca.analysis.tables import model_rows, replace_between_markers, vit_table_markdown
@@ -35,4 +34,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

@@ -129,4 +129,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

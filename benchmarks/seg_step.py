@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
 
+from lkca.runtime.device import resolve_device  # noqa: E402
+
 COMBOS = [("vit_s_seg", "upernet"), ("lkca_s_seg", "upernet"), ("vit_s_seg", "fpn"),
           ("lkca_s_seg", "fpn")]
 
@@ -163,7 +165,7 @@ def main() -> int:
         worker(*args.worker, args.batch, args.device, args.threads)
         return 0
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)  # a device this machine lacks: one line
     if args.threads is None:
         args.threads = 1 if device.type == "cpu" else 0
     args.warmup_size = args.warmup_size or args.size
@@ -234,4 +236,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

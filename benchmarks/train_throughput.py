@@ -73,7 +73,7 @@ from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.layers.lkca_autotune import impl_choices
 from lkca.models import create_model
-from lkca.runtime.device import mixed_precision
+from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.train.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -348,10 +348,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("train_throughput: --device cuda but CUDA is not available; use --device cpu",
-              file=sys.stderr)
-        return 2
+    resolve_device(args.device)  # a device this machine lacks: one line, before any work
     unknown = set(args.models) - set(MODELS)
     if unknown:
         print(f"train_throughput: --models: unknown {sorted(unknown)}; choose from {MODELS}",
@@ -367,7 +364,7 @@ def main() -> int:
     args.eval_batch = min(args.eval_batch, args.pool)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)  # a device this machine lacks: one line
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     out = args.out or ROOT / "benchmarks" / "results" / f"train_throughput_{device.type}.json"
 
@@ -443,4 +440,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])
+
+    run_script(main)

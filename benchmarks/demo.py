@@ -1,23 +1,29 @@
 """The digits demo as a new user runs it, and the pictures of docs/analysis.md made from its run.
 
-    python benchmarks/demo.py     # a few minutes on 2 cores
+    python benchmarks/demo.py                # a few minutes on 2 cores; writes into a new folder
+    python benchmarks/demo.py --out DIR      # into DIR (new or empty)
+    python benchmarks/demo.py --record       # also update the repository's figures and pictures
 
-Runs, from the repository root, each as its own process:
+Everything is made inside its own folder OUT (``--out``, new or empty; default a new temporary
+folder, named at the end), and nothing outside it is touched: no run under the repository's or
+the current folder's ``runs/`` is deleted or written. Runs, with OUT as the current folder, each
+as its own process:
 
-1. ``lkca train --out RUN`` (the default job; ``--run``, default ``runs/digits-lkca_digits``,
-   is emptied first): its final and best test top-1, the run's wall time (``summary.json``) and the
-   whole command's (start-up included);
-2. ``lkca erf --checkpoint RUN --with-init --out docs/img/erf_digits_trained.png``: the ERF shares
-   of the trained model and of its init;
+1. ``lkca train --out runs/digits-lkca_digits`` (the default job): its final and best test
+   top-1, the run's wall time (``summary.json``) and the whole command's (start-up included);
+2. ``lkca erf --checkpoint runs/digits-lkca_digits --with-init --out
+   docs/img/erf_digits_trained.png``: the ERF shares of the trained model and of its init;
 3. ``lkca erf --model vit_lkca_500k --model vit_500k --out docs/img/erf_digits_init.png``,
    ``lkca kernels --checkpoint RUN --out docs/img/kernels_digits.png``,
    ``lkca plot RUN --out docs/img/curves_digits.png``: the other pictures of docs/analysis.md.
 
-Writes ``benchmarks/results/demo_cpu.json``: the machine, the lkca version and commit, the models
-it measured, the figures, and every command with its printed output (``outputs``). README.md and docs/ quote
-these figures through ``<!--fig demo_cpu.json ...-->`` marks, checked by tests/test_docs.py: when
-the demo's model or recipe changes, run this script again and the pages follow (or the test names
-every figure that no longer matches).
+Writes ``OUT/demo_cpu.json``: the machine, the lkca version and commit, the models it measured,
+the figures, and every command with its printed output (``outputs``; the paths are OUT's, the
+same as the repository's, so the printed output is what docs/analysis.md quotes). ``--record``
+then copies it to ``benchmarks/results/demo_cpu.json`` and the pictures to ``docs/img/``: README.md
+and docs/ quote these figures through ``<!--fig demo_cpu.json ...-->`` marks, checked by
+tests/test_docs.py, so when the demo's model or recipe changes, run ``--record`` on a quiet
+machine and the pages follow (or the test names every figure that no longer matches).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,20 +43,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from lkca_mixer import machine  # noqa: E402
 
+from lkca.errors import UserError  # noqa: E402
 from lkca.version import __version__  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-IMG = Path("docs") / "img"
+RUN = "runs/digits-lkca_digits"  # inside OUT, as `lkca train` names the default job's run
+IMG = Path("docs") / "img"  # inside OUT; --record copies its pictures to the repository's
+PICTURES = ("erf_digits_trained.png", "erf_digits_init.png", "kernels_digits.png",
+            "curves_digits.png")
+RESULT = "demo_cpu.json"
+TRAIN_ARGS: tuple[str, ...] = ("--no-progress",)  # the default job, as README runs it
 
 
-def lkca(*args: str) -> tuple[str, float]:
-    """Run ``python -m lkca ARGS`` in the repository root; (stdout, wall seconds)."""
+def lkca(*args: str, cwd: Path) -> tuple[str, float]:
+    """Run ``python -m lkca ARGS`` in ``cwd``; (stdout, wall seconds)."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "lkca", *args], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "lkca", *args], cwd=cwd, capture_output=True,
                          text=True, timeout=3600)
     if out.returncode:
-        raise SystemExit(f"lkca {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+        last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"lkca {' '.join(args)} failed (exit {out.returncode}): {last}")
     return out.stdout, time.perf_counter() - start
+
+
+def own_folder(out: str | None) -> Path:
+    """The demo's folder: ``out`` when it is new or empty (created), else a UserError; without
+    ``out``, a new temporary folder."""
+    if out is None:
+        return Path(tempfile.mkdtemp(prefix="lkca-demo-"))
+    folder = Path(out).expanduser().absolute()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"--out {out} is not an empty folder; the demo writes only into a folder "
+                        "of its own: pass a new or empty one")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def erf_shares(printed: str) -> dict[str, list[float]]:
@@ -62,29 +89,31 @@ def erf_shares(printed: str) -> dict[str, list[float]]:
     return shares
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="runs/digits-lkca_digits",
-                        help="run directory of the demo, relative to the repository root")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_cpu.json"))
-    args = parser.parse_args()
-    shutil.rmtree(ROOT / args.run, ignore_errors=True)
+    parser.add_argument("--out", help="the demo's own folder, new or empty (default: a new "
+                                      "temporary folder)")
+    parser.add_argument("--record", action="store_true",
+                        help=f"copy {RESULT} to benchmarks/results/ and the pictures to docs/img/ "
+                             "of the repository")
+    args = parser.parse_args(argv)
+    out = own_folder(args.out)
     outputs: dict[str, dict[str, str]] = {}  # name -> the command and what it printed
 
     def record(name: str, *argv: str) -> str:
-        printed, wall = lkca(*argv)
+        printed, wall = lkca(*argv, cwd=out)
         outputs[name] = {"command": "lkca " + " ".join(argv), "output": printed,
                          "wall_s": round(wall, 1)}
         return printed
 
-    record("train", "train", "--out", args.run, "--no-progress")
-    summary = json.loads((ROOT / args.run / "summary.json").read_text())
-    trained = record("erf_trained", "erf", "--checkpoint", args.run, "--with-init", "--out",
-                     str(IMG / "erf_digits_trained.png"))
+    record("train", "train", "--out", RUN, *TRAIN_ARGS)
+    summary = json.loads((out / RUN / "summary.json").read_text())
+    trained = record("erf_trained", "erf", "--checkpoint", RUN, "--with-init", "--out",
+                     str(IMG / PICTURES[0]))
     init = record("erf_init", "erf", "--model", "vit_lkca_500k", "--model", "vit_500k", "--out",
-                  str(IMG / "erf_digits_init.png"))
-    record("kernels", "kernels", "--checkpoint", args.run, "--out", str(IMG / "kernels_digits.png"))
-    record("plot", "plot", args.run, "--out", str(IMG / "curves_digits.png"))
+                  str(IMG / PICTURES[1]))
+    record("kernels", "kernels", "--checkpoint", RUN, "--out", str(IMG / PICTURES[2]))
+    record("plot", "plot", RUN, "--out", str(IMG / PICTURES[3]))
     shares = erf_shares(trained)
     labels = list(shares)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
@@ -102,10 +131,16 @@ def main() -> int:
         "erf_init": erf_shares(init),
         "outputs": outputs,
     }
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    (out / RESULT).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("train", "erf_trained")}, indent=1))
+    if args.record:
+        shutil.copyfile(out / RESULT, ROOT / "benchmarks" / "results" / RESULT)
+        for picture in PICTURES:
+            shutil.copyfile(out / IMG / picture, ROOT / IMG / picture)
+        print(f"recorded {RESULT} in {ROOT / 'benchmarks' / 'results'} and the pictures in "
+              f"{ROOT / IMG}")
+    print(f"the demo's run, pictures and {RESULT} are in {out}")
     return 0
-
 
 if __name__ == "__main__":
     from script_errors import run_script  # beside this script (benchmarks/ is sys.path[0])

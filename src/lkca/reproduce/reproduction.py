@@ -152,9 +152,11 @@ def write_table(rep: Reproduction, runs_dir: Path) -> tuple[Path, Path, str]:
 def launch(rep: Reproduction, runs_dir: Path, data_dir: str | None,
            run_all: Callable[[list[PlannedRun]], Outcome],
            say: Callable[[str], None] = print) -> Outcome:
-    """Hold the runs folder's lock (one launcher per folder), run the plan's runs with
-    ``run_all``, write the table, and report the failed runs."""
+    """Check the data of every run still to train (:func:`check_data`: one line, nothing
+    written, no run started), hold the runs folder's lock (one launcher per folder), run the
+    plan's runs with ``run_all``, write the table, and report the failed runs."""
     _check_data_dir(rep, data_dir)
+    check_data(rep, data_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     with DirectoryLock(runs_dir, child.LAUNCH_LOCK):
         outcome = run_all(rep.runs)
@@ -179,6 +181,37 @@ def _check_data_dir(rep: Reproduction, data_dir: str | None) -> None:
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder holding the data "
                         "sets (docs/datasets.md)")
+
+
+def check_data(rep: Reproduction, data_dir: str | None) -> None:
+    """Load, before any run starts, each data set that a run still to train (new or to resume)
+    reads, both splits, as the run will (:func:`lkca.data.load_dataset`; ADE20K:
+    :func:`lkca.data.ade20k.load_ade20k`): a data set missing or damaged under ``data_dir`` is
+    its loader's one-line error, naming the runs it would have failed, instead of every run
+    failing with it in turn. A decoded data set is cached as the loader caches it
+    (docs/datasets.md), so the runs read it from there."""
+    todo: dict[str, list[PlannedRun]] = {}
+    for run in rep.runs:
+        if run.dataset != "digits" and run_state(run).kind in ("new", "resume"):
+            todo.setdefault(run.dataset, []).append(run)
+    if not todo or data_dir is None:
+        return
+    from lkca.data import load_dataset  # the data loaders (and PIL): only when launching
+    from lkca.data.ade20k import load_ade20k
+
+    folder = Path(data_dir).expanduser()
+    for dataset, runs in todo.items():
+        try:
+            if runs[0].task == "seg":
+                for split in ("training", "validation"):
+                    load_ade20k(folder, split)
+            else:
+                for split in ("train", "test"):
+                    load_dataset(dataset, folder, split)
+        except UserError as err:
+            message = str(err).rstrip().rstrip(".")
+            raise type(err)(f"{message} (checked before the {len(runs)} run(s) that read it, "
+                            f"{runs[0].name} first: none was started)") from None
 
 
 def cost_markdown(configs_dir: Path, seeds: int = 1) -> str:

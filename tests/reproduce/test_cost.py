@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from reproduce_kit import write_digits_table
+from reproduce_kit import ROOT, write_digits_table
 from torch import nn
 
 from lkca.reproduce import packing
@@ -42,7 +42,33 @@ def test_finished_runs_replace_the_stated_speed_of_their_config(tmp_path):
     (run.out / "summary.json").write_text(json.dumps({"top1": 50.0, "wall_s": 2.0}))
     text = plan_text(rep)
     assert f"| 1/1 | 12 | {run.images} | {run.images / 2.0:,.1f} (measured (1 run)) | 0.00 |" in text
-    assert "(stated) |" in text.split("\n")[5]  # the other config: no finished run
+    assert "(stated, " in text.split("\n")[5]  # the other config: no finished run
+
+
+def test_each_row_is_projected_from_its_own_models_macs(tmp_path):
+    from lkca.reproduce.cost import REFERENCE_MODELS, stated_speed
+    from lkca.reproduce.reproduction import stated_speeds
+    from lkca.reproduce.run_model import forward_macs
+
+    reference = forward_macs("cls", REFERENCE_MODELS["cls"])
+    assert abs(reference / 170.81e6 - 1) < 0.05  # our count of the paper's LKCA-B "Flops"
+    # the reference row keeps the stated figure; a model of half its MACs runs twice as fast
+    assert stated_speed("cls", reference, reference).images_per_s == stated_images_per_s("cls")
+    assert stated_speed("cls", reference // 2, reference).images_per_s == pytest.approx(
+        2 * stated_images_per_s("cls"), rel=1e-6)
+    rep = plan("1", tmp_path / "runs", ROOT / "configs")
+    speeds = stated_speeds(rep.runs)
+    by_row = {r.rows[0]: speeds[r.config] for r in rep.runs}
+    assert by_row["ViT-LKCA"].images_per_s == pytest.approx(stated_images_per_s("cls"))
+    assert by_row["ViT-LKCA"].source == f"stated, {reference / 1e6:,.1f}M MACs"
+    small, large = by_row["VIT/0.5M"], by_row["VIT/8M"]
+    assert small.images_per_s > 4 * stated_images_per_s("cls") > large.images_per_s * 4
+    assert len({s.images_per_s for s in speeds.values()}) == len(rep.runs)  # no two alike
+    text = plan_text(rep)
+    hours_of = {line.split(" | ")[0].lstrip("| "): line.rsplit(" | ", 1)[1].rstrip(" |")
+                for line in text.splitlines() if line.startswith("| V")}
+    assert hours_of["VIT/0.5M"] != hours_of["VIT/8M"]
+    assert plan_text(rep, 1000.0).count("1,000.0 (--images-per-s)") == len(rep.runs)
 
 
 def test_saved_activations_of_a_known_model():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from reproduce_kit import ROOT
 
 from lkca.reproduce.reproduction import cost_markdown
 
 
+@pytest.mark.slow  # builds every table's models on the meta device to count their MACs
 def test_the_cost_table_in_the_docs_is_current():
     doc = (ROOT / "docs" / "reproduce.md").read_text()
     block = doc.split("<!-- cost:start -->\n")[1].split("\n<!-- cost:end -->")[0]

@@ -206,8 +206,9 @@ def test_dry_run_plans_and_writes_nothing(tmp_path, capsys):
 
     assert main(["reproduce", "--table", "6", "--runs", str(tmp_path / "runs"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "## Plan: Table 6" in out and "2 runs: 0 finished" in out and "(stated)" in out
-    assert "projected 21.0 device-hours" in out  # 2 x 20k iterations x 16 crops at 8.5 images/s
+    assert "## Plan: Table 6" in out and "2 runs: 0 finished" in out and "(stated, " in out
+    # 2 x 20k iterations x 16 crops, each at its model's stated images/s (docs/reproduce.md)
+    assert "projected 33.9 device-hours" in out
     assert main(["reproduce", "--table", "6", "--runs", str(tmp_path / "runs"), "--dry-run",
                  "--seg-reading", "per-row"]) == 0
     assert "8 runs: 0 finished" in capsys.readouterr().out

@@ -8,7 +8,7 @@ images (``max_steps_per_epoch`` caps the steps). Segmentation: ``iters x batch_s
 Hours are projected from a throughput: the images per second one device sustains with all the
 runs it holds. Where finished runs of a config exist, their measured speed (``summary.json``)
 (images over wall time) is used for that config; otherwise ``--images-per-s`` or the stated
-figure below.
+figure below, projected to each config's own model by its MACs (:func:`stated_speed`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ TEST_IMAGES = {"digits": 360, "cifar10": 10000, "cifar100": 10000, "svhn": 26032
 # figure replaces these once the GPU acceptance script has run (docs/reproduce.md).
 SUSTAINED_FLOPS = 13.4e12 / 4
 REFERENCE_MACS = {"cls": 170.81e6, "seg": 65.94e9}
+# The models of those rows, as configs resolve them (configs/cls/cifar10/vit_lkca_2p7m.yaml,
+# configs/seg/ade20k/upernet_lkca_s_seg_20k.yaml): another model's stated figure is the
+# reference's scaled by their MACs per image, both counted by lkca.profile
+# (lkca.reproduce.run_model.forward_macs).
+REFERENCE_MODELS: dict[str, dict[str, Any]] = {
+    "cls": {"model": "vit_lkca_2p7m", "dataset": "cifar10", "model_args": {}},
+    "seg": {"backbone": "lkca_s_seg", "head": "upernet", "num_classes": 150, "crop_size": 512,
+            "model_args": {}}}
 
 
 def stated_images_per_s(task: str) -> float:
@@ -61,6 +69,14 @@ class Speed:
 
     images_per_s: float
     source: str
+
+
+def stated_speed(task: str, macs: int, reference_macs: int) -> Speed:
+    """The stated throughput projected to a model of ``macs`` MACs per image: the reference
+    model's (:func:`stated_images_per_s`, ``reference_macs`` by the same count) times
+    ``reference_macs / macs``, as a training step's cost is proportional to its MACs."""
+    return Speed(stated_images_per_s(task) * reference_macs / max(macs, 1),
+                 f"stated, {macs / 1e6:,.1f}M MACs")
 
 
 def measured_speed(finished: list[tuple[int, dict[str, Any], int]]) -> Speed | None:

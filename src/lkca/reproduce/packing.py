@@ -23,6 +23,7 @@ from typing import Any
 
 from lkca.reproduce.cost import TEST_IMAGES, TRAIN_IMAGES
 from lkca.reproduce.plan import PlannedRun
+from lkca.reproduce.run_model import build_run_model
 
 CONTEXT_BYTES = 1 << 30
 MEMORY_SHARE = 0.8
@@ -60,35 +61,16 @@ def activation_bytes_per_image(model: Any, shape: tuple[int, ...], forward: Any 
 
 def run_memory_bytes(run: PlannedRun) -> int:
     """The estimated GPU memory of ``run`` (module docstring)."""
-    import torch
-
-    from lkca.analysis.paper_report import without_init
-
     cfg = run.resolved
+    built = build_run_model(run.task, cfg)
+    data = 0  # segmentation images are decoded per batch, not held on the GPU
     if run.task == "cls":
         from lkca.data import dataset_info
-        from lkca.models.registry import create_model
 
-        info = dataset_info(cfg["dataset"])
-        img = int((cfg.get("model_args") or {}).get("img_size", info.img_size))
-        with without_init():
-            model = create_model(cfg["model"], num_classes=info.num_classes, img_size=img,
-                                 **(cfg.get("model_args") or {}))
-        shape = (info.in_chans, info.img_size, info.img_size)
-        data = (TRAIN_IMAGES[info.name] + TEST_IMAGES[info.name]) * info.in_chans * info.img_size ** 2
-        per_image = activation_bytes_per_image(model, shape)
-    else:
-        from lkca.seg.segmentor import create_segmentor
-
-        crop = int(cfg["crop_size"])
-        with without_init():
-            model = create_segmentor(cfg["backbone"], cfg["head"], int(cfg["num_classes"]),
-                                     **{"img_size": crop, **(cfg.get("model_args") or {})})
-        labels = torch.zeros(2, crop, crop, dtype=torch.long)
-        data = 0  # segmentation images are decoded per batch, not held on the GPU
-        per_image = activation_bytes_per_image(
-            model, (3, crop, crop), lambda m, x: m.forward_train(x, labels[: len(x)]))
-    params = sum(p.numel() for p in model.parameters())
+        name, (c, h, w) = dataset_info(cfg["dataset"]).name, built.shape
+        data = (TRAIN_IMAGES[name] + TEST_IMAGES[name]) * c * h * w
+    per_image = activation_bytes_per_image(built.model, built.shape, built.forward)
+    params = sum(p.numel() for p in built.model.parameters())
     return CONTEXT_BYTES + data + ADAMW_BYTES_PER_PARAM * params + per_image * int(cfg["batch_size"])
 
 

@@ -13,7 +13,7 @@ from lkca.analysis.paper_tables import TABLES, ClsTable, SegTable
 from lkca.analysis.run_index import read_run
 from lkca.errors import UserError
 from lkca.reproduce import child
-from lkca.reproduce.cost import Speed, hours, measured_speed, stated_images_per_s
+from lkca.reproduce.cost import REFERENCE_MODELS, Speed, hours, measured_speed, stated_speed
 from lkca.reproduce.local import Outcome
 from lkca.reproduce.plan import (
     PlannedRun,
@@ -72,11 +72,26 @@ def plan(table: str, runs_dir: Path, configs_dir: Path, seeds: int = 1,
     return Reproduction(paper_table, configs, plan_runs(configs, seeds, runs_dir), stem)
 
 
+def stated_speeds(runs: list[PlannedRun]) -> dict[Path, Speed]:
+    """The stated throughput of each config's own model (:func:`lkca.reproduce.cost.stated_speed`:
+    the reference row's figure scaled by MACs per image)."""
+    from lkca.reproduce.run_model import forward_macs
+
+    out = {}
+    for run in runs:
+        if run.config not in out:
+            reference = forward_macs(run.task, REFERENCE_MODELS[run.task])
+            out[run.config] = stated_speed(run.task, forward_macs(run.task, run.resolved),
+                                           reference)
+    return out
+
+
 def speeds(rep: Reproduction, images_per_s: float | None) -> dict[Path, Speed]:
     """The throughput used for each config: measured from its finished runs, else the given
-    ``images_per_s``, else the stated figure of :mod:`lkca.reproduce.cost`."""
-    fallback = (Speed(images_per_s, "--images-per-s") if images_per_s
-                else Speed(stated_images_per_s(rep.task), "stated"))
+    ``images_per_s`` (the same for every config), else the stated figure of
+    :mod:`lkca.reproduce.cost` projected to the config's model (:func:`stated_speeds`)."""
+    fallback = ({r.config: Speed(images_per_s, "--images-per-s") for r in rep.runs}
+                if images_per_s else stated_speeds(rep.runs))
     by_config: dict[Path, list] = {}
     for run in rep.runs:
         found = read_run(run.out)
@@ -84,7 +99,7 @@ def speeds(rep: Reproduction, images_per_s: float | None) -> dict[Path, Speed]:
             starts = [r for r in child.read_log(run.out) if r.get("event") == "start"]
             shared = int(starts[-1].get("shared", 1)) if starts else 1
             by_config.setdefault(run.config, []).append((run.images, found.summary, shared))
-    return {run.config: measured_speed(by_config.get(run.config, [])) or fallback
+    return {run.config: measured_speed(by_config.get(run.config, [])) or fallback[run.config]
             for run in rep.runs}
 
 
@@ -216,18 +231,22 @@ def check_data(rep: Reproduction, data_dir: str | None) -> None:
 
 def cost_markdown(configs_dir: Path, seeds: int = 1) -> str:
     """The expected cost of each paper table as a Markdown table (docs/reproduce.md): runs,
-    training images (iterations for segmentation) and device-hours at the stated throughput;
-    Tables 6-7 in the one-run reading (the default) and, below, the per-row one."""
+    training images (iterations for segmentation) and device-hours at the stated throughput of
+    each run's model (:func:`stated_speeds`), with the range of those throughputs; Tables 6-7 in
+    the one-run reading (the default) and, below, the per-row one."""
     lines = ["| table | runs | training images | steps / iterations | device-hours at the stated "
-             "images/s (projection) |", "|---|---|---|---|---|"]
+             "images/s of each model (projection) |", "|---|---|---|---|---|"]
     cases = [(str(n), "one-run") for n in sorted(TABLES)]
     cases += [(str(t.number), "per-row") for t in TABLES.values() if isinstance(t, SegTable)]
     for number, reading in cases:
         rep = plan(number, Path("runs"), configs_dir, seeds, seg_runs=reading)
-        speed = stated_images_per_s(rep.task)
+        speed = stated_speeds(rep.runs)
         images = sum(r.images for r in rep.runs)
         steps = sum(r.steps for r in rep.runs)
+        device_hours = sum(hours(r.images, speed[r.config]) for r in rep.runs)
+        fastest = max(s.images_per_s for s in speed.values())
+        slowest = min(s.images_per_s for s in speed.values())
         label = number + (" (`--seg-reading per-row`)" if reading == "per-row" else "")
         lines.append(f"| {label} | {len(rep.runs)} | {images / 1e6:,.1f}M | {steps:,} | "
-                     f"{images / speed / 3600:,.1f} at {speed:,.1f} images/s |")
+                     f"{device_hours:,.1f} at {slowest:,.1f}-{fastest:,.1f} images/s |")
     return "\n".join(lines)

@@ -65,7 +65,7 @@ def _train(tmp: Path, out: str, *extra: str) -> int:
 
 
 def _input_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == THREAD]
+    return [t for t in threading.enumerate() if t.name in (THREAD, "lkca-seg-eval-input")]
 
 
 def _reference_batches(data_dir: Path, iters: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -113,6 +113,11 @@ def test_the_step_trains_on_the_synchronous_codes_batches_whatever_prefetch_batc
              for line in (data / f"p{d}" / "metrics.jsonl").read_text().splitlines()]
             for d in (0, 3)]
     assert rows[0] == rows[1] and [r["iter"] for r in rows[0]] == [2, 4]
+    # prefetch_batches may change on --resume: the run continues as if it had not
+    assert _train(data, "r", "--set", "prefetch_batches=0", "stop_after_iters=1") == 0
+    assert _train(data, "r", "--resume", "--set", "prefetch_batches=3") == 0
+    resumed, _ = read_weights(data / "r" / "checkpoints" / "last.safetensors")
+    assert all(torch.equal(weights[0][k], resumed[k]) for k in weights[0])
 
 
 def test_a_corrupt_image_made_ahead_fails_as_one_line_at_its_iteration(data, capsys):

@@ -127,17 +127,17 @@ def test_resume_is_exact_after_stop_after_iters_and_sigterm(run, config, data_di
     assert _train(stop_cfg, data_dir, out) == 0  # saves at iter 5 and exits
     assert not (out / "metrics.jsonl").exists()
 
-    sample = engine.sample_indices
+    seed_of = engine.iter_seed
 
-    def sigterm_in_iter_11(seed, it, batch_size, n):
-        if it == 10:
+    def sigterm_in_iter_11(seed, it, rank=0, stream=""):  # the step's seeding: on the main thread
+        if it == 10 and stream == "model":
             os.kill(os.getpid(), signal.SIGTERM)
-        return sample(seed, it, batch_size, n)
+        return seed_of(seed, it, rank, stream)
 
-    monkeypatch.setattr(engine, "sample_indices", sigterm_in_iter_11)
+    monkeypatch.setattr(engine, "iter_seed", sigterm_in_iter_11)
     assert _train(config, data_dir, out, "--resume") == 2
     assert "stopped by SIGTERM at iter 11" in capsys.readouterr().err
-    monkeypatch.setattr(engine, "sample_indices", sample)
+    monkeypatch.setattr(engine, "iter_seed", seed_of)
     assert _train(config, data_dir, out, "--resume") == 0
 
     full, _ = read_weights(run / "checkpoints" / "last.safetensors")

@@ -30,7 +30,7 @@ EVAL_MODES = ("whole", "slide")
 # refused, lkca.runtime.resume_policy): where and how the run continues; iters is not one (it
 # sets the poly schedule).
 RESUMABLE = frozenset({"data_dir", "device", "progress", "stop_after_iters", "grad_clip",
-                       "max_eval_images", "impl_policy"})
+                       "max_eval_images", "impl_policy", "prefetch_batches"})
 MODEL_KEYS = {"head_channels", "neck_resample", "aux_weight"}  # create_segmentor's; + backbone_keys
 
 
@@ -82,6 +82,10 @@ class SegConfig:
     max_eval_images: int | None = None  # evaluate on the first N validation images (quick looks)
     # engine
     seed: int = 0
+    # batches decoded and augmented ahead of the step by a background thread (docs/segmentation.md,
+    # "How input is produced"): 2 as torch DataLoader's prefetch_factor default; 0 makes each batch
+    # on the training thread when it is needed. Batches are the same for every value
+    prefetch_batches: int = 2
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
     stop_after_iters: int | None = None  # save and exit after this many iters; --resume later
@@ -113,6 +117,9 @@ class SegConfig:
                               f"{self.crop_size}; e.g. {max(16, self.crop_size // 16 * 16)}")
         check_positive(self, ("iters", "batch_size", "num_classes", "eval_interval", "slide_stride"))
         check_positive(self, ("max_eval_images", "stop_after_iters", "grad_clip"), null_ok=True)
+        if self.prefetch_batches < 0:
+            raise ConfigError(f"prefetch_batches must be >= 0 (0: no prefetching), got "
+                              f"{self.prefetch_batches}")
         check_choice("impl_policy", self.impl_policy, IMPL_POLICIES)
         check_choice("precision", self.precision, PRECISIONS)
         if min(self.img_scale) <= 0:

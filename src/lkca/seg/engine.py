@@ -4,11 +4,14 @@ Each iteration draws the global batch's image indices from a permutation per pas
 seeded by (seed, pass); every process decodes and augments its slice of that batch
 (:class:`TrainTransform`, its generator seeded by (seed, iter, rank)) and reseeds torch's RNG by
 (seed, iter, rank) for drop-path and dropout. Nothing random depends on earlier iterations, so
-``--resume`` from ``checkpoints/last.pt`` continues bit for bit. AdamW with linear warm-up and
-poly decay per iteration (:mod:`lkca.seg.optim`); bf16 autocast on CUDA; DDP under torchrun
-(SyncBatchNorm on GPUs). Device, processes, signals, checkpoints and the run log are the shared
-runtime's (:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step
-and the evaluation.
+``--resume`` from ``checkpoints/last.pt`` continues bit for bit, and a batch can be made ahead of
+its step: a background thread decodes and augments the next ``prefetch_batches`` batches while
+the step runs (:class:`lkca.data.prefetch.Prefetch`), the same batches in the same order. The
+losses are summed on the device and read by the host before each evaluation and save, not per
+step. AdamW with linear warm-up and poly decay per iteration (:mod:`lkca.seg.optim`); bf16
+autocast on CUDA; DDP under torchrun (SyncBatchNorm on GPUs). Device, processes, signals,
+checkpoints and the run log are the shared runtime's (:class:`lkca.runtime.session.Session`);
+this module keeps the data, the model, the step and the evaluation.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 from lkca.analysis.profile import count_params
 from lkca.checkpoint.metadata import segmentor_record
 from lkca.data.ade20k import ADE20K, load_ade20k
+from lkca.data.prefetch import Prefetch
 from lkca.errors import ConfigError
 from lkca.pretrained import build_model, check_model_size
 from lkca.runtime.console import progress_bar
@@ -39,7 +43,7 @@ from lkca.seg.metrics import ConfusionMatrix
 from lkca.seg.normalisation import unit_mean_std
 from lkca.seg.optim import build_seg_optimizer, build_seg_scheduler
 from lkca.seg.segmentor import Segmentor
-from lkca.seg.transforms import TrainTransform, resize_for_test
+from lkca.seg.transforms import TrainTransform, resize_for_test, to_device
 
 
 def seg_meta(cfg: SegConfig) -> dict[str, Any]:
@@ -100,7 +104,7 @@ class _TrainStep(nn.Module):
 def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_size: int = 512,
              stride: int = 341, scale: tuple[int, int] = (2048, 512), num_classes: int | None = None,
              max_images: int | None = None, progress: bool = False,
-             precision: str = "fp32") -> dict[str, Any]:
+             precision: str = "fp32", prefetch: int = 2) -> dict[str, Any]:
     """aAcc, mIoU, mAcc, top10_mIoU (percent) and per_class_iou of ``model`` on ``dataset``.
 
     Each image is resized keep-ratio to ``scale`` (MMSegmentation's ADE20K test pipeline), run
@@ -108,7 +112,9 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     resized back to the label's size; one confusion matrix on the model's device collects all
     pixels and is summed over processes (each takes every world-size-th image). ``max_images``:
     only the first N images. ``precision``: the forward's autocast (the run's, during training).
-    Returns the metrics of :func:`metrics_from_confusion` + ``images``.
+    ``prefetch``: images decoded and resized ahead on a background thread
+    (:class:`lkca.data.prefetch.Prefetch`; 0: none). Returns the metrics of
+    :func:`metrics_from_confusion` + ``images``.
     """
     if mode not in EVAL_MODES:
         raise ConfigError(f"evaluation mode must be one of {', '.join(EVAL_MODES)}, got {mode!r}")
@@ -123,14 +129,19 @@ def evaluate(model: Segmentor, dataset: ADE20K, mode: str = "whole", *, crop_siz
     was_training = model.training
     model.eval()
     bar = progress_bar(progress and rank == 0, len(range(rank, n, world)), 0, "eval")
-    for i in range(rank, n, world):
+
+    def load(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = dataset[i]
-        x = resize_for_test(image, device, scale)
-        with mixed_precision(device, precision):
-            logits = (model.predict_whole(x, out_size=label.shape) if mode == "whole" else
-                      model.predict_slide(x, crop_size, stride, out_size=label.shape))
-        cm.update(logits.float(), torch.from_numpy(label).to(device)[None])
-        bar.update(1)
+        return resize_for_test(image, device, scale), to_device(torch.from_numpy(label), device)
+
+    with Prefetch(load, range(rank, n, world), prefetch, "lkca-seg-eval-input") as images:
+        for _, (x, label) in images:
+            out_size = (label.shape[0], label.shape[1])
+            with mixed_precision(device, precision):
+                logits = (model.predict_whole(x, out_size=out_size) if mode == "whole" else
+                          model.predict_slide(x, crop_size, stride, out_size=out_size))
+            cm.update(logits.float(), label[None])
+            bar.update(1)
     bar.close()
     model.train(was_training)
     return {**cm.all_reduce().compute(), "images": n}
@@ -144,7 +155,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
     if cfg.data_dir is None:
         raise ConfigError("no ADE20K folder given: pass --data-dir DIR (the folder holding "
                           "ADEChallengeData2016/) or set data_dir in the config")
-    # data: file lists here, images decoded and augmented per iteration
+    # data: file lists here, images decoded and augmented per iteration (ahead of the step)
     train_set, val_set = load_ade20k(cfg.data_dir, "training"), load_ade20k(cfg.data_dir, "validation")
     if cfg.num_classes < train_set.num_classes:
         raise ConfigError(f"num_classes {cfg.num_classes} is below ADE20K's {train_set.num_classes} "
@@ -186,52 +197,70 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
         step = run.wrap(_TrainStep(model))
         run.begin(cfg.to_dict(), resumed_at=pos["iter"] if resume else None)
 
+        def make_batch(it: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """This rank's slice of iteration ``it``'s global batch, decoded and augmented; every
+            draw seeded by (seed, it, rank), so it is the same on whichever thread, whenever."""
+            gen = torch.Generator().manual_seed(iter_seed(cfg.seed, it, env.rank, "augment"))
+            idx = sample_indices(cfg.seed, it, cfg.batch_size, len(train_set))[shard]
+            return transform([train_set[i] for i in idx], device, gen)
+
         t_run, done = time.perf_counter(), pos["iter"]
         last_eval: dict[str, Any] = pos["last_eval"]
         bar = run.console.progress(cfg.iters, done, f"{cfg.head}_{cfg.backbone}")
+        # the losses since the last evaluation, summed on the device in float64 (the order and
+        # rounding of a Python float sum) and read on the host only before an evaluation or a
+        # save: no wait for the device inside the step
+        loss_sum = torch.tensor(pos["loss_sum"], dtype=torch.float64, device=device)
         model.train()
-        for it in range(pos["iter"], cfg.iters):
-            # step: this rank's slice of the global batch, every draw seeded by (seed, iter, rank)
-            t0 = time.perf_counter()
-            torch.manual_seed(iter_seed(cfg.seed, it, env.rank, "model"))  # drop-path, dropout
-            gen = torch.Generator().manual_seed(iter_seed(cfg.seed, it, env.rank, "augment"))
-            idx = sample_indices(cfg.seed, it, cfg.batch_size, len(train_set))[shard]
-            images, labels = transform([train_set[i] for i in idx], device, gen)
-            with run.amp:
-                losses = step(images, labels)
-            loss = losses["loss"]
-            run.finite(loss, f"iter {it + 1}")  # raises NonFiniteLoss: no skip option here
-            optimizer.zero_grad(set_to_none=True)
-            run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
-            scheduler.step()
-            pos["loss_sum"] += loss.item()
-            pos["loss_count"] += 1
-            pos["train_s"] += time.perf_counter() - t0
-            run.stepped()
-            done = it + 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        with Prefetch(make_batch, range(pos["iter"], cfg.iters), cfg.prefetch_batches,
+                      "lkca-seg-train-input") as batches:
+            t0 = time.perf_counter()  # an iteration's time: waiting for its batch, then the step
+            for it, (images, labels) in batches:
+                # step (the batch was made ahead: make_batch); drop-path and dropout seeded here
+                torch.manual_seed(iter_seed(cfg.seed, it, env.rank, "model"))
+                with run.amp:
+                    losses = step(images, labels)
+                loss = losses["loss"]
+                run.finite(loss, f"iter {it + 1}")  # raises NonFiniteLoss: no skip option here
+                optimizer.zero_grad(set_to_none=True)
+                run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
+                scheduler.step()
+                loss_sum += loss.detach().double()
+                pos["loss_count"] += 1
+                done = it + 1
+                evaluating = cfg.evaluates_at(done)
+                stopping = (cfg.stop_after_iters is not None
+                            and cfg.stop_after_iters <= done < cfg.iters)
+                if stopping or evaluating:  # the host waits for the device: inside the timing
+                    pos["loss_sum"] = float(loss_sum)
+                pos["train_s"] += time.perf_counter() - t0
+                run.stepped()
+                bar.update(1)
+                bar.set_postfix(lr=f"{scheduler.get_last_lr()[0]:.2e}")
 
-            # evaluate and log, then checkpoint (the order of the classification engine's, and why)
-            evaluating = cfg.evaluates_at(done)
-            if evaluating:
-                last_eval = _evaluate_and_log(cfg, model, val_set, run, done, pos,
-                                              float(scheduler.get_last_lr()[0]))
-                pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
+                # evaluate and log, then checkpoint (the classification engine's order, and why)
+                if evaluating:
+                    last_eval = _evaluate_and_log(cfg, model, val_set, run, done, pos,
+                                                  float(scheduler.get_last_lr()[0]))
+                    bar.set_postfix(loss=f"{pos['loss_sum'] / max(pos['loss_count'], 1):.3f}",
+                                    lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                    pos.update(loss_sum=0.0, loss_count=0, train_s=0.0)
+                    loss_sum.zero_()
 
-            # at each evaluation, at the end, and before stopping
-            signalled = run.stop_requested
-            stopping = cfg.stop_after_iters is not None and cfg.stop_after_iters <= done < cfg.iters
-            if signalled or stopping or evaluating:
-                run.save(parts, meta, dict(pos, iter=done, last_eval=last_eval,
-                                           wall_s=pos["wall_s"] + time.perf_counter() - t_run))
-            if signalled:
-                bar.close()
-                raise run.interrupted(f"iter {done}")
-            if stopping:
-                run.console.print(f"stopping after iter {done} as asked (stop_after_iters); "
-                                  "continue with --resume")
-                break
+                # at each evaluation, at the end, and before stopping
+                signalled = run.stop_requested
+                if signalled or stopping or evaluating:
+                    pos["loss_sum"] = float(loss_sum)
+                    run.save(parts, meta, dict(pos, iter=done, last_eval=last_eval,
+                                               wall_s=pos["wall_s"] + time.perf_counter() - t_run))
+                if signalled:
+                    bar.close()
+                    raise run.interrupted(f"iter {done}")
+                if stopping:
+                    run.console.print(f"stopping after iter {done} as asked (stop_after_iters); "
+                                      "continue with --resume")
+                    break
+                t0 = time.perf_counter()
         bar.close()
 
         summary: dict[str, Any] = {}
@@ -256,7 +285,7 @@ def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, run: Se
     metrics = evaluate(model, val_set, cfg.eval_mode, crop_size=cfg.crop_size,
                        stride=cfg.slide_stride, scale=cfg.img_scale, num_classes=cfg.num_classes,
                        max_images=cfg.max_eval_images, progress=cfg.progress,
-                       precision=cfg.precision)
+                       precision=cfg.precision, prefetch=cfg.prefetch_batches)
     totals = torch.tensor([pos["loss_sum"], pos["loss_count"], pos["train_s"]], dtype=torch.float64)
     if env.world_size > 1:
         totals = all_reduce_sum(totals.to(next(model.parameters()).device), env)

@@ -31,11 +31,22 @@ def _uniform(lo: float, hi: float, g: torch.Generator | None, n: int | None = No
     return lo + (hi - lo) * torch.rand(() if n is None else (n,), generator=g)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` on ``device``; from the host to a GPU through pinned (page-locked) memory with a
+    non-blocking copy, so the calling thread does not wait for the GPU's queue to drain (the copy
+    is ordered on the stream before the operators that read it)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def to_tensors(image: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor | None,
                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(H, W, 3) uint8 image -> (3, H, W) float32 0..255 on ``device``; label (H, W) -> uint8."""
-    img = torch.as_tensor(image).to(device).permute(2, 0, 1).float()
-    lbl = None if label is None else torch.as_tensor(label).to(device, torch.uint8)
+    """(H, W, 3) uint8 image -> (3, H, W) float32 0..255 on ``device``; label (H, W) -> uint8
+    (host-to-GPU copies: :func:`to_device`)."""
+    img = to_device(torch.as_tensor(image), device).permute(2, 0, 1).float()
+    lbl = None if label is None else to_device(torch.as_tensor(label, dtype=torch.uint8), device)
     return img, lbl
 
 

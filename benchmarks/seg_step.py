@@ -6,7 +6,8 @@
 What is timed: one training iteration as ``lkca.seg.engine.train`` runs it, on a fixed batch of
 random normalised images (B, 3, 512, 512) and labels (0..149, a 255 border): ``forward_train``
 (UperNet: + the auxiliary FCN head), ``zero_grad``, backward, AdamW with the engine's parameter
-groups, the warm-up/poly scheduler step and the ``loss.item()`` sync. The full-size models
+groups, the warm-up/poly scheduler step, then one ``loss.item()`` to end the timing (the engine
+itself reads its summed losses only at each evaluation). The full-size models
 (``create_segmentor(backbone, head)``, drop-path 0.1, train mode). The ADE20K decoding and
 augmentation are not timed.
 

@@ -21,19 +21,21 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "base": (("lkca.errors", "lkca.version", "lkca.bounded_files"), ()),
     "config": (("lkca.config",), ("base",)),
     "checkpoint": (("lkca.checkpoint",), ("base",)),
-    "layers": (("lkca.layers",), ("base",)),
+    # how LKCA(impl="auto") chooses: it knows no layer (the layer passes its implementations in)
+    "autotune": (("lkca.autotune",), ("base",)),
+    "layers": (("lkca.layers",), ("autotune", "base")),
     "data": (("lkca.data",), ("base",)),
     # params/MACs of any module: used by models (segmentor_params), engines and reports
     "profile": (("lkca.analysis.profile",), ("layers", "base")),
     # classification models and the segmentation models (backbones, neck, heads, segmentor)
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
-    "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "base")),
+    "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "autotune", "base")),
     "pretrained": (("lkca.pretrained", "lkca.authors_checkpoint"),
                    ("models", "data", "layers", "checkpoint", "base")),
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
-                ("runtime", "pretrained", "models", "profile", "data", "layers", "config",
-                 "checkpoint", "base")),
+                ("runtime", "pretrained", "models", "profile", "data", "layers", "autotune",
+                 "config", "checkpoint", "base")),
     # analysis compares runs' configs with the config language's comparison (config.compare)
     "analysis": (("lkca.analysis",), ("pretrained", "models", "profile", "data", "runtime",
                                       "config", "layers", "checkpoint", "base")),
@@ -42,10 +44,10 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # the command line: every group's commands module, and the public API (lkca/__init__.py)
     "commands": (("lkca.cli", "lkca.__main__", "lkca.train.commands", "lkca.seg.commands",
                   "lkca.analysis.commands", "lkca.data.commands", "lkca.export.commands",
-                  "lkca.layers.commands", "lkca.reproduce"),
+                  "lkca.autotune.commands", "lkca.reproduce"),
                  ("engines", "analysis", "export", "pretrained", "runtime", "models", "profile",
-                  "data", "layers", "config", "checkpoint", "base")),
-    "api": (("lkca",), ("pretrained", "models", "profile", "layers", "base")),
+                  "data", "layers", "autotune", "config", "checkpoint", "base")),
+    "api": (("lkca",), ("pretrained", "models", "profile", "layers", "autotune", "base")),
 }
 
 

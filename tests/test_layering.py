@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "layers": (("lkca.layers",), ("autotune", "base")),
     "data": (("lkca.data",), ("base",)),
     # params/MACs of any module: used by models (segmentor_params), engines and reports
-    "profile": (("lkca.analysis.profile",), ("layers", "base")),
+    "profile": (("lkca.models.profile",), ("layers", "base")),
     # classification models and the segmentation models (backbones, neck, heads, segmentor)
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)

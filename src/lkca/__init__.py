@@ -1,6 +1,5 @@
 """lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
 
-from lkca.analysis.profile import profile
 from lkca.authors_checkpoint import from_authors_checkpoint
 from lkca.autotune.tuner import (
     impl_choices,
@@ -11,6 +10,7 @@ from lkca.autotune.tuner import (
 )
 from lkca.errors import InvalidArgumentError, UserError
 from lkca.layers.lkca import LKCA
+from lkca.models.profile import profile
 from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
 from lkca.pretrained import from_pretrained, save_pretrained

@@ -31,13 +31,15 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
     "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "autotune", "base")),
+    # the record -> model builder: below the engines and the loader that both build models
+    "builder": (("lkca.builder",), ("models", "checkpoint", "base")),
     "pretrained": (("lkca.pretrained", "lkca.authors_checkpoint"),
-                   ("models", "data", "layers", "checkpoint", "base")),
+                   ("builder", "models", "data", "layers", "checkpoint", "base")),
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
-                ("runtime", "pretrained", "models", "profile", "data", "layers", "autotune",
+                ("runtime", "pretrained", "builder", "models", "profile", "data", "layers", "autotune",
                  "config", "checkpoint", "base")),
     # analysis compares runs' configs with the config language's comparison (config.compare)
-    "analysis": (("lkca.analysis",), ("pretrained", "models", "profile", "data", "runtime",
+    "analysis": (("lkca.analysis",), ("pretrained", "builder", "models", "profile", "data", "runtime",
                                       "config", "layers", "checkpoint", "base")),
     "export": (("lkca.export",), ("pretrained", "models", "layers", "checkpoint", "base")),
     "plugins": (("lkca.mmseg",), ("models", "layers", "base")),
@@ -45,7 +47,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "commands": (("lkca.cli", "lkca.__main__", "lkca.train.commands", "lkca.seg.commands",
                   "lkca.analysis.commands", "lkca.data.commands", "lkca.export.commands",
                   "lkca.autotune.commands", "lkca.reproduce"),
-                 ("engines", "analysis", "export", "pretrained", "runtime", "models", "profile",
+                 ("engines", "analysis", "export", "pretrained", "builder", "runtime", "models", "profile",
                   "data", "layers", "autotune", "config", "checkpoint", "base")),
     "api": (("lkca",), ("pretrained", "models", "profile", "layers", "autotune", "base")),
 }

@@ -91,7 +91,7 @@ def converted_logit_diff(theirs: torch.nn.Module, name: str, img: int,
     """Largest |logit difference| between their model and ours loaded with its state dict
     through ``LAYOUTS_B`` (eval mode, 2 random images; None where their code fails)."""
     import lkca
-    from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
+    from lkca.authors.twins import LAYOUTS_B
 
     convert = next(f for prefix, f in LAYOUTS_B.items() if name.startswith(prefix))
     ours = lkca.create_model(name, img_size=img, num_classes=classes).eval()

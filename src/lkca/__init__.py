@@ -1,6 +1,6 @@
 """lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
 
-from lkca.authors_checkpoint import from_authors_checkpoint
+from lkca.authors.loader import from_authors_checkpoint
 from lkca.autotune.tuner import (
     impl_choices,
     impl_policy,

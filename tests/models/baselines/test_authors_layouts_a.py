@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import lkca
+from lkca.authors.swin import LAYOUTS_A, AuthorsLayoutError
 from lkca.errors import UserError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A, AuthorsLayoutError
 
 
 def random_checkpoint(shapes, seed=0):

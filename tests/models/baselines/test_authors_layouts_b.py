@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import lkca
+from lkca.authors.twins import LAYOUTS_B, AuthorsLayoutError
 from lkca.errors import CheckpointError, UserError
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B, AuthorsLayoutError
 
 
 def _random(shapes, seed=0):

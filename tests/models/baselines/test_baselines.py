@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import lkca
+from lkca.authors.twins import LAYOUTS_B
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 from lkca.models.registry import is_baseline, paper_figures
 from lkca.train import engine
 from lkca.train.config import TrainConfig

@@ -4,7 +4,7 @@ The LKCA authors' training script (SPT's ``main.py`` in CatworldLee/LKCA-MiniViT
 CIFAR-TinyImageNet, lines 247-251 and 278) saves ``{'model_state_dict': ..., 'epoch': ...,
 'optimizer_state_dict': ..., 'scheduler': ...}`` or the bare state dict. Either is read with
 ``torch.load(weights_only=True)`` (a crafted pickle cannot run code), converted by the converter
-of the model's family (:data:`lkca.checkpoint.authors_layouts.AUTHORS_LAYOUTS`) and loaded
+of the model's family (:data:`lkca.authors.vit.AUTHORS_LAYOUTS`) and loaded
 strictly; a state dict of another model or shape is refused with one line naming what differs.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
+from lkca.authors.swin import LAYOUTS_A
+from lkca.authors.twins import LAYOUTS_B
+from lkca.authors.vit import AUTHORS_LAYOUTS, converter_for
 from lkca.errors import CheckpointError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 from lkca.models.registry import create_model, resolve_name
 
 # every family with an authors' layout: ViT / ViT-LKCA, then the comparison models of Tables 4-5

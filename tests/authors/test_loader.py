@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import lkca
-from lkca.authors_checkpoint import LAYOUTS
-from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
+from lkca.authors.loader import LAYOUTS
+from lkca.authors.swin import LAYOUTS_A
+from lkca.authors.twins import LAYOUTS_B
+from lkca.authors.vit import AUTHORS_LAYOUTS, converter_for
 from lkca.errors import CheckpointError, UserError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 
 DIM, DEPTH, HEADS, CLASSES, P, GRID = 24, 2, 4, 10, 4, 8  # 32 px images, an 8 x 8 grid
 SHAPE = dict(dim=DIM, depth=DEPTH, num_heads=HEADS)

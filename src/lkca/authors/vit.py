@@ -6,7 +6,7 @@ same keys in both: the convolution and the attention view of one block) and a Vi
 ``models/vit.py``. :data:`AUTHORS_LAYOUTS` maps the prefix of our registered name to the converter
 of its family; ``lkca.from_authors_checkpoint`` dispatches on the longest prefix that matches, over
 these and the comparison models' converters (``"swin_"``, ``"cait_"`` ...:
-``lkca.models.baselines.authors_layouts_a`` / ``_b``). A converter takes the authors' state dict
+``lkca.authors.swin`` / ``_b``). A converter takes the authors' state dict
 (tensors by key) and returns ours, or raises a one-line :class:`~lkca.errors.CheckpointError`
 naming the first key it does not know.
 

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 import lkca
+from lkca.authors import swin, twins
 from lkca.authors.loader import LAYOUTS
-from lkca.authors.swin import LAYOUTS_A
-from lkca.authors.twins import LAYOUTS_B
-from lkca.authors.vit import AUTHORS_LAYOUTS, converter_for
+from lkca.authors.vit import LAYOUTS as AUTHORS_LAYOUTS
+from lkca.authors.vit import converter_for
 from lkca.errors import CheckpointError, UserError
 
 DIM, DEPTH, HEADS, CLASSES, P, GRID = 24, 2, 4, 10, 4, 8  # 32 px images, an 8 x 8 grid
@@ -178,8 +178,8 @@ def test_other_families_plug_in_by_prefix():
     assert converter_for("vit_lkca_2p7m") is AUTHORS_LAYOUTS["vit_lkca_"]
     assert converter_for("vit_2p7m") is AUTHORS_LAYOUTS["vit_"]
     assert converter_for("swin_t") is None  # the ViT layouts alone
-    assert converter_for("swin_t_cifar", LAYOUTS) is LAYOUTS_A["swin_"]
-    assert converter_for("twins_svt_s_tiny", LAYOUTS) is LAYOUTS_B["twins_svt_"]
+    assert converter_for("swin_t_cifar", LAYOUTS) is swin.LAYOUTS["swin_"]
+    assert converter_for("twins_svt_s_tiny", LAYOUTS) is twins.LAYOUTS["twins_svt_"]
     assert converter_for("vit_lkca_2p7m", LAYOUTS) is AUTHORS_LAYOUTS["vit_lkca_"]
 
 

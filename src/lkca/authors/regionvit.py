@@ -1,11 +1,5 @@
-"""The authors' RegionViT checkpoints -> ours (:class:`~lkca.models.baselines.regionvit.RegionViT`).
-
-The authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet,
-``models/regionvit.py``) saves ``model.state_dict()`` of its own class; :data:`LAYOUTS` maps our
-registered-name prefix ``regionvit_`` to :func:`regionvit_from_authors`: every key renamed by one
-rule of :mod:`lkca.authors.rename` and checked key by key and shape by shape against our model of
-the shape the checkpoint implies.
-"""
+"""The authors' RegionViT (``models/regionvit.py``) -> our RegionViT, its stage widths and depths
+read from the tensors. The converter is :data:`LAYOUTS`."""
 
 from __future__ import annotations
 
@@ -14,18 +8,10 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from lkca.authors.rename import (
-    Rules,
-    built,
-    check_against,
-    count,
-    get,
-    patch_side,
-    rename,
-)
+from lkca.authors import rename as keys
 from lkca.models.baselines.regionvit import RegionViT, RegionViTConfig
 
-_REGIONVIT: Rules = [
+_REGIONVIT: keys.Rules = [
     (r"local_encoder\.(weight|bias)", r"local_embed.\1"),
     (r"region_encoder\.1\.(weight|bias)", r"region_embed.\1"),
     (r"layers\.([1-9]\d*)\.0\.conv\.(weight|bias)",
@@ -45,20 +31,20 @@ _REGIONVIT: Rules = [
 def regionvit_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """The authors' RegionViT state dict (no PEG, one-conv local tokenizer) -> ours."""
     family = "RegionViT"
-    ours = rename(sd, _REGIONVIT, family)
-    n = count(ours, r"stages\.(\d+)\..*")
-    table = get(ours, "stages.0.rel_pos_bias", family)
+    ours = keys.rename(sd, _REGIONVIT, family)
+    n = keys.count(ours, r"stages\.(\d+)\..*")
+    table = keys.get(ours, "stages.0.rel_pos_bias", family)
     window = (math.isqrt(table.shape[0]) + 1) // 2
     heads = table.shape[1]
-    region = patch_side(get(ours, "region_embed.weight", family).shape[1], family)
-    dims = tuple(get(ours, f"stages.{i}.attns.0.norm.weight", family).shape[0] for i in range(n))
+    region = keys.patch_side(keys.get(ours, "region_embed.weight", family).shape[1], family)
+    dims = tuple(keys.get(ours, f"stages.{i}.attns.0.norm.weight", family).shape[0] for i in range(n))
     cfg = RegionViTConfig(
-        img_size=8 * window, num_classes=get(ours, "head.weight", family).shape[0], dims=dims,
-        depths=tuple(count(ours, rf"stages\.{i}\.attns\.(\d+)\..*") for i in range(n)),
+        img_size=8 * window, num_classes=keys.get(ours, "head.weight", family).shape[0], dims=dims,
+        depths=tuple(keys.count(ours, rf"stages\.{i}\.attns\.(\d+)\..*") for i in range(n)),
         window_size=window, local_patch_size=region // window, heads=heads,
         dim_head=ours["stages.0.attns.0.qkv.weight"].shape[0] // 3 // heads,
-        mlp_ratio=get(ours, "stages.0.ffs.0.fc1.weight", family).shape[0] // dims[0])
-    return check_against(built(RegionViT, cfg), ours, family)
+        mlp_ratio=keys.get(ours, "stages.0.ffs.0.fc1.weight", family).shape[0] // dims[0])
+    return keys.check_against(keys.built(RegionViT, cfg), ours, family)
 
 
 LAYOUTS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {"regionvit_": regionvit_from_authors}

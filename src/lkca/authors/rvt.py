@@ -1,10 +1,5 @@
-"""The authors' RvT checkpoints -> ours (:class:`~lkca.models.baselines.rvt.RvT`).
-
-The authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet, ``models/rvt.py``)
-saves ``model.state_dict()`` of its own class; :data:`LAYOUTS` maps our registered-name prefix
-``rvt_`` to :func:`rvt_from_authors`: every key renamed by one rule of :mod:`lkca.authors.rename`
-and checked key by key and shape by shape against our model of the shape the checkpoint implies.
-"""
+"""The authors' RvT (``models/rvt.py``) -> our RvT: the rotary buffer (``pos_emb.scales``) is
+checked and dropped (ours computes it). The converter is :data:`LAYOUTS`."""
 
 from __future__ import annotations
 
@@ -13,19 +8,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lkca.authors.rename import (
-    Rules,
-    built,
-    check_against,
-    count,
-    get,
-    patch_side,
-    rename,
-)
+from lkca.authors import rename as keys
 from lkca.errors import AuthorsLayoutError
 from lkca.models.baselines.rvt import RvT, RvTConfig
 
-_RVT: Rules = [
+_RVT: keys.Rules = [
     (r"to_patch_embedding\.1\.(weight|bias)", r"patch_embed.\1"),
     (r"cls_token", "cls_token"),
     (r"transformer\.layers\.(\d+)\.0\.norm\.(weight|bias)", r"blocks.\1.attn.norm.\2"),
@@ -55,17 +42,17 @@ def rvt_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     if not torch.allclose(scales.float().cpu(), expected):
         raise AuthorsLayoutError("RvT: 'transformer.pos_emb.scales' is not linspace(1, img_size / "
                                  "2, dim_head / 4) as the authors' rvt.py builds it")
-    ours = rename(sd, _RVT, family)
-    kv = get(ours, "blocks.0.attn.kv.weight", family)
+    ours = keys.rename(sd, _RVT, family)
+    kv = keys.get(ours, "blocks.0.attn.kv.weight", family)
     dim_head = 4 * len(scales)
-    cfg = RvTConfig(img_size=img_size, patch_size=patch_side(
-        get(ours, "patch_embed.weight", family).shape[1], family),
-        num_classes=get(ours, "head.weight", family).shape[0],
+    cfg = RvTConfig(img_size=img_size, patch_size=keys.patch_side(
+        keys.get(ours, "patch_embed.weight", family).shape[1], family),
+        num_classes=keys.get(ours, "head.weight", family).shape[0],
         dim=ours["cls_token"].shape[-1] if "cls_token" in ours else kv.shape[1],
-        depth=count(ours, r"blocks\.(\d+)\..*"), heads=kv.shape[0] // 2 // dim_head,
-        dim_head=dim_head, mlp_dim=get(ours, "blocks.0.ff.fc2.weight", family).shape[1],
-        query_kernel=get(ours, "blocks.0.attn.q.depthwise.weight", family).shape[-1])
-    return check_against(built(RvT, cfg), ours, family)
+        depth=keys.count(ours, r"blocks\.(\d+)\..*"), heads=kv.shape[0] // 2 // dim_head,
+        dim_head=dim_head, mlp_dim=keys.get(ours, "blocks.0.ff.fc2.weight", family).shape[1],
+        query_kernel=keys.get(ours, "blocks.0.attn.q.depthwise.weight", family).shape[-1])
+    return keys.check_against(keys.built(RvT, cfg), ours, family)
 
 
 LAYOUTS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {"rvt_": rvt_from_authors}

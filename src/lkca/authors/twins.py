@@ -1,11 +1,5 @@
-"""The authors' Twins-SVT checkpoints -> ours (:class:`~lkca.models.baselines.twins.TwinsSVT`).
-
-The authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet,
-``models/twins_svt.py``) saves ``model.state_dict()`` of its own class; :data:`LAYOUTS` maps our
-registered-name prefix ``twins_svt_`` to :func:`twins_svt_from_authors`: every key renamed by one
-rule of :mod:`lkca.authors.rename` and checked key by key and shape by shape against our model of
-the shape the checkpoint implies.
-"""
+"""The authors' Twins-SVT (``models/twins_svt.py``) -> our Twins-SVT: channel LayerNorms (1, C, 1,
+1) become (C,); 8 heads (the weights do not say). The converter is :data:`LAYOUTS`."""
 
 from __future__ import annotations
 
@@ -15,17 +9,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from lkca.authors.rename import (
-    ROW_HEADS,
-    Rules,
-    built,
-    check_against,
-    count,
-    get,
-    rename,
-    vit_pytorch_attn,
-    vit_pytorch_ff,
-)
+from lkca.authors import rename as keys
 from lkca.errors import AuthorsLayoutError
 from lkca.models.baselines.twins import TwinsConfig, TwinsSVT
 
@@ -36,7 +20,7 @@ def _twins_branch(rest: str) -> str:
     rest = re.sub(r"^norm\.g$", "norm.weight", rest)
     rest = re.sub(r"^norm\.b$", "norm.bias", rest)
     rest = rest.replace("net.0.g", "norm.weight").replace("net.0.b", "norm.bias")
-    return vit_pytorch_ff(vit_pytorch_attn(rest))
+    return keys.vit_pytorch_ff(keys.vit_pytorch_attn(rest))
 
 
 _TWINS_BRANCH = ("local_attn", "local_ff", "global_attn", "global_ff")
@@ -71,12 +55,12 @@ def twins_svt_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     family = "Twins-SVT"
     stage_keys = [int(m.group(1)) for k in sd if (m := re.fullmatch(r"layers\.(\d+)\..*", k))]
     head = max(stage_keys, default=0)  # the classifier: after 4 stages, pool and rearrange
-    rules: Rules = [
+    rules: keys.Rules = [
         (rf"layers\.{head}\.(weight|bias)", r"head.\1"),
         (r"layers\.(\d+)\.([0-3])\.(.+)", _twins_key),
     ]
     ours = {}
-    for key, value in rename(sd, rules, family).items():
+    for key, value in keys.rename(sd, rules, family).items():
         if key.endswith(("norm.weight", "norm.bias", "norm_in.weight", "norm_in.bias",
                          "norm_out.weight", "norm_out.bias")):
             if value.dim() != 4 or value.shape[0] != 1 or value.shape[2:] != (1, 1):
@@ -84,19 +68,19 @@ def twins_svt_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
                                          f"{tuple(value.shape)}; the authors' is (1, C, 1, 1)")
             value = value.reshape(-1)
         ours[key] = value
-    n = count(ours, r"stages\.(\d+)\..*")
-    dims = tuple(get(ours, f"stages.{i}.merge.proj.weight", family).shape[0] for i in range(n))
-    in_dim = get(ours, "stages.0.merge.proj.weight", family).shape[1]
+    n = keys.count(ours, r"stages\.(\d+)\..*")
+    dims = tuple(keys.get(ours, f"stages.{i}.merge.proj.weight", family).shape[0] for i in range(n))
+    in_dim = keys.get(ours, "stages.0.merge.proj.weight", family).shape[1]
     patch = math.isqrt(in_dim // 3)
-    q = get(ours, "stages.0.first.global_attn.q.weight", family)
+    q = keys.get(ours, "stages.0.first.global_attn.q.weight", family)
     cfg = TwinsConfig(
-        num_classes=get(ours, "head.weight", family).shape[0], dims=dims,
-        depths=tuple(count(ours, rf"stages\.{i}\.blocks\.(\d+)\..*") for i in range(n)),
-        patch_size=patch, heads=ROW_HEADS, dim_head=q.shape[0] // ROW_HEADS,
-        global_k=get(ours, "stages.0.first.global_attn.kv.weight", family).shape[-1],
-        mlp_ratio=get(ours, "stages.0.first.global_ff.fc1.weight", family).shape[0] // dims[0],
-        peg_kernel=get(ours, "stages.0.peg.weight", family).shape[-1])
-    return check_against(built(TwinsSVT, cfg), ours, family)
+        num_classes=keys.get(ours, "head.weight", family).shape[0], dims=dims,
+        depths=tuple(keys.count(ours, rf"stages\.{i}\.blocks\.(\d+)\..*") for i in range(n)),
+        patch_size=patch, heads=keys.ROW_HEADS, dim_head=q.shape[0] // keys.ROW_HEADS,
+        global_k=keys.get(ours, "stages.0.first.global_attn.kv.weight", family).shape[-1],
+        mlp_ratio=keys.get(ours, "stages.0.first.global_ff.fc1.weight", family).shape[0] // dims[0],
+        peg_kernel=keys.get(ours, "stages.0.peg.weight", family).shape[-1])
+    return keys.check_against(keys.built(TwinsSVT, cfg), ours, family)
 
 
 LAYOUTS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {"twins_svt_": twins_svt_from_authors}

@@ -1,10 +1,5 @@
-"""The authors' XCiT checkpoints -> ours (:class:`~lkca.models.baselines.xcit.XCiT`).
-
-The authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet, ``models/xcit.py``)
-saves ``model.state_dict()`` of its own class; :data:`LAYOUTS` maps our registered-name prefix
-``xcit_`` to :func:`xcit_from_authors`: every key renamed by one rule of :mod:`lkca.authors.rename`
-and checked key by key and shape by shape against our model of the shape the checkpoint implies.
-"""
+"""The authors' XCiT (``models/xcit.py``) -> our XCiT, its widths, depths and classes read from the
+tensors. The converter is :data:`LAYOUTS`."""
 
 from __future__ import annotations
 
@@ -13,18 +8,10 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from lkca.authors.rename import (
-    Rules,
-    built,
-    check_against,
-    count,
-    get,
-    patch_side,
-    rename,
-)
+from lkca.authors import rename as keys
 from lkca.models.baselines.xcit import XCiT, XCiTConfig
 
-_XCIT: Rules = [
+_XCIT: keys.Rules = [
     (r"to_patch_embedding\.1\.(weight|bias)", r"patch_norm.\1"),
     (r"to_patch_embedding\.2\.(weight|bias)", r"patch_embed.\1"),
     (r"to_patch_embedding\.3\.(weight|bias)", r"embed_norm.\1"),
@@ -62,18 +49,18 @@ _XCIT: Rules = [
 def xcit_from_authors(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """The authors' XCiT state dict -> ours."""
     family = "XCiT"
-    ours = rename(sd, _XCIT, family)
-    heads = get(ours, "blocks.0.attn.temperature", family).shape[0]
-    patch = patch_side(get(ours, "patch_norm.weight", family).shape[0], family)
+    ours = keys.rename(sd, _XCIT, family)
+    heads = keys.get(ours, "blocks.0.attn.temperature", family).shape[0]
+    patch = keys.patch_side(keys.get(ours, "patch_norm.weight", family).shape[0], family)
     cfg = XCiTConfig(
-        img_size=math.isqrt(get(ours, "pos_embed", family).shape[1]) * patch, patch_size=patch,
-        num_classes=get(ours, "head.weight", family).shape[0],
-        dim=get(ours, "norm.weight", family).shape[0], depth=count(ours, r"blocks\.(\d+)\..*"),
-        cls_depth=count(ours, r"cls_blocks\.(\d+)\..*"), heads=heads,
+        img_size=math.isqrt(keys.get(ours, "pos_embed", family).shape[1]) * patch, patch_size=patch,
+        num_classes=keys.get(ours, "head.weight", family).shape[0],
+        dim=keys.get(ours, "norm.weight", family).shape[0], depth=keys.count(ours, r"blocks\.(\d+)\..*"),
+        cls_depth=keys.count(ours, r"cls_blocks\.(\d+)\..*"), heads=heads,
         dim_head=ours["blocks.0.attn.qkv.weight"].shape[0] // 3 // heads,
-        mlp_dim=get(ours, "blocks.0.ff.fc1.weight", family).shape[0],
-        lpi_kernel=get(ours, "blocks.0.lpi.conv1.weight", family).shape[-1])
-    return check_against(built(XCiT, cfg), ours, family)
+        mlp_dim=keys.get(ours, "blocks.0.ff.fc1.weight", family).shape[0],
+        lpi_kernel=keys.get(ours, "blocks.0.lpi.conv1.weight", family).shape[-1])
+    return keys.check_against(keys.built(XCiT, cfg), ours, family)
 
 
 LAYOUTS: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {"xcit_": xcit_from_authors}

@@ -39,7 +39,7 @@ def test_unknown_option_is_rejected_with_the_valid_ones():
 
 
 # Every family is built to the authors' shapes (create_model.py): the first half's counts are
-# derived in test_authors_shapes_a.py, the second half's in each family's own test file.
+# derived in test_authors_shapes.py, the second half's in each family's own test file.
 AUTHORS_SHAPED_A = ["swin_t", "swin_s", "cait_t", "cait_s", "t2t_t", "t2t_s", "t2t_b",
                     "mobilevitv2_t", "mobilevitv2_s", "mobilevitv2_b", "cvt_b", "deepvit_t",
                     "deepvit_s"]

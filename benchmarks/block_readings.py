@@ -18,7 +18,7 @@ Classification (Tables 1-5; the rows of Tables 1-3 and 4-5 share their counts): 
 row and reading, the best-fitting width and depth. "Best-fitting": over SPT's ViT design space
 (heads of 16 channels as SPT's ``dim_head=16``, MLP ratio 2, width a multiple of 16 from 16 to
 1024, depth 1 to 40), the (width, depth) whose larger relative error, over the parameter count
-and the MACs without token mixing (the paper's "Flops", :func:`lkca.analysis.profile
+and the MACs without token mixing (the paper's "Flops", :func:`lkca.models.profile
 .macs_without_mixing`), is smallest; ties go to the smaller parameter error. LKCA-B is also
 shown at the one width and depth the paper pins: SPT's ViT-B (dim 192, 12 heads, depth 9; 18 for
 LKCA-only, whose blocks have half the weights), which is the paper's ViT and "ViT-Small".
@@ -52,8 +52,8 @@ from typing import Any
 import torch
 
 from lkca.analysis.paper_tables import CLS_TABLES, TABLE_6, TABLE_7
-from lkca.analysis.profile import macs_without_mixing, profile
 from lkca.analysis.tables import replace_between_markers
+from lkca.models.profile import macs_without_mixing, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "block_readings.json"

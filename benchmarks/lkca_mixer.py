@@ -46,11 +46,11 @@ from pathlib import Path
 
 import torch
 
-from lkca.layers import lkca_autotune, lkca_timing
+from lkca.autotune import timing, tuner
+from lkca.autotune.timing import cpu_ticks as _cpu_ticks
 from lkca.layers.attention import Attention
 from lkca.layers.lka import LKA
 from lkca.layers.lkca import LKCA, global_kernel_size
-from lkca.layers.lkca_timing import cpu_ticks as _cpu_ticks
 from lkca.runtime.device import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ while True:
 def foreign_load(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
     """Fraction of all cores used by other processes between two ``_cpu_ticks()`` readings (0 when
     unknown)."""
-    return lkca_timing.foreign_load(before, after) or 0.0
+    return timing.foreign_load(before, after) or 0.0
 
 
 def time_calls(case: Callable[[], None], calls: int, sync: Callable[[], None]) -> float:
@@ -249,7 +249,7 @@ def shape_key(grid, dim, heads, batch, device: torch.device, dtype: torch.dtype,
               kernel: tuple[int, int]) -> str:
     """The autotuner's key of the mixer's shape in this benchmark (forward + backward)."""
     label = "float32" if dtype == torch.float32 else f"float32+autocast:{str(dtype)[6:]}"
-    return str(lkca_autotune.ShapeKey(device.type, label, True, batch, dim, heads, tuple(grid),
+    return str(tuner.ShapeKey(device.type, label, True, batch, dim, heads, tuple(grid),
                                       kernel))
 
 
@@ -258,9 +258,9 @@ def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
     for impl in IMPLS[:3]:  # pay one-time costs (kernel loading, plans) outside the measurement
         if f"lkca_{impl}" in cases:
             cases[f"lkca_{impl}"]()
-    lkca_autotune.reset_impl_choices()
-    cache = lkca_autotune.autotune_cache_path()
-    lkca_autotune.set_autotune_cache(None)
+    tuner.reset_impl_choices()
+    cache = tuner.autotune_cache_path()
+    tuner.set_autotune_cache(None)
     try:
         sync()
         start = time.perf_counter()
@@ -268,8 +268,8 @@ def first_call(cases: dict, key: str, sync: Callable[[], None]) -> dict:
         sync()
         seconds = time.perf_counter() - start
     finally:
-        lkca_autotune.set_autotune_cache(cache)
-    return {"s": seconds, "tuner": lkca_autotune.impl_choices(details=True)[key]}
+        tuner.set_autotune_cache(cache)
+    return {"s": seconds, "tuner": tuner.impl_choices(details=True)[key]}
 
 
 def paired_ratio(a: Callable[[], None], b: Callable[[], None], pairs: int,
@@ -309,8 +309,8 @@ def run_row(grid, dim, heads, batch, device, dtype, repeats, sync, slow_s=3.0, m
     timed = measure(cases, repeats, sync, slow_s, max_foreign, min_sample_s=min_sample_s,
                     max_wait_s=max_wait_s, log=log)
     ms = {name: t["s"] * 1e3 for name, t in timed.items()}
-    choice = lkca_autotune.impl_choices()[key]
-    rule = lkca_autotune.rule_impl(lkca_autotune.ShapeKey.parse(key))
+    choice = tuner.impl_choices()[key]
+    rule = tuner.rule_impl(tuner.ShapeKey.parse(key))
     best = min(ms[f"lkca_{i}"] for i in impls[:-1])
     overhead_ms = first["s"] * 1e3 - ms["lkca_auto"]
     # auto runs `choice` plus a dictionary look-up: its cost over `choice`, paired

@@ -70,7 +70,7 @@ def _rss_bytes() -> int:
 
 def worker(backbone: str, head: str, batch: int, device_name: str, threads: int) -> None:
     """Reads one line per request from stdin; answers one JSON line per iteration on stdout."""
-    from lkca.layers.lkca_autotune import impl_choices
+    from lkca.autotune.tuner import impl_choices
     from lkca.runtime.device import mixed_precision
     from lkca.seg.config import SegConfig
     from lkca.seg.optim import build_seg_optimizer, build_seg_scheduler

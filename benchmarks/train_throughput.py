@@ -67,11 +67,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lkca_mixer import _cpu_ticks, foreign_load, machine  # noqa: E402
 
 import lkca
+from lkca.autotune.tuner import impl_choices
 from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
-from lkca.layers.lkca_autotune import impl_choices
 from lkca.models import create_model
 from lkca.runtime.device import mixed_precision, resolve_device
 from lkca.train.optim import build_optimizer, build_scheduler

@@ -99,14 +99,14 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def fresh_autotune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """LKCA's autotuner as in a new process (default policy, nothing chosen, nothing pinned), its
     cache a new file under tmp_path (returned); the session's state is restored afterwards."""
-    from lkca.layers import lkca_autotune
+    from lkca.autotune import tuner
 
     path = tmp_path / "autotune.json"
     monkeypatch.setenv("LKCA_AUTOTUNE_CACHE", str(path))
-    saved = lkca_autotune._STATE
-    lkca_autotune._STATE = lkca_autotune._State()
+    saved = tuner._STATE
+    tuner._STATE = tuner._State()
     yield path
-    lkca_autotune._STATE = saved
+    tuner._STATE = saved
 
 
 class CrashKit:

@@ -15,37 +15,48 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # layer -> (module names or prefixes in it, the layers it may import); a module belongs to the layer
-# of its longest matching prefix. Lower layers first.
+# of its longest matching prefix. Lower layers first: a layer may import only layers listed before
+# it (test_the_table_lists_lower_layers_first), so an import that runs back up, from a lower layer
+# into a higher one, is one the table cannot allow.
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # bounded_files: the one reader of every YAML and JSON file lkca reads
     "base": (("lkca.errors", "lkca.version", "lkca.bounded_files"), ()),
     "config": (("lkca.config",), ("base",)),
     "checkpoint": (("lkca.checkpoint",), ("base",)),
-    "layers": (("lkca.layers",), ("base",)),
     "data": (("lkca.data",), ("base",)),
+    # how LKCA(impl="auto") chooses: it knows no layer (the layer passes its implementations in)
+    "autotune": (("lkca.autotune",), ("base",)),
+    "layers": (("lkca.layers",), ("autotune", "base")),
     # params/MACs of any module: used by models (segmentor_params), engines and reports
-    "profile": (("lkca.analysis.profile",), ("layers", "base")),
+    "profile": (("lkca.models.profile",), ("layers", "base")),
     # classification models and the segmentation models (backbones, neck, heads, segmentor)
     "models": (("lkca.models", "lkca.seg"), ("layers", "profile", "checkpoint", "base")),
+    # the record -> model builder: below the engines and the loader that both build models
+    "builder": (("lkca.builder",), ("models", "checkpoint", "base")),
+    # the authors' checkpoints: one converter per family and the loader that dispatches to them
+    "authors": (("lkca.authors",), ("models", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
-    "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "base")),
-    "pretrained": (("lkca.pretrained", "lkca.authors_checkpoint"),
-                   ("models", "data", "layers", "checkpoint", "base")),
+    "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "autotune", "base")),
+    "pretrained": (("lkca.pretrained",),
+                   ("builder", "models", "data", "layers", "checkpoint", "base")),
     "engines": (("lkca.train", "lkca.seg.engine", "lkca.seg.config", "lkca.seg.optim"),
-                ("runtime", "pretrained", "models", "profile", "data", "layers", "config",
-                 "checkpoint", "base")),
+                ("runtime", "pretrained", "builder", "models", "profile", "data", "layers",
+                 "autotune", "config", "checkpoint", "base")),
     # analysis compares runs' configs with the config language's comparison (config.compare)
-    "analysis": (("lkca.analysis",), ("pretrained", "models", "profile", "data", "runtime",
-                                      "config", "layers", "checkpoint", "base")),
+    "analysis": (("lkca.analysis",), ("pretrained", "builder", "models", "profile", "data",
+                                      "runtime", "config", "layers", "checkpoint", "base")),
     "export": (("lkca.export",), ("pretrained", "models", "layers", "checkpoint", "base")),
     "plugins": (("lkca.mmseg",), ("models", "layers", "base")),
-    # the command line: every group's commands module, and the public API (lkca/__init__.py)
+    # the command line: every group's commands module
     "commands": (("lkca.cli", "lkca.__main__", "lkca.train.commands", "lkca.seg.commands",
                   "lkca.analysis.commands", "lkca.data.commands", "lkca.export.commands",
-                  "lkca.layers.commands", "lkca.reproduce"),
-                 ("engines", "analysis", "export", "pretrained", "runtime", "models", "profile",
-                  "data", "layers", "config", "checkpoint", "base")),
-    "api": (("lkca",), ("pretrained", "models", "profile", "layers", "base")),
+                  "lkca.autotune.commands", "lkca.reproduce"),
+                 ("engines", "analysis", "export", "plugins", "pretrained", "authors", "builder",
+                  "runtime", "models", "profile", "data", "layers", "autotune", "config",
+                  "checkpoint", "base")),
+    # the public API (lkca/__init__.py)
+    "api": (("lkca",), ("authors", "pretrained", "models", "profile", "layers", "autotune",
+                        "base")),
 }
 
 
@@ -155,6 +166,15 @@ def test_no_module_imports_a_layer_above_it_or_beside_it():
     assert bad == []
 
 
+def test_the_table_lists_lower_layers_first():
+    """Every layer a layer may import stands before it in the table: the table orders the layers
+    bottom to top, and no entry allows an import back up (or into an unknown layer)."""
+    order = list(LAYERS)
+    upward = [f"{layer} -> {dep}" for layer, (_, deps) in LAYERS.items() for dep in deps
+              if dep not in LAYERS or order.index(dep) >= order.index(layer)]
+    assert upward == []
+
+
 def test_no_import_cycles_but_registries_importing_their_entries():
     assert cycles(import_graph()) == []
 
@@ -166,3 +186,7 @@ def test_the_checks_catch_a_cycle_and_a_forbidden_edge():
     assert layer_of("lkca.models.b") not in LAYERS["layers"][1]  # layers may not import models
     assert layer_of("lkca.train.engine") not in LAYERS["models"][1]  # nor models training
     assert layer_of("lkca.runtime.session") not in LAYERS["models"][1]
+    # the segmentation models stand below the builder, which stands below their engine
+    assert layer_of("lkca.builder") not in LAYERS["models"][1]
+    assert layer_of("lkca.builder") in LAYERS[layer_of("lkca.seg.engine") or ""][1]
+    assert layer_of("lkca.pretrained") not in LAYERS["builder"][1]

@@ -22,7 +22,7 @@ def test_a_pytest_run_leaves_only_pytests_own_folder(tmp_path):
     env.pop("PYTEST_XDIST_WORKER_COUNT", None)
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-         f"{ROOT}/tests/layers/test_lkca_timing.py::test_first_call_cost_is_bounded"],
+         f"{ROOT}/tests/autotune/test_timing.py::test_first_call_cost_is_bounded"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     left = sorted(p.name for p in tmp.iterdir())

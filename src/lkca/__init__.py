@@ -1,16 +1,16 @@
 """lkca: Large Kernel Convolutional Attention (Li et al., arXiv 2401.05738) for PyTorch."""
 
-from lkca.analysis.profile import profile
-from lkca.authors_checkpoint import from_authors_checkpoint
-from lkca.errors import InvalidArgumentError, UserError
-from lkca.layers.lkca import LKCA
-from lkca.layers.lkca_autotune import (
+from lkca.authors.loader import from_authors_checkpoint
+from lkca.autotune.tuner import (
     impl_choices,
     impl_policy,
     pin_impl_choices,
     set_autotune_cache,
     set_impl_policy,
 )
+from lkca.errors import InvalidArgumentError, UserError
+from lkca.layers.lkca import LKCA
+from lkca.models.profile import profile
 from lkca.models.registry import create_model, list_models
 from lkca.models.vit import VisionTransformer
 from lkca.pretrained import from_pretrained, save_pretrained

@@ -25,7 +25,7 @@ COMMAND_GROUPS = (
     "lkca.data.commands",
     "lkca.export.commands",
     "lkca.reproduce.commands",
-    "lkca.layers.commands",
+    "lkca.autotune.commands",
 )
 
 

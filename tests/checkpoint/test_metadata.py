@@ -9,12 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 import lkca
+from lkca.builder import build_model
 from lkca.checkpoint.metadata import SCHEMA_VERSION, classifier_record, pretrained_cfg
 from lkca.cli import main
 from lkca.data import dataset_info
 from lkca.errors import CheckpointError
 from lkca.models.registry import legacy_model
-from lkca.pretrained import build_model, load_trained, upgrade_record
+from lkca.pretrained import load_trained, upgrade_record
 
 TINY = {"depth": 2, "dim": 32, "num_heads": 2}
 SEG_TINY = {"img_size": 32, "depth": 4, "dim": 16, "num_heads": 2}

@@ -63,8 +63,8 @@ def test_wrong_image_size_at_run_time_is_a_value_error():
 @given(text=st.text(max_size=60), impl=st.sampled_from(["conv", "toeplitz", "fft", "auto", ""]))
 def test_pinning_any_record_is_accepted_or_a_user_error(text, impl):
     """A record read back from a run directory or checkpoint: replayed, or rejected in one line."""
+    from lkca.autotune.tuner import ShapeKey, pin_impl_choices
     from lkca.errors import UserError
-    from lkca.layers.lkca_autotune import ShapeKey, pin_impl_choices
 
     try:
         pin_impl_choices({text: impl})
@@ -84,7 +84,7 @@ def test_pinning_any_record_is_accepted_or_a_user_error(text, impl):
        grid=st.tuples(st.integers(1, 99), st.integers(1, 99)),
        kernel=st.tuples(st.integers(0, 99), st.integers(0, 99)))
 def test_shape_keys_round_trip(device, dtype, training, batch, heads, d, grid, kernel):
-    from lkca.layers.lkca_autotune import ShapeKey
+    from lkca.autotune.tuner import ShapeKey
 
     key = ShapeKey(device, dtype, training, batch, heads * d, heads, grid,
                    (2 * kernel[0] + 1, 2 * kernel[1] + 1))

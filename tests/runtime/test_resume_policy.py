@@ -105,7 +105,7 @@ def test_an_allowed_change_applies_and_is_recorded(run_copy, capsys):
 
 
 def test_resume_replays_the_recorded_implementation_choices(run_copy):
-    from lkca.layers.lkca_autotune import ShapeKey, impl_choices, rule_impl
+    from lkca.autotune.tuner import ShapeKey, impl_choices, rule_impl
 
     argv, out = run_copy
     saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["impl_choices"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lkca.analysis.profile import count_params
+from lkca.models.profile import count_params
 from lkca.seg.segmentor import PAPER_PARAMS, create_segmentor
 
 B = {"dim": 768, "num_heads": 12}  # ViT-B / LKCA-B (Table 6): configs/seg/ade20k/upernet_*_b_*

@@ -1,5 +1,2 @@
-"""Analysis: params/MACs profiling, effective receptive fields, plots and the paper's tables."""
-
-from lkca.analysis.profile import count_params, profile
-
-__all__ = ["profile", "count_params"]
+"""Analysis: effective receptive fields, plots, the paper's tables and reports (params/MACs are
+counted by :mod:`lkca.models.profile`, below the models and engines that use it)."""

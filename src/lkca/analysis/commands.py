@@ -26,13 +26,14 @@ from lkca.analysis.plots import (
     require_matplotlib,
     save_png,
 )
-from lkca.analysis.profile import paper_comparison, profile
+from lkca.builder import build_model
 from lkca.checkpoint.metadata import check_image_side
 from lkca.checkpoint.outputs import check_output
 from lkca.data import dataset_info
 from lkca.errors import UserError
+from lkca.models.profile import paper_comparison, profile
 from lkca.models.registry import create_model, list_models, model_aliases, paper_figures
-from lkca.pretrained import build_model, load_trained
+from lkca.pretrained import load_trained
 from lkca.runtime.console import plural
 from lkca.runtime.device import resolve_device
 from lkca.seg.backbone import BACKBONES

@@ -69,7 +69,7 @@ def profile_classifier(name: str, img_size: int, num_classes: int,
                        model_args: dict[str, Any] | None = None) -> dict[str, int]:
     """Params, MACs and token-mixing MACs of a registered classifier (with architecture
     overrides ``model_args``) at one input, counted on the meta device."""
-    from lkca.analysis.profile import profile
+    from lkca.models.profile import profile
     from lkca.models.registry import create_model
 
     with without_init():
@@ -84,7 +84,7 @@ def profile_segmentor(backbone: str, head: str, model_args: dict[str, Any],
     The forward runs on the meta device: the flop counter needs shapes only, and a ViT-B
     UperNet at 512x512 would take many seconds on a CPU.
     """
-    from lkca.analysis.profile import profile
+    from lkca.models.profile import profile
     from lkca.seg.segmentor import create_segmentor
 
     with without_init():
@@ -304,8 +304,8 @@ def _paper(x: float | None) -> str:
 
 def _macs_compared(stats: dict[str, int]) -> int:
     """Our MACs as compared with a paper "Flops" figure (without the token-mixing products:
-    :func:`lkca.analysis.profile.macs_without_mixing`, the one definition)."""
-    from lkca.analysis.profile import macs_without_mixing  # torch: only when profiling
+    :func:`lkca.models.profile.macs_without_mixing`, the one definition)."""
+    from lkca.models.profile import macs_without_mixing  # torch: only when profiling
 
     return macs_without_mixing(stats)
 

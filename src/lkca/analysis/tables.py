@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lkca.analysis.paper_report import Profiler
-from lkca.analysis.profile import paper_comparison
+from lkca.models.profile import paper_comparison
 from lkca.models.registry import is_baseline, list_models, paper_figures
 
 
@@ -47,7 +47,7 @@ def _row(name: str, img_size: int | None = None, num_classes: int | None = None
 def vit_table_markdown(rows: list[dict[str, Any]]) -> str:
     """The README's table of :func:`model_rows`: params (ours, the authors' code, the paper's)
     and MACs as the paper counts them (ptflops' module hooks,
-    :func:`lkca.analysis.profile.ptflops_macs`) beside the paper's "Flops"."""
+    :func:`lkca.models.profile.ptflops_macs`) beside the paper's "Flops"."""
     lines = [
         "| model | paper row | params | authors' code | paper | MACs (ptflops count) | paper "
         "| diff | all MACs |",

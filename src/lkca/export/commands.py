@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from lkca.authors_checkpoint import load_authors_model
+from lkca.authors.loader import load_authors_model
 from lkca.checkpoint.metadata import check_image_side
 from lkca.checkpoint.outputs import check_output
 from lkca.errors import UserError

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from lkca.autotune import tuner
 from lkca.errors import InvalidArgumentError
-from lkca.layers import lkca_autotune
 
 IMPLS = ("conv", "toeplitz", "fft", "auto")
 
@@ -242,9 +242,9 @@ def choose_impl(v: torch.Tensor, weight: torch.Tensor, grid_size: Pair) -> str:
     """What ``impl="auto"`` runs for v (B, heads, N, d) and a (cropped) weight (heads, kh, kw).
 
     The policy's choice (``lkca.set_impl_policy``): by default the fastest of the three, timed
-    here the first time this shape key is seen and cached (:mod:`lkca.layers.lkca_autotune`).
+    here the first time this shape key is seen and cached (:mod:`lkca.autotune.tuner`).
     """
-    return lkca_autotune.choose(v, weight, grid_size, IMPLEMENTATIONS, workspace_bytes)
+    return tuner.choose(v, weight, grid_size, IMPLEMENTATIONS, workspace_bytes)
 
 
 def output_dtype(v: torch.Tensor) -> torch.dtype:

@@ -1,4 +1,5 @@
-"""Models: the ViT / ViT-LKCA family, the comparison models (``baselines``), the registry."""
+"""Models: the ViT / ViT-LKCA family, the comparison models (``baselines``), the registry, and
+``profile`` (params and MACs of any module)."""
 
 from lkca.models.registry import (
     create_model,

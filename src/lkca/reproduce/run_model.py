@@ -74,7 +74,7 @@ def forward_macs(task: str, cfg: dict[str, Any]) -> int:
 def _macs(task: str, key: str) -> int:
     import torch
 
-    from lkca.analysis.profile import profile
+    from lkca.models.profile import profile
 
     with torch.device("meta"):
         built = build_run_model(task, json.loads(key))

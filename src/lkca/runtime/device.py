@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lkca.errors import UserError
-from lkca.layers.lkca_timing import cpu_ticks, foreign_load
+from lkca.autotune.timing import cpu_ticks, foreign_load
 from lkca.runtime.console import plural
 
 # The device names lkca trains and evaluates on: auto, cpu, cuda, cuda:N (DEVICE_NAME.fullmatch)
@@ -155,7 +155,7 @@ def cpu_threads(device: torch.device, *, sample_s: float = LOAD_SAMPLE_S,
     already load, threads beyond the free cores contend and a step can become many times slower
     (docs/benchmarks.md, "Threads"). So on CPU, unless ``OMP_NUM_THREADS`` chooses, lkca
     measures the load now: the machine's busy ticks in /proc/stat over ``sample_s`` seconds, less
-    this process's own (:func:`lkca.layers.lkca_timing.cpu_ticks`), as cores other processes
+    this process's own (:func:`lkca.autotune.timing.cpu_ticks`), as cores other processes
     hold; it uses as many threads as that leaves cores free, and no more than the CPUs the
     process may use (:func:`usable_cpus`: affinity, cgroup quota); at least 1, at most torch's
     count. Where the platform tells neither (no /proc, no affinity, no quota): torch's choice.

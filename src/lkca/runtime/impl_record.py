@@ -2,7 +2,7 @@
 set of choices for every DDP rank.
 
 ``impl="auto"`` chooses conv, toeplitz or fft per shape, by timing them on the device at hand
-(docs/benchmarks.md, "How auto chooses"; :mod:`lkca.layers.lkca_autotune`). A run records the
+(docs/benchmarks.md, "How auto chooses"; :mod:`lkca.autotune.tuner`). A run records the
 choices it made (``OUT/impl_choices.json`` and every ``last.pt``); ``--resume`` pins that record,
 so the resumed run runs the same code even where today's timings would choose differently
 (bit-exact resume), and after the first step every DDP rank pins rank 0's choices.
@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lkca.checkpoint.files import atomic_write
-from lkca.errors import CheckpointError
-from lkca.layers.lkca_autotune import (
+from lkca.autotune.tuner import (
     broadcast_impl_choices,
     impl_choices,
     pin_impl_choices,
     reset_impl_choices,
     set_impl_policy,
 )
+from lkca.checkpoint.files import atomic_write
+from lkca.errors import CheckpointError
 from lkca.runtime.distributed import Dist
 
 

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lkca.autotune.tuner import impl_choices
 from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
-from lkca.layers.lkca_autotune import impl_choices
 from lkca.runtime.console import Console, plural
 from lkca.runtime.device import PRECISIONS, cpu_threads, mixed_precision, resolve_device
 from lkca.runtime.distributed import (

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lkca.autotune.tuner import POLICIES as IMPL_POLICIES
 from lkca.checkpoint.metadata import check_image_side
 from lkca.config import check_choice, check_positive, check_types, load_config, merge, suggest
 from lkca.errors import ConfigError
-from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 from lkca.runtime.device import PRECISIONS, check_device_name
 from lkca.seg.backbone import BACKBONES, HIERARCHICAL, backbone_keys
 from lkca.seg.segmentor import HEADS

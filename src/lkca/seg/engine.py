@@ -25,12 +25,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lkca.analysis.profile import count_params
+from lkca.builder import build_model, check_model_size
 from lkca.checkpoint.metadata import segmentor_record
 from lkca.data.ade20k import ADE20K, load_ade20k
 from lkca.data.prefetch import Prefetch
 from lkca.errors import ConfigError
-from lkca.pretrained import build_model, check_model_size
+from lkca.models.profile import count_params
 from lkca.runtime.console import progress_bar
 from lkca.runtime.device import mixed_precision
 from lkca.runtime.distributed import all_reduce_sum

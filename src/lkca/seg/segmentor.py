@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lkca.analysis.profile import count_params
 from lkca.checkpoint.metadata import segmentor_record, set_pretrained_cfg
 from lkca.checkpoint.pretrained_dir import save_pretrained
 from lkca.errors import ConfigError
+from lkca.models.profile import count_params
 from lkca.seg.backbone import HIERARCHICAL, create_backbone
 from lkca.seg.heads import FCNHead, SemanticFPN, UPerHead, resize
 from lkca.seg.neck import MultiLevelNeck

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lkca.authors_checkpoint import load_authors_model
+from lkca.authors.loader import load_authors_model
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.data import dataset_info
 from lkca.errors import CheckpointError, UserError

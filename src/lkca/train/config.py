@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lkca.autotune.tuner import POLICIES as IMPL_POLICIES
 from lkca.config import check_choice, check_positive, check_types, load_config, merge
 from lkca.config.typecheck import check_fields
 from lkca.errors import ConfigError
-from lkca.layers.lkca_autotune import POLICIES as IMPL_POLICIES
 from lkca.models.registry import model_config_class
 from lkca.runtime.device import PRECISIONS, check_device_name
 

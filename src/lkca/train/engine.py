@@ -18,16 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lkca.analysis.profile import profile
+from lkca.builder import build_model as build_from_record
+from lkca.builder import check_model_size
 from lkca.checkpoint.metadata import classifier_record
 from lkca.data import dataset_info, load_dataset
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.base import DatasetInfo
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
+from lkca.models.profile import profile
 from lkca.models.registry import resolve_name
-from lkca.pretrained import build_model as build_from_record
-from lkca.pretrained import check_model_size, export_checkpoint
+from lkca.pretrained import export_checkpoint
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import lkca
-from lkca.layers import lkca_autotune
+from lkca.autotune import tuner
+from lkca.autotune.cache import machine_name
+from lkca.autotune.timing import CONFIRM
+from lkca.autotune.tuner import AutotuneWarning, ShapeKey, rule_impl
 from lkca.layers.lkca import IMPLEMENTATIONS
-from lkca.layers.lkca_autotune import AutotuneWarning, ShapeKey, rule_impl
-from lkca.layers.lkca_autotune_cache import machine_name
-from lkca.layers.lkca_timing import CONFIRM
 
 pytestmark = pytest.mark.usefixtures("fresh_autotune")
 
@@ -108,7 +108,7 @@ def test_keys_say_device_dtype_mode_and_shape():
 def test_second_call_reuses_the_choice_without_timing(monkeypatch):
     module, x = _mixer(16, 2, (4, 4), 2)
     module(x)
-    monkeypatch.setattr(lkca_autotune, "race", lambda *a, **k: pytest.fail("timed twice"))
+    monkeypatch.setattr(tuner, "race", lambda *a, **k: pytest.fail("timed twice"))
     for _ in range(3):
         module(x)
     assert len(lkca.impl_choices()) == 1
@@ -180,9 +180,9 @@ def test_record_replays_and_pins_win_over_timing(monkeypatch):
     (key, impl), = record.items()
     assert json.loads(json.dumps(record)) == record
     other = next(i for i in IMPLEMENTATIONS if i != impl)
-    lkca_autotune.reset_impl_choices()  # as in a new process ...
+    tuner.reset_impl_choices()  # as in a new process ...
     lkca.set_autotune_cache(None)  # ... with no disk cache
-    monkeypatch.setattr(lkca_autotune, "race", lambda *a, **k: pytest.fail("a pinned key was timed"))
+    monkeypatch.setattr(tuner, "race", lambda *a, **k: pytest.fail("a pinned key was timed"))
     lkca.pin_impl_choices({key: other})
     calls = []
     monkeypatch.setitem(IMPLEMENTATIONS, other, lambda *a, f=IMPLEMENTATIONS[other]: calls.append(1) or f(*a))
@@ -194,7 +194,7 @@ def test_record_replays_and_pins_win_over_timing(monkeypatch):
         lkca.pin_impl_choices({"B2": "fft"})
     lkca.pin_impl_choices(None)
     monkeypatch.undo()
-    lkca_autotune.reset_impl_choices()
+    tuner.reset_impl_choices()
     module(x)
     assert lkca.impl_choices(details=True)[key]["source"] == "timed"
 
@@ -202,7 +202,7 @@ def test_record_replays_and_pins_win_over_timing(monkeypatch):
 def test_no_timing_under_a_dispatch_mode_such_as_the_flop_counter(monkeypatch):
     from torch.utils.flop_counter import FlopCounterMode
 
-    monkeypatch.setattr(lkca_autotune, "race", lambda *a, **k: pytest.fail("timed while counting"))
+    monkeypatch.setattr(tuner, "race", lambda *a, **k: pytest.fail("timed while counting"))
     module, x = _mixer(16, 2, (4, 4), 2)
     with FlopCounterMode(display=False) as counter:
         module(x)
@@ -211,7 +211,7 @@ def test_no_timing_under_a_dispatch_mode_such_as_the_flop_counter(monkeypatch):
 
 
 def test_a_candidate_that_would_not_fit_in_memory_is_not_timed(monkeypatch):
-    monkeypatch.setattr(lkca_autotune, "free_memory", lambda device: 3e5)
+    monkeypatch.setattr(tuner, "free_memory", lambda device: 3e5)
     module, x = _mixer(16, 2, (16, 16), 1)  # toeplitz: 2 * 256^2 fp32 matrices, x3 training
     module(x)
     (choice,) = lkca.impl_choices(details=True).values()
@@ -290,12 +290,12 @@ def test_an_unwritable_cache_warns_once_and_keeps_choices_in_memory(tmp_path):
             module(x)
             module(x)
     assert len(caught) == 1 and len(lkca.impl_choices()) == 2
-    assert lkca_autotune.autotune_cache_path() == blocker / "autotune.json"
+    assert tuner.autotune_cache_path() == blocker / "autotune.json"
 
 
 def test_no_cache_file_when_disabled(fresh_autotune, monkeypatch):
     monkeypatch.setenv("LKCA_AUTOTUNE_CACHE", "")
-    assert lkca_autotune.autotune_cache_path() is None
+    assert tuner.autotune_cache_path() is None
     module, x = _mixer(8, 2, (4, 4), 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -309,7 +309,7 @@ def test_no_cache_file_when_disabled(fresh_autotune, monkeypatch):
 def _rank(rank: int, store: str, results: str) -> None:
     import torch.distributed as dist
 
-    from lkca.layers.lkca_autotune import broadcast_impl_choices, pin_impl_choices
+    from lkca.autotune.tuner import broadcast_impl_choices, pin_impl_choices
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
@@ -332,7 +332,7 @@ def test_broadcast_makes_every_rank_run_rank_0s_choices(tmp_path):
     for rank in (0, 1):
         record, details = json.loads((tmp_path / f"out.{rank}").read_text())
         assert record == {KEY: "conv"} and details[KEY] == {"impl": "conv", "source": "pinned"}
-    assert lkca_autotune.broadcast_impl_choices() == lkca.impl_choices()  # no process group
+    assert tuner.broadcast_impl_choices() == lkca.impl_choices()  # no process group
 
 
 def test_the_tracing_choice_is_marked_constant_without_importing_dynamo():
@@ -340,7 +340,7 @@ def test_the_tracing_choice_is_marked_constant_without_importing_dynamo():
     treat its result as a constant), and importing the CLI does not load torch._dynamo."""
     marked = torch.compiler.assume_constant_result(lambda: None)
     assert vars(marked) == {"_dynamo_marked_constant": True} == {
-        k: v for k, v in vars(lkca_autotune._choose_while_tracing).items() if k.startswith("_dynamo")}
+        k: v for k, v in vars(tuner._choose_while_tracing).items() if k.startswith("_dynamo")}
     code = "import sys, lkca.cli; print('torch._dynamo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

@@ -1,14 +1,14 @@
-"""The authors' state-dict layouts -> ours: one converter per model family.
+"""The authors' ViT and ViT-LKCA state-dict layouts -> ours.
 
 The LKCA authors' code (CatworldLee/LKCA-MiniViTsTrainer-Pytorch-CIFAR-TinyImageNet) names a
 ViT-LKCA's tensors as ``models/largevit_cnn.py`` and ``models/largevit_vit.py`` build them (the
 same keys in both: the convolution and the attention view of one block) and a ViT's as SPT's
-``models/vit.py``. :data:`AUTHORS_LAYOUTS` maps the prefix of our registered name to the converter
-of its family; ``lkca.from_authors_checkpoint`` dispatches on the longest prefix that matches, over
-these and the comparison models' converters (``"swin_"``, ``"cait_"`` ...:
-``lkca.models.baselines.authors_layouts_a`` / ``_b``). A converter takes the authors' state dict
-(tensors by key) and returns ours, or raises a one-line :class:`~lkca.errors.CheckpointError`
-naming the first key it does not know.
+``models/vit.py``. :data:`LAYOUTS` maps the prefix of our registered name to the converter
+of its family; ``lkca.from_authors_checkpoint`` dispatches (:func:`converter_for`) on the longest
+prefix that matches, over these and the comparison models' converters (``"swin_"``, ``"cait_"``
+...: one module of :mod:`lkca.authors` per family, listed in ``lkca.authors.loader.FAMILIES``). A
+converter takes the authors' state dict (tensors by key) and returns ours, or raises a one-line
+:class:`~lkca.errors.CheckpointError` naming the first key it does not know.
 
 The keys (i = block; docs/pretrained-and-export.md):
 
@@ -113,11 +113,10 @@ def convert_spt_vit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # our registered-name prefix -> the converter of that family's authors' layout
-AUTHORS_LAYOUTS: dict[str, Converter] = {"vit_lkca_": convert_authors_lkca,
-                                         "vit_": convert_spt_vit}
+LAYOUTS: dict[str, Converter] = {"vit_lkca_": convert_authors_lkca, "vit_": convert_spt_vit}
 
 
-def converter_for(name: str, layouts: dict[str, Converter] = AUTHORS_LAYOUTS) -> Converter | None:
+def converter_for(name: str, layouts: dict[str, Converter] = LAYOUTS) -> Converter | None:
     """The converter of the longest ``layouts`` prefix of ``name``, else None."""
     prefixes = sorted((p for p in layouts if name.startswith(p)), key=len, reverse=True)
     return layouts[prefixes[0]] if prefixes else None

@@ -1,6 +1,6 @@
 """docs/baselines.md's block of the RvT, RegionViT, CrossViT, XCiT and Twins-SVT rows is the one
-rendered from benchmarks/results/authors_rows_b.json, whose parameter counts are today's models'
-and whose authors' columns equal ours (their code counted by benchmarks/authors_rows_b.py)."""
+rendered from benchmarks/results/authors_models_rows.json, whose parameter counts are today's models'
+and whose authors' columns equal ours (their code counted by benchmarks/authors_models_rows.py)."""
 
 import importlib.util
 import json
@@ -12,16 +12,16 @@ import pytest
 import lkca
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULT = json.loads((ROOT / "benchmarks" / "results" / "authors_rows_b.json").read_text())
+RESULT = json.loads((ROOT / "benchmarks" / "results" / "authors_models_rows.json").read_text())
 
 
 def test_docs_block_is_rendered_from_the_json(monkeypatch):
-    spec = importlib.util.spec_from_file_location("authors_rows_b",
-                                                  ROOT / "benchmarks" / "authors_rows_b.py")
+    spec = importlib.util.spec_from_file_location("authors_models_rows",
+                                                  ROOT / "benchmarks" / "authors_models_rows.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, "argv", ["authors_rows_b.py", "--check"])
-    assert module.main() == 0, "docs/baselines.md is stale: run python benchmarks/authors_rows_b.py"
+    monkeypatch.setattr(sys, "argv", ["authors_models_rows.py", "--check"])
+    assert module.main() == 0, "docs/baselines.md is stale: run python benchmarks/authors_models_rows.py"
     assert [r["name"] for r in RESULT["rows"]] == [r[2] for r in module.ROWS]
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lkca.layers.lkca_timing import (
+from lkca.autotune.timing import (
     CONFIRM,
     FINAL_MARGIN,
     FINAL_ROUNDS,

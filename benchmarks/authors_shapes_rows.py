@@ -10,9 +10,9 @@ classes). The authors' code's MACs were measured the same way on their ``models/
 repository, which does not hold their code; they are data below.
 
     pip install ptflops
-    python benchmarks/authors_rows_a.py          # measure, write results/authors_rows_a.json and
+    python benchmarks/authors_shapes_rows.py          # measure, write results/authors_shapes_rows.json and
                                                   # the table of docs/baselines.md
-    python benchmarks/authors_rows_a.py --check  # exit 1 if the JSON's params or the docs table
+    python benchmarks/authors_shapes_rows.py --check  # exit 1 if the JSON's params or the docs table
                                                   # are stale (no ptflops needed)
 """
 
@@ -34,8 +34,8 @@ from lkca.models.registry import paper_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "baselines.md"
-OUT = ROOT / "benchmarks" / "results" / "authors_rows_a.json"
-START, END = "<!-- authors-rows-a:start -->", "<!-- authors-rows-a:end -->"
+OUT = ROOT / "benchmarks" / "results" / "authors_shapes_rows.json"
+START, END = "<!-- authors-shapes-rows:start -->", "<!-- authors-shapes-rows:end -->"
 INPUTS = {"cifar": (32, 10), "tiny": (64, 200)}
 
 # our name, the authors' name and its create_model.py line, the shape in words, the README row's
@@ -188,7 +188,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     OUT.write_text(json.dumps({
-        "benchmark": "authors_rows_a", "torch": torch.__version__,
+        "benchmark": "authors_shapes_rows", "torch": torch.__version__,
         "machine": platform.platform(), "processor": platform.processor(),
         "counting": f"ptflops {version('ptflops')} get_model_complexity_info defaults (pytorch "
                     "backend, functional ops counted), one image, eval mode",

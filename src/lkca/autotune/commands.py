@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from lkca.layers.lkca_autotune import autotune_cache_entries, autotune_cache_path, clear_autotune_cache
-from lkca.layers.lkca_autotune_record import summary
+from lkca.autotune.record import summary
+from lkca.autotune.tuner import autotune_cache_entries, autotune_cache_path, clear_autotune_cache
 
 
 def _cmd_autotune(args: argparse.Namespace) -> None:

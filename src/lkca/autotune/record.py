@@ -2,7 +2,7 @@
 
 A cache entry (:func:`entry`) records the winner, the time of each candidate timed in full, why
 each other was not (dropped after a sub-problem, failed, too large for memory), the machine's
-load while timing (:class:`lkca.layers.lkca_timing.LoadMeter`) and whether that load puts the
+load while timing (:class:`lkca.autotune.timing.LoadMeter`) and whether that load puts the
 choice in doubt. The re-check policy (docs/benchmarks.md, "How auto chooses") reads it back: :func:`recheck`,
 from :func:`retime_reason` (time every candidate again), :func:`runner_up` (the one to re-check
 against) and :func:`cleaner` (which of two measurements to keep).
@@ -20,7 +20,7 @@ DOUBT_LOADAVG = 1.5  # without /proc: a 1-minute load average per core above thi
 
 
 def load_doubt(load: dict[str, float | None]) -> str:
-    """Why a measurement under ``load`` (a :class:`~lkca.layers.lkca_timing.LoadMeter` reading)
+    """Why a measurement under ``load`` (a :class:`~lkca.autotune.timing.LoadMeter` reading)
     is in doubt, "" if it is not: other processes used over ``DOUBT_SHARE`` of the cores, or,
     where that is unknown, the load average per core is over ``DOUBT_LOADAVG``."""
     others, per_core = load.get("others"), load.get("loadavg_per_core")

@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 
 import lkca
-from lkca.errors import UserError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A, AuthorsLayoutError
+from lkca.authors import cait, cvt, deepvit, mobilevit, swin, t2t
+from lkca.errors import AuthorsLayoutError, UserError
+
+# the families whose converters substitute keys in order (lkca.authors.substitute)
+SUBSTITUTED = {**swin.LAYOUTS, **cait.LAYOUTS, **t2t.LAYOUTS, **mobilevit.LAYOUTS, **cvt.LAYOUTS,
+               **deepvit.LAYOUTS}
 
 
 def random_checkpoint(shapes, seed=0):
@@ -168,7 +172,7 @@ def test_from_authors_checkpoint_loads_a_comparison_model(tmp_path):
     torch.save({"model_state_dict": theirs, "epoch": 3}, path)
     model = lkca.from_authors_checkpoint(path, "swin_t")
     state = model.state_dict()
-    for key, tensor in LAYOUTS_A["swin_"](theirs).items():
+    for key, tensor in SUBSTITUTED["swin_"](theirs).items():
         assert torch.equal(state[key], tensor), key
 
 
@@ -180,7 +184,7 @@ CASES = [("swin_t", SWIN_T, swin_layout, swin_logits, "swin_"),
 def test_authors_checkpoint_converts_and_gives_the_authors_logits(name, shape, layout, logits,
                                                                   prefix):
     theirs = random_checkpoint(layout(**shape))
-    ours = LAYOUTS_A[prefix](theirs)
+    ours = SUBSTITUTED[prefix](theirs)
     model = lkca.create_model(name).eval()
     model.load_state_dict(ours, strict=True)
     # every tensor of theirs (but the buffers Swin rebuilds) is one of ours, values unchanged
@@ -196,7 +200,7 @@ def test_authors_checkpoint_converts_and_gives_the_authors_logits(name, shape, l
 def test_a_checkpoint_of_another_shape_builds_that_shape():
     """Tiny-ImageNet's Swin-T (patch 4, 200 classes): the shape comes from the tensors."""
     shape = dict(SWIN_T, patch=4, img=64, K=200)
-    ours = LAYOUTS_A["swin_"](random_checkpoint(swin_layout(**shape)))
+    ours = SUBSTITUTED["swin_"](random_checkpoint(swin_layout(**shape)))
     model = lkca.create_model("swin_t", img_size=64, num_classes=200)
     model.load_state_dict(ours, strict=True)
 
@@ -213,19 +217,19 @@ def test_a_foreign_checkpoint_is_refused_in_one_line(edit, message):
     sd = random_checkpoint(cait_layout(**CAIT_T))
     edit(sd)
     with pytest.raises(AuthorsLayoutError, match=message) as err:
-        LAYOUTS_A["cait_"](sd)
+        SUBSTITUTED["cait_"](sd)
     assert isinstance(err.value, UserError) and "\n" not in str(err.value)
     assert str(err.value).startswith("not the authors' CaiT layout: ")
 
 
 def test_a_checkpoint_of_another_family_is_refused():
     with pytest.raises(AuthorsLayoutError, match="not the authors' CaiT layout: no"):
-        LAYOUTS_A["cait_"](random_checkpoint(swin_layout(**SWIN_T)))
+        SUBSTITUTED["cait_"](random_checkpoint(swin_layout(**SWIN_T)))
 
 
 def test_every_family_of_this_half_has_a_converter():
-    assert sorted(LAYOUTS_A) == ["cait_", "cvt_", "deepvit_", "mobilevitv2_", "swin_", "t2t_"]
-    for prefix in LAYOUTS_A:
+    assert sorted(SUBSTITUTED) == ["cait_", "cvt_", "deepvit_", "mobilevitv2_", "swin_", "t2t_"]
+    for prefix in SUBSTITUTED:
         assert any(n.startswith(prefix) for n in lkca.list_models()), prefix
 
 
@@ -337,7 +341,7 @@ def test_other_families_convert_with_every_key_and_shape_checked(name, layout, p
             theirs[k] = theirs[k].abs() + 0.5
         if k.endswith("num_batches_tracked"):
             theirs[k] = torch.tensor(7)
-    ours = LAYOUTS_A[prefix](theirs)
+    ours = SUBSTITUTED[prefix](theirs)
     assert len(ours) == len(theirs)
     model = lkca.create_model(name, img_size=img, num_classes=classes).eval()
     model.load_state_dict(ours, strict=True)
@@ -349,4 +353,4 @@ def test_tensors_that_imply_no_model_are_refused_in_one_line():
     sd = random_checkpoint(cait_layout(**CAIT_T))
     sd["patch_transformer.layers.0.0.fn.to_q.weight"] = torch.zeros(130, 72)  # 130 / 4 heads
     with pytest.raises(AuthorsLayoutError, match="not the authors' CaiT layout: "):
-        LAYOUTS_A["cait_"](sd)
+        SUBSTITUTED["cait_"](sd)

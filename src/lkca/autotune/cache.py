@@ -9,7 +9,7 @@ Layout::
                     "skipped": {"conv": "dropped: ..."}, "load": {"others": 0.04, ...},
                     "doubt": "", "made": "race", "when": "2026-12-06 02:30 UTC"}}}}
 
-(what an entry holds, and when it is timed again: :mod:`lkca.layers.lkca_autotune_record`.)
+(what an entry holds, and when it is timed again: :mod:`lkca.autotune.record`.)
 
 A machine is the torch version and the device name (on CPU with the thread count), so another
 GPU, CPU or torch version never reuses a timing. The file is re-read and merged before each write

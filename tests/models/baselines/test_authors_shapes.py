@@ -168,18 +168,18 @@ def test_forward_at_32_and_64(name):
 
 
 def test_docs_table_and_results_are_up_to_date(monkeypatch):
-    """docs/baselines.md's table of these rows is the one benchmarks/authors_rows_a.py renders from
-    benchmarks/results/authors_rows_a.json, whose params are the models' of today."""
+    """docs/baselines.md's table of these rows is the one benchmarks/authors_shapes_rows.py renders from
+    benchmarks/results/authors_shapes_rows.json, whose params are the models' of today."""
     import importlib.util
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[3] / "benchmarks" / "authors_rows_a.py"
-    spec = importlib.util.spec_from_file_location("authors_rows_a", script)
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "authors_shapes_rows.py"
+    spec = importlib.util.spec_from_file_location("authors_shapes_rows", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, "argv", ["authors_rows_a.py", "--check"])
-    assert module.main() == 0, "stale: run python benchmarks/authors_rows_a.py (needs ptflops)"
+    monkeypatch.setattr(sys, "argv", ["authors_shapes_rows.py", "--check"])
+    assert module.main() == 0, "stale: run python benchmarks/authors_shapes_rows.py (needs ptflops)"
     assert [r[0] for r in module.ROWS] == [r[0] for r in ROWS]
     import json
 

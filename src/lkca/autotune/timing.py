@@ -118,7 +118,7 @@ def race(run: Run, full: tuple[int, int, int], candidates: list[str], repeats: i
     predicts at most ``CONFIRM`` x T is timed in full instead (the drop is confirmed at full size,
     where one call is cheap). So a candidate ``s`` times faster than the best in full is never
     dropped while, of every ``RETIMES`` calls of it at one size, one is clean and its sub-problems
-    cost at most ``CONFIRM * s`` times its full per-unit cost (tests/layers/test_lkca_timing.py).
+    cost at most ``CONFIRM * s`` times its full per-unit cost (tests/autotune/test_timing.py).
 
     The final, when ``busy()`` says other processes share the machine (asked once, after the
     race, when two or more candidates were timed in full): the fastest of 3 measures a candidate

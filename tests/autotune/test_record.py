@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import lkca
+from lkca.autotune import tuner
+from lkca.autotune.cache import machine_name
+from lkca.autotune.record import CANDIDATES, Choice, cleaner, from_entry, summary
 from lkca.cli import main
-from lkca.layers import lkca_autotune
-from lkca.layers.lkca_autotune_cache import machine_name
-from lkca.layers.lkca_autotune_record import CANDIDATES, Choice, cleaner, from_entry, summary
 
 pytestmark = pytest.mark.usefixtures("fresh_autotune")
 
@@ -32,8 +32,8 @@ class Sim:
             def read(self):
                 return {"others": sim.others, "loadavg_per_core": None}
 
-        monkeypatch.setattr(lkca_autotune, "timer", lambda *a: self.run)
-        monkeypatch.setattr(lkca_autotune, "LoadMeter", Meter)
+        monkeypatch.setattr(tuner, "timer", lambda *a: self.run)
+        monkeypatch.setattr(tuner, "LoadMeter", Meter)
 
     def run(self, impl: str, size: tuple[int, int, int]) -> float:
         self.calls[impl] += 1
@@ -73,7 +73,7 @@ def test_under_load_the_race_ends_in_a_final_and_the_entry_says_so(fresh_autotun
     quiet = Sim(monkeypatch, {"conv": 1.0, "toeplitz": 1.5, "fft": 100.0}, others=0.05)
     _step()
     assert "note" not in lkca.impl_choices(details=True)[KEY]
-    lkca_autotune.reset_impl_choices()
+    tuner.reset_impl_choices()
     fresh_autotune.unlink()
     busy = Sim(monkeypatch, {"conv": 1.0, "toeplitz": 1.5, "fft": 100.0}, others=0.6)
     _step()

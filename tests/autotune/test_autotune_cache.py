@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import lkca
-from lkca.layers.lkca_autotune import AutotuneWarning
-from lkca.layers.lkca_autotune_cache import FORMAT, DiskCache, machine_name
+from lkca.autotune.cache import FORMAT, DiskCache, machine_name
+from lkca.autotune.tuner import AutotuneWarning
 
 MACHINE = machine_name(torch.device("cpu"))
 KEY = "cpu float32 train B2 C16 h2 g4x4 k7x7"

@@ -7,8 +7,8 @@ from torch import nn
 
 import lkca
 from lkca import LKCA
-from lkca.analysis.profile import macs_without_mixing, paper_comparison
 from lkca.layers import Attention
+from lkca.models.profile import macs_without_mixing, paper_comparison
 from lkca.models.registry import paper_figures
 
 
@@ -72,7 +72,7 @@ def test_the_papers_flops_are_the_ptflops_count_row_by_row():
     """ptflops' module hooks as in the authors' count.py: Linear (bias once), LayerNorm 2 per
     element, GELU and softmax 1 per element, the functional products nothing; written out for
     ViT-B (SPT's, 65 tokens) and LKCA-B (the authors', 64 tokens), both at 32 px, 10 classes."""
-    from lkca.analysis.profile import ptflops_macs
+    from lkca.models.profile import ptflops_macs
 
     def block(n, dim, mixer):
         return (2 * (2 * n * dim) + mixer + _linear(n, dim, dim) + _linear(n, dim, 2 * dim)

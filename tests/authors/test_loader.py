@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import lkca
-from lkca.authors_checkpoint import LAYOUTS
-from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
+from lkca.authors import swin, twins
+from lkca.authors.loader import FAMILIES, LAYOUTS
+from lkca.authors.vit import LAYOUTS as AUTHORS_LAYOUTS
+from lkca.authors.vit import converter_for
 from lkca.errors import CheckpointError, UserError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 
 DIM, DEPTH, HEADS, CLASSES, P, GRID = 24, 2, 4, 10, 4, 8  # 32 px images, an 8 x 8 grid
 SHAPE = dict(dim=DIM, depth=DEPTH, num_heads=HEADS)
@@ -178,9 +178,23 @@ def test_other_families_plug_in_by_prefix():
     assert converter_for("vit_lkca_2p7m") is AUTHORS_LAYOUTS["vit_lkca_"]
     assert converter_for("vit_2p7m") is AUTHORS_LAYOUTS["vit_"]
     assert converter_for("swin_t") is None  # the ViT layouts alone
-    assert converter_for("swin_t_cifar", LAYOUTS) is LAYOUTS_A["swin_"]
-    assert converter_for("twins_svt_s_tiny", LAYOUTS) is LAYOUTS_B["twins_svt_"]
+    assert converter_for("swin_t_cifar", LAYOUTS) is swin.LAYOUTS["swin_"]
+    assert converter_for("twins_svt_s_tiny", LAYOUTS) is twins.LAYOUTS["twins_svt_"]
     assert converter_for("vit_lkca_2p7m", LAYOUTS) is AUTHORS_LAYOUTS["vit_lkca_"]
+
+
+def test_every_family_module_is_one_the_loader_dispatches_to():
+    """A module of lkca.authors holding a family's LAYOUTS is in the loader's FAMILIES (a new
+    family is its module and its name there), and no two families claim one prefix."""
+    import importlib
+    import pkgutil
+
+    import lkca.authors
+
+    modules = [importlib.import_module(f"lkca.authors.{m.name}")
+               for m in pkgutil.iter_modules(lkca.authors.__path__) if m.name != "loader"]
+    assert {m.__name__ for m in modules if hasattr(m, "LAYOUTS")} == {f.__name__ for f in FAMILIES}
+    assert len(LAYOUTS) == sum(len(f.LAYOUTS) for f in FAMILIES)
 
 
 def _cifar10(root: Path, images, labels) -> None:

@@ -12,8 +12,11 @@ import torch
 import torch.nn.functional as F
 
 import lkca
-from lkca.errors import CheckpointError, UserError
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B, AuthorsLayoutError
+from lkca.authors import crossvit, regionvit, rvt, twins, xcit
+from lkca.errors import AuthorsLayoutError, CheckpointError, UserError
+
+# the families whose converters rename each key by one rule (lkca.authors.rename)
+RENAMED = {**rvt.LAYOUTS, **xcit.LAYOUTS, **crossvit.LAYOUTS, **regionvit.LAYOUTS, **twins.LAYOUTS}
 
 
 def _random(shapes, seed=0):
@@ -135,7 +138,7 @@ def twins_reference(sd, x, dims, depths, heads, dim_head, classes):
 
 def test_twins_svt_checkpoint_round_trips():
     authors = _random(twins_shapes(**TWINS))
-    ours = LAYOUTS_B["twins_svt_"](authors)
+    ours = RENAMED["twins_svt_"](authors)
     _check_layout(authors, ours, reshaped=lambda k: k.endswith((".g", ".b")))
     model = lkca.create_model("twins_svt_s", dims=TWINS["dims"], depths=TWINS["depths"],
                               dim_head=TWINS["dim_head"], num_classes=TWINS["classes"]).eval()
@@ -242,7 +245,7 @@ def test_xcit_checkpoint_round_trips():
     authors = {k: v.abs() + 0.5 if k.endswith("running_var") else v for k, v in authors.items()}
     authors = {**authors, **{k.replace("running_mean", "num_batches_tracked"): torch.tensor(3)
                              for k in authors if k.endswith("running_mean")}}
-    ours = LAYOUTS_B["xcit_"](authors)
+    ours = RENAMED["xcit_"](authors)
     _check_layout({k: v for k, v in authors.items() if "num_batches" not in k},
                   {k: v for k, v in ours.items() if "num_batches" not in k})
     c = XCIT
@@ -283,7 +286,7 @@ def regionvit_shapes(img, dims, depths, classes):
 def test_regionvit_row_checkpoint_converts_with_every_tensor_in_place(img):
     dims, depths = (48, 72, 108, 112), (1, 1, 2, 1)  # create_model.py 'regionvit-t'
     authors = _random(regionvit_shapes(img, dims, depths, 10))
-    ours = LAYOUTS_B["regionvit_"](authors)
+    ours = RENAMED["regionvit_"](authors)
     _check_layout(authors, ours)
     model = lkca.create_model("regionvit_t", img_size=img, num_classes=10).eval()
     model.load_state_dict(ours)
@@ -296,23 +299,23 @@ def test_foreign_missing_and_misshapen_tensors_are_refused_in_one_line():
     assert issubclass(AuthorsLayoutError, CheckpointError) and issubclass(CheckpointError, UserError)
     authors = _random(twins_shapes(**TWINS))
     with pytest.raises(AuthorsLayoutError, match="'layers.0.9.x' is not in the authors' Twins-SVT"):
-        LAYOUTS_B["twins_svt_"]({**authors, "layers.0.9.x": torch.zeros(1)})
+        RENAMED["twins_svt_"]({**authors, "layers.0.9.x": torch.zeros(1)})
     missing = dict(authors)
     del missing["layers.1.3.layers.0.2.fn.to_kv.weight"]
     with pytest.raises(AuthorsLayoutError, match="lacks 'stages.1.blocks.0.global_attn.kv.weight'"):
-        LAYOUTS_B["twins_svt_"](missing)
+        RENAMED["twins_svt_"](missing)
     bad = {**authors, "layers.2.0.proj.1.bias": torch.zeros(7)}
     with pytest.raises(AuthorsLayoutError, match=r"'stages.2.merge.proj.bias' has shape \(7,\)"):
-        LAYOUTS_B["twins_svt_"](bad)
+        RENAMED["twins_svt_"](bad)
     flat = {**authors, "layers.0.0.proj.0.g": torch.ones(12)}
     with pytest.raises(AuthorsLayoutError, match=r"the authors' is \(1, C, 1, 1\)"):
-        LAYOUTS_B["twins_svt_"](flat)
+        RENAMED["twins_svt_"](flat)
     with pytest.raises(AuthorsLayoutError, match="not in the authors' XCiT layout"):
-        LAYOUTS_B["xcit_"](authors)  # another family's checkpoint
+        RENAMED["xcit_"](authors)  # another family's checkpoint
     cross = _random(crossvit_shapes(32, 16, 1, 1, 3))
     odd = "multi_scale_encoder.layers.0.0.layers.0.2.weight"  # a third part in an encoder block
     with pytest.raises(AuthorsLayoutError, match=f"'{odd}' is not in the authors' CrossViT"):
-        LAYOUTS_B["crossvit_"]({**cross, odd: torch.zeros(1)})
+        RENAMED["crossvit_"]({**cross, odd: torch.zeros(1)})
 
 
 def test_rvt_row_converts_from_its_authors_layout():
@@ -323,11 +326,11 @@ def test_rvt_row_converts_from_its_authors_layout():
         "transformer.pos_emb.scales": torch.linspace(1.0, 16.0, 16),
         **{_rvt_authors_key(k): v for k, v in rvt.state_dict().items()},
     }
-    converted = LAYOUTS_B["rvt_"](back)
+    converted = RENAMED["rvt_"](back)
     assert converted.keys() == rvt.state_dict().keys()
     assert all(torch.equal(converted[k], v) for k, v in rvt.state_dict().items())
     with pytest.raises(AuthorsLayoutError, match="linspace"):
-        LAYOUTS_B["rvt_"]({**back, "transformer.pos_emb.scales": torch.linspace(1.0, 16.0, 16)
+        RENAMED["rvt_"]({**back, "transformer.pos_emb.scales": torch.linspace(1.0, 16.0, 16)
                            + torch.arange(16) % 2})
 
 
@@ -372,7 +375,7 @@ def crossvit_shapes(img, dim, cross_depth, depth, classes):
 @pytest.mark.parametrize("img", [32, 64])
 def test_crossvit_row_checkpoint_converts_with_every_tensor_in_place(img):
     authors = _random(crossvit_shapes(img, 102, 1, 2, 10))  # create_model.py 'crossvit-t'
-    ours = LAYOUTS_B["crossvit_"](authors)
+    ours = RENAMED["crossvit_"](authors)
     _check_layout(authors, ours)
     model = lkca.create_model("crossvit_t", img_size=img, num_classes=10).eval()
     model.load_state_dict(ours)

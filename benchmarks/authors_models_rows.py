@@ -8,8 +8,8 @@ figures (Tiny-ImageNet) and the paper's. With ``--authors-repo DIR`` (a checkout
 repository; needs einops) their own models are built and counted the same way, for the
 "authors' code" columns. Needs ptflops (``pip install ptflops``; lkca itself does not).
 
-    python benchmarks/authors_rows_b.py --authors-repo DIR   # rewrites the JSON and the docs block
-    python benchmarks/authors_rows_b.py --check               # exit 1 if the docs block is stale
+    python benchmarks/authors_models_rows.py --authors-repo DIR   # rewrites the JSON and the docs block
+    python benchmarks/authors_models_rows.py --check               # exit 1 if the docs block is stale
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "baselines.md"
-OUT = ROOT / "benchmarks" / "results" / "authors_rows_b.json"
-START, END = "<!-- authors-rows-b:start -->", "<!-- authors-rows-b:end -->"
+OUT = ROOT / "benchmarks" / "results" / "authors_models_rows.json"
+START, END = "<!-- authors-models-rows:start -->", "<!-- authors-models-rows:end -->"
 
 # (paper row, authors' create_model name, our name, shape as create_model.py gives it,
 #  README "# Parameters", README "Flops" (Tiny-ImageNet, 64 px, 200 classes))
@@ -89,11 +89,14 @@ def authors_models(repo: Path, img: int, classes: int) -> dict[str, Any]:
 def converted_logit_diff(theirs: torch.nn.Module, name: str, img: int,
                          classes: int) -> float | None:
     """Largest |logit difference| between their model and ours loaded with its state dict
-    through ``LAYOUTS_B`` (eval mode, 2 random images; None where their code fails)."""
+    through its family's converter (``lkca.authors.loader.LAYOUTS``; eval mode, 2 random images;
+    None where their code fails)."""
     import lkca
-    from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
+    from lkca.authors.loader import LAYOUTS
+    from lkca.authors.vit import converter_for
 
-    convert = next(f for prefix, f in LAYOUTS_B.items() if name.startswith(prefix))
+    convert = converter_for(name, LAYOUTS)
+    assert convert is not None, name
     ours = lkca.create_model(name, img_size=img, num_classes=classes).eval()
     ours.load_state_dict(convert(theirs.state_dict()))
     x = torch.randn(2, 3, img, img, generator=torch.Generator().manual_seed(0))
@@ -132,13 +135,13 @@ def measure(authors_repo: Path | None) -> dict[str, Any]:
                 row[f"authors_macs_{img}"] = ptflops_macs(model, img)
                 row[f"logit_maxdiff_{img}"] = converted_logit_diff(model, row["name"], img,
                                                                    classes)
-    return {"benchmark": "authors_rows_b", "torch": torch.__version__,
+    return {"benchmark": "authors_models_rows", "torch": torch.__version__,
             "ptflops": metadata.version("ptflops"), "machine": platform.platform(),
             "counting": "ptflops get_model_complexity_info(backend='pytorch'), one image, as the "
                         "authors' count.py; authors_* columns: their models/create_model.py "
                         "built from a checkout of their repository and counted the same way "
                         "(None: their code fails at that input); logit_maxdiff_*: their model "
-                        "against ours loaded with its converted state dict (LAYOUTS_B)",
+                        "against ours loaded with its converted state dict (lkca.authors.loader.LAYOUTS)",
             "rows": rows}
 
 

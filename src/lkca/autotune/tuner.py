@@ -7,8 +7,8 @@ docs/benchmarks.md ("How auto chooses") is the user-facing description; in short
   ``"toeplitz"`` or ``"fft"`` run that one everywhere.
 - **Shape key** (:class:`ShapeKey`): device type, dtype (and autocast dtype), training or not,
   batch, channels, heads, grid, kernel. The timings are cached per key in memory and on disk
-  (:mod:`lkca.layers.lkca_autotune_cache`), per torch version and device name, with how they were
-  made; a cached choice is re-checked once per process (:mod:`lkca.layers.lkca_autotune_record`).
+  (:mod:`lkca.autotune.cache`), per torch version and device name, with how they were
+  made; a cached choice is re-checked once per process (:mod:`lkca.autotune.record`).
 - **Record and replay**: :func:`impl_choices` returns every choice made so far as JSON-able data,
   :func:`pin_impl_choices` makes ``auto`` use a record (resume, or every DDP rank using rank 0's
   choices).
@@ -28,9 +28,8 @@ from pathlib import Path
 
 import torch
 
-from lkca.errors import ConfigError, UserError
-from lkca.layers.lkca_autotune_cache import AutotuneWarning, DiskCache, machine_name
-from lkca.layers.lkca_autotune_record import (
+from lkca.autotune.cache import AutotuneWarning, DiskCache, machine_name
+from lkca.autotune.record import (
     CANDIDATES,
     Choice,
     entry,
@@ -39,7 +38,7 @@ from lkca.layers.lkca_autotune_record import (
     now,
     recheck,
 )
-from lkca.layers.lkca_timing import (
+from lkca.autotune.timing import (
     FINAL_MARGIN,
     FINAL_ROUNDS,
     Impl,
@@ -48,6 +47,7 @@ from lkca.layers.lkca_timing import (
     race,
     timer,
 )
+from lkca.errors import ConfigError, UserError
 
 POLICIES = ("autotune", "rule", *CANDIDATES)
 RULE_MAX_TOKENS = 1024  # rule_impl: toeplitz up to 32x32 grids (benchmarks/lkca_mixer.py rows)
@@ -276,7 +276,7 @@ def _choose_while_tracing(device_type: str, dtype: torch.dtype, autocast: torch.
 
 
 # Evaluated once per trace, its result a constant: what ``@torch.compiler.assume_constant_result``
-# does, which is to set this attribute (torch 2.13; tests/layers/test_lkca_autotune.py checks that
+# does, which is to set this attribute (torch 2.13; tests/autotune/test_tuner.py checks that
 # it still is). The decorator itself imports torch._dynamo, which doubles the start-up time of
 # every `lkca` command; the attribute alone does not.
 _choose_while_tracing._dynamo_marked_constant = True  # type: ignore[attr-defined]
@@ -364,7 +364,7 @@ def _decide(raw: tuple, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, 
 
 def _timed_race(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int],
                 impls: Mapping[str, Impl], candidates: list[str]) -> Choice:
-    """:func:`lkca_timing.race` of ``candidates`` on the caller's problem, ending in the final
+    """:func:`timing.race` of ``candidates`` on the caller's problem, ending in the final
     when the load so far puts the timing in doubt (:func:`load_doubt`): a "timed" Choice of the
     fastest ("" when none could be timed) with the full timings, the failures, the load, the
     time it took, and a note when the final ran."""
@@ -411,7 +411,7 @@ def _tune(key: ShapeKey, v: torch.Tensor, weight: torch.Tensor, grid: tuple[int,
 
 def _recheck(key: ShapeKey, cached: Choice, v: torch.Tensor, weight: torch.Tensor,
              grid: tuple[int, int], impls: Mapping[str, Impl], workspace: Workspace) -> Choice:
-    """A cache entry's first use in this process (:func:`lkca_autotune_record.recheck`)."""
+    """A cache entry's first use in this process (:func:`record.recheck`)."""
     def pair(candidates: list[str]) -> Choice:
         raced = _timed_race(key, v, weight, grid, impls, candidates)
         return raced if raced.ms else replace(raced, impl=candidates[0])

@@ -4,7 +4,7 @@ The LKCA authors' training script (SPT's ``main.py`` in CatworldLee/LKCA-MiniViT
 CIFAR-TinyImageNet, lines 247-251 and 278) saves ``{'model_state_dict': ..., 'epoch': ...,
 'optimizer_state_dict': ..., 'scheduler': ...}`` or the bare state dict. Either is read with
 ``torch.load(weights_only=True)`` (a crafted pickle cannot run code), converted by the converter
-of the model's family (:data:`lkca.checkpoint.authors_layouts.AUTHORS_LAYOUTS`) and loaded
+of the model's family (:data:`LAYOUTS`, one module of :mod:`lkca.authors` per family) and loaded
 strictly; a state dict of another model or shape is refused with one line naming what differs.
 """
 
@@ -17,14 +17,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from lkca.checkpoint.authors_layouts import AUTHORS_LAYOUTS, converter_for
+from lkca.authors import (
+    cait,
+    crossvit,
+    cvt,
+    deepvit,
+    mobilevit,
+    regionvit,
+    rvt,
+    swin,
+    t2t,
+    twins,
+    vit,
+    xcit,
+)
+from lkca.authors.vit import converter_for
 from lkca.errors import CheckpointError
-from lkca.models.baselines.authors_layouts_a import LAYOUTS_A
-from lkca.models.baselines.authors_layouts_b import LAYOUTS_B
 from lkca.models.registry import create_model, resolve_name
 
-# every family with an authors' layout: ViT / ViT-LKCA, then the comparison models of Tables 4-5
-LAYOUTS = {**AUTHORS_LAYOUTS, **LAYOUTS_A, **LAYOUTS_B}
+# every family with an authors' layout, one module each: ViT / ViT-LKCA, then the comparison models
+# of Tables 4-5; a new family is a module with its LAYOUTS, named here
+FAMILIES = (vit, swin, cait, t2t, mobilevit, cvt, deepvit, rvt, xcit, crossvit, regionvit, twins)
+LAYOUTS = {prefix: convert for family in FAMILIES for prefix, convert in family.LAYOUTS.items()}
 
 
 def read_authors_state(source: str | Path | dict[str, Any]) -> dict[str, torch.Tensor]:

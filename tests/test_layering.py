@@ -17,8 +17,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # layer -> (module names or prefixes in it, the layers it may import); a module belongs to the layer
 # of its longest matching prefix. Lower layers first.
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # bounded_files: the one reader of every YAML and JSON file lkca reads
-    "base": (("lkca.errors", "lkca.version", "lkca.bounded_files"), ()),
+    # bounded_files: the one reader of every YAML and JSON file lkca reads; atomic_files: the
+    # one writer of every file lkca writes
+    "base": (("lkca.errors", "lkca.version", "lkca.bounded_files", "lkca.atomic_files"), ()),
     "config": (("lkca.config",), ("base",)),
     "checkpoint": (("lkca.checkpoint",), ("base",)),
     "layers": (("lkca.layers",), ("base",)),

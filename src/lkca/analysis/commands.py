@@ -27,6 +27,7 @@ from lkca.analysis.plots import (
     save_png,
 )
 from lkca.analysis.profile import paper_comparison, profile
+from lkca.atomic_files import write_atomic
 from lkca.checkpoint.metadata import check_image_side
 from lkca.checkpoint.outputs import check_output
 from lkca.data import dataset_info
@@ -330,5 +331,5 @@ def _cmd_tables(args: argparse.Namespace) -> None:
     if args.out is None:
         print(text, end="")
         return
-    Path(args.out).write_text(text)
+    write_atomic(args.out, text.encode())
     print(f"wrote {args.out}")

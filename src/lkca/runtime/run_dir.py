@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lkca.checkpoint.files import atomic_write
+from lkca.atomic_files import write_atomic
 from lkca.checkpoint.outputs import RUN_FILES
 from lkca.config.files import dump_config
 from lkca.errors import CheckpointError, UserError
@@ -203,7 +203,7 @@ class RunDir:
     def write_config(self, values: dict[str, Any]) -> None:
         """``config.yaml``: every field of the run's config, atomically (a full disk keeps the
         previous file; a link there is replaced, never written through)."""
-        atomic_write(self.config, dump_config(values).encode())
+        write_atomic(self.config, dump_config(values).encode())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """``summary.json``, atomically."""

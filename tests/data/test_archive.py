@@ -261,7 +261,6 @@ def _run_capped(archive, target, cap):
 @pytest.mark.parametrize("kind", ["zip", "tar.gz", "many empty files"])
 def test_a_decompression_bomb_is_refused_before_writing(tmp_path, kind):
     from lkca.data.archive import MAX_RATIO
-
     from tests.tiny_train import snapshot
 
     path = tmp_path / f"bomb.{kind.replace(' ', '_')}"
@@ -301,9 +300,9 @@ class _Zeros(io.RawIOBase):
 
 
 def test_a_full_disk_mid_extraction_leaves_nothing(tmp_path):
-    from tests.tiny_train import snapshot
-
     import random
+
+    from tests.tiny_train import snapshot
 
     rng = random.Random(0)  # files that do not compress: 100 kB, then 2 MiB
     _tar(tmp_path / "a.tar.gz", [("d/f0", rng.randbytes(100_000)), ("d/f1", rng.randbytes(2 << 20))])

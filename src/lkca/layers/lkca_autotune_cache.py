@@ -170,23 +170,29 @@ class DiskCache:
         path = self.path()
         return self._read(path) if path is not None else {}
 
-    def clear(self) -> None:
-        """Delete the cache file (nothing if there is none). OutputError (one line, nothing
+    def clear(self) -> int:
+        """Delete the cache file (nothing if there is none); the number of shapes it held.
+        OutputError (one line, nothing
         deleted) when the path is not a cache lkca wrote (:func:`foreign_kind`: a folder, a device,
         a link, a file of other content) or cannot be deleted (a read-only folder)."""
         path = self.path()
         if path is None:
-            return
+            return 0
         kind = foreign_kind(path)
         if kind is not None:
-            raise OutputError(f"{ENV} or the default cache path names {path}, which is {kind}; "
-                              "lkca deletes only its own autotune cache: point "
-                              f"{ENV} at that file (or unset it) and run again")
+            named = f"${ENV}" if os.environ.get(ENV) else "the cache path"
+            raise OutputError(f"{named} {path} is {kind}; lkca deletes only its own autotune "
+                              f"cache: point {ENV} at lkca's cache file (by default "
+                              "~/.cache/lkca/autotune.json) or unset it")
+        with warnings.catch_warnings():  # entries lkca would not write are deleted all the same
+            warnings.simplefilter("ignore", AutotuneWarning)
+            count = sum(len(entries) for entries in self._read(path).values())
         try:
             path.unlink(missing_ok=True)
         except OSError as err:
             raise OutputError(f"cannot delete {path} ({err.strerror or err}); delete it yourself "
                               f"or set {ENV} to a file in a writable folder") from None
+        return count
 
     def save(self, machine: str, key: str, entry: dict) -> None:
         """Add one entry: re-read, merge, replace the cache atomically. A path holding anything

@@ -83,16 +83,18 @@ def refuse_existing(path: Path, chosen: str) -> None:
 
 def write_atomic(path: str | Path, data: bytes | Callable[[BinaryIO], None],
                  fix: str = "choose another --out") -> None:
-    """Write ``data`` (bytes, or a function writing into the open binary file it is given) to
-    ``path`` atomically; parent folders are created. OutputError (one line, the previous file
-    kept, no temporary left) when the target may not be replaced or the write fails."""
+    """Write ``data`` (bytes, or a function writing into the open binary file it is given, or
+    to the file's name ``f.name``) to ``path`` atomically; parent folders are created.
+    OutputError (one line, the previous file kept, no temporary left) when the target may not
+    be replaced or the write fails."""
     path = check_target(path, fix)
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
+        os.close(fd)
+        with open(tmp, "wb") as f:  # f.name: the temporary's path, for writers that take a path
             if callable(data):
                 data(f)
             else:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from tiny_train import TINY_TRAIN_YAML, assert_one_line_error
 
-from lkca.checkpoint import files as checkpoint
+from lkca import atomic_files
 from lkca.checkpoint.files import save_weights
 from lkca.cli import main
 
@@ -171,15 +171,15 @@ def test_disk_full_on_checkpoint_write_keeps_the_previous(tmp_path, saved_run, c
                  "stop_after_epochs=2"]) == 0
     state = run / "checkpoints" / "last.pt"
     before = state.read_bytes()
-    real_fsync = checkpoint.os.fsync
+    real_fsync = atomic_files.os.fsync
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(atomic_files.os, "fsync", full)
     argv = ["train", *TINY, "--epochs", "3", "--out", str(run), "--resume"]
     assert_one_line_error(capsys, argv, "No space left on device")
-    monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
+    monkeypatch.setattr(atomic_files.os, "fsync", real_fsync)
     assert state.read_bytes() == before
     assert not list((run / "checkpoints").glob(".*.tmp"))  # no temp file left behind
 

@@ -143,3 +143,59 @@ def test_a_model_the_exporter_cannot_convert_is_a_one_line_user_error(tmp_path):
     with pytest.raises(lkca.UserError, match="FiveD does not export to ONNX: .*4D") as err:
         export_onnx(FiveD(), tmp_path / "m.onnx")
     assert "\n" not in str(err.value)
+
+
+def _saved_tiny(tmp_path):
+    lkca.create_model("vit_lkca_500k", num_classes=7, **TINY).save_pretrained(tmp_path / "p")
+    return tmp_path / "p"
+
+
+@needs_onnx
+def test_a_full_disk_keeps_the_previous_onnx_whole_and_blames_the_disk(tmp_path, capsys,
+                                                                      monkeypatch):
+    import errno
+    import os
+
+    from lkca import atomic_files
+    from tests.tiny_train import assert_refused
+
+    pretrained = _saved_tiny(tmp_path)
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"the previous export" * 1000)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic_files.os, "fsync", full)
+    err = assert_refused(capsys, ["export", "--checkpoint", str(pretrained), "--out", str(out)],
+                         f"could not write {out}: No space left on device (the previous file is "
+                         "kept); free disk space", tmp_path)
+    assert "does not export" not in err and "report this" not in err
+    monkeypatch.setattr(atomic_files.os, "fsync", os.fsync)
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_exporting(tmp_path, capsys, monkeypatch):
+    import os
+    import stat
+
+    from tests.tiny_train import assert_refused
+
+    pretrained = _saved_tiny(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    cases = {tmp_path / "file" / "sub" / "x.onnx": "is not a folder"}
+    try:
+        os.mknod(tmp_path / "device", stat.S_IFCHR | 0o600, os.makedev(1, 7))  # /dev/full's
+        cases[tmp_path / "device"] = "is a device node"
+    except PermissionError:
+        pass  # making a device node needs root
+    os.mkfifo(tmp_path / "fifo")
+    cases[tmp_path / "fifo"] = "is a FIFO"
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    cases[read_only / "sub" / "x.onnx"] = "is not writable"
+    real = os.access  # root writes where chmod forbids; access(2) answers EROFS for a ro mount
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(read_only)
+                        else real(p, mode))
+    for out, expected in cases.items():
+        assert_refused(capsys, ["export", "--checkpoint", str(pretrained), "--out", str(out)],
+                       expected, tmp_path)

@@ -19,8 +19,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # it (test_the_table_lists_lower_layers_first), so an import that runs back up, from a lower layer
 # into a higher one, is one the table cannot allow.
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # bounded_files: the one reader of every YAML and JSON file lkca reads
-    "base": (("lkca.errors", "lkca.version", "lkca.bounded_files"), ()),
+    # bounded_files: the one reader of every YAML and JSON file lkca reads; atomic_files: the
+    # one writer of every file lkca writes
+    "base": (("lkca.errors", "lkca.version", "lkca.bounded_files", "lkca.atomic_files"), ()),
     "config": (("lkca.config",), ("base",)),
     "checkpoint": (("lkca.checkpoint",), ("base",)),
     "data": (("lkca.data",), ("base",)),

@@ -30,3 +30,8 @@ class InvalidArgumentError(UserError):
     """An argument of a public function or constructor is invalid (``lkca.LKCA(...)``,
     ``lkca.create_model`` with an unknown name, ``lkca.profile`` with an image size the model
     cannot take)."""
+
+
+class OutputError(UserError):
+    """A file lkca writes cannot be written there: the disk is full or read-only, the target is a
+    folder, device or FIFO, or it is a file the command may not replace (docs/errors.md)."""

@@ -269,6 +269,7 @@ def test_another_machine_or_torch_version_is_not_reused(fresh_autotune):
 @pytest.mark.parametrize("content", ["{not json", '{"format": "lkca-autotune/1", "machines": []}',
                                      '["a list"]', "\x00\xff"])
 def test_a_corrupt_cache_is_ignored_with_one_warning_and_rewritten(fresh_autotune, content):
+    """Rewritten only when it says it is an lkca cache; any other file is left as it is."""
     fresh_autotune.write_text(content)
     with pytest.warns(AutotuneWarning, match="ignored") as caught:
         for grid in [(4, 4), (5, 5), (6, 6)]:
@@ -276,6 +277,9 @@ def test_a_corrupt_cache_is_ignored_with_one_warning_and_rewritten(fresh_autotun
             module(x)
     assert len(caught) == 1
     assert [c["source"] for c in lkca.impl_choices(details=True).values()] == ["timed"] * 3
+    if "lkca-autotune/1" not in content:
+        assert fresh_autotune.read_text() == content  # not lkca's file: never replaced
+        return
     (entries,) = json.loads(fresh_autotune.read_text())["machines"].values()
     assert len(entries) == 3
 

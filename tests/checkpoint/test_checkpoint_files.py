@@ -55,8 +55,8 @@ def test_the_kill_after_write_hook_sigkills_after_the_kth_write(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from lkca.checkpoint.files import atomic_write\n"
-            "for i in range(3): atomic_write(Path(sys.argv[1]) / f'f{i}', b'x')")
+    code = ("import sys; from pathlib import Path; from lkca.atomic_files import write_atomic\n"
+            "for i in range(3): write_atomic(Path(sys.argv[1]) / f'f{i}', b'x')")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)],
                           env=dict(os.environ, LKCA_KILL_AFTER_WRITE="2"), timeout=120)
     assert proc.returncode == -signal.SIGKILL

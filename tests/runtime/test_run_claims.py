@@ -15,7 +15,7 @@ import pytest
 from tiny_train import TINY_TRAIN_YAML, assert_refused, snapshot
 
 from lkca.cli import main
-from lkca.runtime.run_dir import RunDir, choose_run_dir, free_run_dir
+from lkca.runtime.run_dir import RunDir, choose_run_dir, claim_run_dir, free_run_dir
 from lkca.runtime.run_lock import DirectoryLock, LockHeld
 
 TINY = TINY_TRAIN_YAML + "epochs: 1\nmax_steps_per_epoch: 1\ndevice: cpu\nprogress: false\n"
@@ -88,10 +88,58 @@ def test_the_default_folder_takes_the_next_free_name(tmp_path):
     assert free_run_dir(base) == base.with_name("digits-m-2")
     (tmp_path / "runs" / "digits-m-2" / "x").write_text("")
     assert free_run_dir(base) == base.with_name("digits-m-3")
-    path, note = choose_run_dir(None, base, resume=False, overwrite=False)
-    assert path == base.with_name("digits-m-3") and str(base) in note
-    # --resume and --overwrite without --out mean the default folder itself
-    assert choose_run_dir(None, base, resume=True, overwrite=False)[0] == base
+    place = choose_run_dir(None, base, resume=False, overwrite=False)
+    assert place.path == base.with_name("digits-m-3") and str(base) in place.note
+    assert place.next_free == base
+    # --resume and --overwrite without --out mean the default folder itself, never another
+    assert choose_run_dir(None, base, resume=True, overwrite=False).path == base
+    assert choose_run_dir(None, base, resume=False, overwrite=True).next_free is None
+    assert choose_run_dir(str(base), base, resume=False, overwrite=True).next_free is None
+
+
+@pytest.mark.parametrize("winner", ["still running (its lock held)", "already finished"])
+def test_a_start_that_loses_the_race_for_the_default_name_takes_the_next(tmp_path, winner):
+    """Two starts chose the same free default name; the other one claimed it first."""
+    base = tmp_path / "runs" / "digits-m"
+    place = choose_run_dir(None, base, resume=False, overwrite=False)
+    assert place.path == base  # free when chosen
+    held = None
+    if winner == "still running (its lock held)":
+        held = DirectoryLock(base, whole_directory=True).acquire()
+    else:
+        _fake_run(base)
+    before = snapshot(tmp_path / "runs")
+    run_dir, lock, deleted = claim_run_dir(RunDir(place.path), False, False, place.next_free)
+    try:
+        assert run_dir.root == base.with_name("digits-m-2") and deleted == []
+        with pytest.raises(LockHeld):  # the claim holds: a third start cannot take it either
+            DirectoryLock(run_dir.root, whole_directory=True).acquire()
+        assert {k: v for k, v in snapshot(tmp_path / "runs").items()
+                if not k.startswith("digits-m-2")} == before  # the winner's folder untouched
+    finally:
+        lock.release()
+        if held is not None:
+            held.release()
+    # a folder the user named is never swapped for another: the loser is refused
+    if winner == "still running (its lock held)":
+        with DirectoryLock(base, whole_directory=True), pytest.raises(LockHeld):
+            claim_run_dir(RunDir(base), False, False, None)
+
+
+def test_two_trainings_started_at_once_without_out_both_run(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys; from lkca.cli import main; sys.exit(main(['train', '--config', sys.argv[1]]))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    model = re.search(r"^model: (\S+)", TINY, re.M).group(1)
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == [f"digits-{model}", f"digits-{model}-2"], results
+    assert all((tmp_path / "runs" / r / "summary.json").is_file() for r in runs)
 
 
 def test_the_readme_command_runs_twice(tiny, tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tiny_train import TINY_TRAIN_YAML
 
-from lkca.checkpoint import files as checkpoint_files
+from lkca import atomic_files
 from lkca.cli import main
 
 TINY = TINY_TRAIN_YAML + "epochs: 1\nmax_steps_per_epoch: 1\ndevice: cpu\nprogress: false\n"
@@ -60,7 +60,7 @@ def test_a_full_disk_at_the_start_leaves_no_empty_config(tiny, tmp_path, capsys,
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_files.os, "fsync", full)
+    monkeypatch.setattr(atomic_files.os, "fsync", full)
     out: Path = tmp_path / "run"
     assert main([*tiny, "--out", str(out)]) == 2
     err = capsys.readouterr().err

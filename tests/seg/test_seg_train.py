@@ -225,6 +225,30 @@ def test_seg_predict_writes_image_beside_prediction(run, data_dir, tmp_path):
                  str(tmp_path / "missing.jpg")]) == 2
 
 
+def test_seg_predict_never_replaces_an_existing_file_beside_the_image(run, data_dir, tmp_path,
+                                                                    capsys):
+    """ADE20K's full release keeps masks as ``<image>_seg.png`` beside the image: the default
+    output is refused when it exists (one line, every file as it was) unless --overwrite."""
+    import shutil
+
+    from tests.tiny_train import assert_refused
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    image = folder / "ADE_train_00000001.jpg"
+    shutil.copy(data_dir / "ADEChallengeData2016" / "images" / "validation" / "ADE_val_00000000.jpg",
+                image)
+    mask = folder / "ADE_train_00000001_seg.png"
+    mask.write_bytes(b"the data set's own mask")
+    argv = ["seg", "predict", "--checkpoint", str(run), "--image", str(image), "--device", "cpu"]
+    assert_refused(capsys, argv, f"{mask} already exists (the default output beside the image",
+                   tmp_path)
+    assert main([*argv, "--overwrite"]) == 0
+    with Image.open(mask) as pic:
+        assert pic.format == "PNG"
+    assert sorted(p.name for p in folder.iterdir()) == [image.name, mask.name]  # no temporary
+
+
 def test_palette_is_deterministic_and_distinct():
     p = palette()
     assert p.shape == (150, 3) and p.dtype == np.uint8

@@ -40,7 +40,7 @@ class _Killed(BaseException):
 
 
 def _train(out, monkeypatch, kill_after=None) -> list[str]:
-    from lkca.checkpoint import files
+    from lkca import atomic_files as files
     from lkca.train.config import TrainConfig
     from lkca.train.engine import train
 

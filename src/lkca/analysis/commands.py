@@ -26,6 +26,7 @@ from lkca.analysis.plots import (
     require_matplotlib,
     save_png,
 )
+from lkca.atomic_files import write_atomic
 from lkca.builder import build_model
 from lkca.checkpoint.metadata import check_image_side
 from lkca.checkpoint.outputs import check_output
@@ -331,5 +332,5 @@ def _cmd_tables(args: argparse.Namespace) -> None:
     if args.out is None:
         print(text, end="")
         return
-    Path(args.out).write_text(text)
+    write_atomic(args.out, text.encode())
     print(f"wrote {args.out}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lkca.atomic_files import write_atomic
 from lkca.errors import UserError
 from lkca.layers import LKCA
 from lkca.runtime.run_log import read_metrics
@@ -44,13 +45,9 @@ def new_figure(width_in: float, height_in: float):
 
 
 def save_png(fig, out: str | Path) -> tuple[int, int]:
-    """Write ``fig`` to ``out`` as PNG (parent folders created); returns its (width, height) in px."""
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png", dpi=DPI)
-    except OSError as err:
-        raise UserError(f"could not write {out}: {err.strerror or err}; choose another --out") from None
+    """Write ``fig`` to ``out`` as PNG, atomically (parent folders created); returns its
+    (width, height) in px."""
+    write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=DPI))
     width, height = fig.get_size_inches()
     return round(width * DPI), round(height * DPI)
 

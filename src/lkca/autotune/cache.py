@@ -16,6 +16,8 @@ GPU, CPU or torch version never reuses a timing. The file is re-read and merged 
 and replaced atomically, so processes sharing it (DDP ranks, benchmark workers) lose nothing worse
 than an entry that is timed again. A file that cannot be read or written is ignored with one
 :class:`AutotuneWarning` per process: the choices then stay in memory; training never fails on it.
+Only a cache lkca wrote is ever replaced or deleted (:func:`foreign_kind`): a path naming a
+folder, a device node, a FIFO, a link or a file of other content is left exactly as it is.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ import json
 import math
 import os
 import platform
-import tempfile
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lkca.atomic_files import special_kind, write_atomic
 from lkca.bounded_files import FileLimit, read_json
+from lkca.errors import OutputError
 
 FORMAT = "lkca-autotune/1"
 ENV = "LKCA_AUTOTUNE_CACHE"
@@ -46,12 +50,39 @@ class AutotuneWarning(UserWarning):
 
 
 def default_path() -> Path | None:
-    """``$LKCA_AUTOTUNE_CACHE`` (empty: None, memory only), else the user's cache directory."""
+    """``$LKCA_AUTOTUNE_CACHE`` (empty: None, memory only), else ``lkca/autotune.json`` in the
+    user's cache directory: ``$XDG_CACHE_HOME`` when it is an absolute path (the XDG base
+    directory rule: a relative one is ignored), else ``~/.cache``."""
     env = os.environ.get(ENV)
     if env is not None:
         return Path(env).expanduser() if env.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lkca" / "autotune.json"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "lkca" / "autotune.json"
+
+
+def foreign_kind(path: Path) -> str | None:
+    """None when ``path`` is missing or is a cache file lkca wrote (a regular file holding a JSON
+    object whose ``format`` is :data:`FORMAT`); else what it is instead (``"a symbolic link"``,
+    ``"a folder"``, ``"a device node"``, ``"a file that is not an lkca autotune cache"``): a file
+    lkca never replaces or deletes."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"unreadable ({err.strerror or err})"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(mode):
+        return special_kind(path) or "not a regular file"
+    try:
+        data = read_json(path, MAX_BYTES)
+    except (OSError, FileLimit):
+        data = None
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        return None
+    return "a file that is not an lkca autotune cache"
 
 
 @functools.cache
@@ -139,30 +170,44 @@ class DiskCache:
         path = self.path()
         return self._read(path) if path is not None else {}
 
-    def clear(self) -> None:
-        """Delete the cache file (nothing if there is none)."""
+    def clear(self) -> int:
+        """Delete the cache file (nothing if there is none); the number of shapes it held.
+        OutputError (one line, nothing
+        deleted) when the path is not a cache lkca wrote (:func:`foreign_kind`: a folder, a device,
+        a link, a file of other content) or cannot be deleted (a read-only folder)."""
         path = self.path()
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        if path is None:
+            return 0
+        kind = foreign_kind(path)
+        if kind is not None:
+            named = f"${ENV}" if os.environ.get(ENV) else "the cache path"
+            raise OutputError(f"{named} {path} is {kind}; lkca deletes only its own autotune "
+                              f"cache: point {ENV} at lkca's cache file (by default "
+                              "~/.cache/lkca/autotune.json) or unset it")
+        with warnings.catch_warnings():  # entries lkca would not write are deleted all the same
+            warnings.simplefilter("ignore", AutotuneWarning)
+            count = sum(len(entries) for entries in self._read(path).values())
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot delete {path} ({err.strerror or err}); delete it yourself "
+                              f"or set {ENV} to a file in a writable folder") from None
+        return count
 
     def save(self, machine: str, key: str, entry: dict) -> None:
-        """Add one entry: re-read, merge, write to a temporary file, rename over the cache."""
+        """Add one entry: re-read, merge, replace the cache atomically. A path holding anything
+        but a cache lkca wrote (:func:`foreign_kind`) is left as it is, with the warning."""
         path = self.path()
         if path is None:
             return
         machines = self._read(path)
+        kind = foreign_kind(path)
+        if kind is not None:
+            self._warn(path, f"left as it is, since it is {kind}")
+            return
         machines.setdefault(machine, {})[key] = entry
         text = json.dumps({"format": FORMAT, "machines": machines}, indent=1, sort_keys=True)
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        except OSError as err:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            self._warn(path, f"cannot be written ({type(err).__name__}: {err})")
+            write_atomic(path, (text + "\n").encode(), fix=f"set {ENV} to another file")
+        except OutputError as err:
+            self._warn(path, f"cannot be written ({err})")

@@ -18,13 +18,13 @@ def _cmd_autotune(args: argparse.Namespace) -> None:
     if path is None:
         print("lkca autotune: no cache file (LKCA_AUTOTUNE_CACHE is empty): choices stay in memory")
         return
-    machines = autotune_cache_entries()
-    count = sum(len(entries) for entries in machines.values())
-    if args.clear:
-        clear_autotune_cache()
+    if args.clear:  # first: a path that is not lkca's cache is refused before it is read
+        count = clear_autotune_cache()
         print(f"cleared {path} ({count} {'shape' if count == 1 else 'shapes'}): every shape is "
               "timed again on its first use")
         return
+    machines = autotune_cache_entries()
+    count = sum(len(entries) for entries in machines.values())
     print(f"{path}: {count} {'shape' if count == 1 else 'shapes'}")
     for machine in sorted(machines):
         print(machine)

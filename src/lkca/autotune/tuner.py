@@ -219,12 +219,15 @@ def autotune_cache_entries() -> dict[str, dict[str, dict]]:
     return _STATE.disk.entries()
 
 
-def clear_autotune_cache() -> None:
-    """Delete the cache file and forget this process's timings: every shape is timed again."""
-    _STATE.disk.clear()
+def clear_autotune_cache() -> int:
+    """Delete the cache file and forget this process's timings: every shape is timed again.
+    Returns the number of shapes the file held; a path that is not a cache lkca wrote is refused
+    (:meth:`~lkca.autotune.cache.DiskCache.clear`)."""
+    count = _STATE.disk.clear()
     _STATE.tuned.clear()
     _STATE.loaded.clear()
     _STATE.memo.clear()
+    return count
 
 
 def reset_impl_choices() -> None:

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, weights as safetensors, training state for a weights_only load.
+"""Checkpoint files: weights as safetensors, training state for a weights_only load.
 
 The one place that writes and reads the bytes of checkpoints and pretrained folders. A
 ``.safetensors`` file carries the weights and, under the metadata key ``lkca``, the record of
@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,62 +28,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from lkca.atomic_files import write_atomic
 from lkca.bounded_files import FileLimit, parse_json
 from lkca.errors import CheckpointError
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, rename: never a half-written file."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        kept = " (the previous file is kept)" if path.exists() else ""
-        raise CheckpointError(f"could not write {path}: {err.strerror or err}{kept}; free disk "
-                              "space or choose another --out") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    _after_write(path)
-
-
-KILL_AFTER_WRITE = "LKCA_KILL_AFTER_WRITE"  # tests only: SIGKILL this process after write K
-_writes = 0
-
-
-def _after_write(path: Path) -> None:
-    """The crash tests' hook (docs/reproducibility.md): with ``LKCA_KILL_AFTER_WRITE=K`` in the
-    environment, the process SIGKILLs itself right after its K-th completed atomic write, so a
-    test can stop a run at every write boundary (a real kill: no handler, no flush runs)."""
-    global _writes
-    _writes += 1
-    kill_at = os.environ.get(KILL_AFTER_WRITE)
-    if kill_at and kill_at.isdigit() and _writes == int(kill_at):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
 
 CHECKSUM_KEY = "lkca_sha256"  # safetensors metadata: SHA-256 of the tensors (tensors_digest)
 
@@ -104,7 +49,7 @@ def save_weights(path: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write ``model``'s state dict (on the CPU) with ``meta`` as its ``lkca`` metadata and the
     tensors' checksum, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, st_save(tensors, metadata={"lkca": json.dumps(meta),
+    write_atomic(path, st_save(tensors, metadata={"lkca": json.dumps(meta),
                                                   CHECKSUM_KEY: tensors_digest(tensors)}))
 
 
@@ -173,7 +118,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write a training state (tensors, numbers, strings, lists and dicts of them), atomically."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def _damaged_member(path: Path) -> str:

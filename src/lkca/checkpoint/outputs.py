@@ -6,7 +6,9 @@ reading anything: :func:`check_output` refuses an output that is one of the comm
 inside an input folder it reads), a folder, a run directory's own file (``config.yaml``,
 ``metrics.jsonl``, ``summary.json``, ``impl_choices.json``, anything under its
 ``checkpoints/``, ``pretrained/`` or ``tensorboard/``) or a pretrained folder's own file
-(``config.json``, ``model.safetensors``). A figure beside a run (``RUN/curves.png``) is fine.
+(``config.json``, ``model.safetensors``), and what :func:`lkca.atomic_files.check_target`
+refuses (a device node, a FIFO, a file where a folder belongs, a read-only folder). A figure
+beside a run (``RUN/curves.png``) is fine.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from lkca.atomic_files import check_target
 from lkca.checkpoint.pretrained_dir import CONFIG_NAME, WEIGHTS_NAME
 from lkca.errors import UserError
 
@@ -37,6 +40,7 @@ def check_output(out: str | Path, inputs: Iterable[str | Path] = (), flag: str =
     if out.is_dir():
         raise UserError(f"{flag} {out} is a folder; name the file to write (e.g. {out / 'out'}"
                         f"{_suffix(out)})")
+    check_target(out, f"name another {flag}")  # a device, FIFO, a file as folder, read-only
     target = out.resolve()
     for given in inputs:
         source = Path(given).resolve()

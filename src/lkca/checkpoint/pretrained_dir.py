@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from lkca.checkpoint.files import atomic_write, save_weights
+from lkca.atomic_files import write_atomic
+from lkca.checkpoint.files import save_weights
 from lkca.checkpoint.metadata import check_record, pretrained_cfg, unwrap
 
 CONFIG_NAME = "config.json"
@@ -33,5 +34,5 @@ def save_pretrained(model: nn.Module, directory: str | Path,
     record = pretrained_cfg(model) if config is None else dict(config)
     check_record(record, directory / CONFIG_NAME)
     save_weights(directory / WEIGHTS_NAME, model, record)
-    atomic_write(directory / CONFIG_NAME, (json.dumps(record, indent=2) + "\n").encode())
+    write_atomic(directory / CONFIG_NAME, (json.dumps(record, indent=2) + "\n").encode())
     return directory

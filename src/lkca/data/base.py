@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lkca.errors import DataFormatError
+from lkca.atomic_files import write_atomic
+from lkca.errors import DataFormatError, OutputError
 
 CACHE_VERSION = 1  # bump when a loader's output changes, so old caches are not reused
 
@@ -175,20 +175,10 @@ def _read_cache(path: Path, key: str, name: str, split: str) -> ArrayDataset | N
 
 
 def _write_cache(folder: Path, path: Path, key: str, ds: ArrayDataset) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f, images=ds.images, labels=ds.labels, key=np.array(key),
-                num_classes=np.array(ds.num_classes),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see either the old file or the complete new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the cache file atomically (readers see the old file or the complete new one); a
+    folder, device or FIFO at its name is never replaced (OutputError: the next folder)."""
+    write_atomic(path, lambda f: np.savez(f, images=ds.images, labels=ds.labels,
+                                          key=np.array(key), num_classes=np.array(ds.num_classes)))
     stem = path.name.rsplit("-", 1)[0]
     for old in folder.glob(f"{stem}-*.npz"):  # caches of older versions of the same files
         if old != path:
@@ -232,8 +222,8 @@ def cached(
         try:
             _write_cache(folder, folder / filename, key, ds)
             return ds
-        except OSError as err:  # read-only data directory, full disk, ...: try the next folder
-            errors.append(f"{folder} ({err.strerror or err})")
+        except OutputError as err:  # read-only data directory, full disk, ...: the next folder
+            errors.append(f"{folder} ({err})")
     warnings.warn(f"{name}: could not write a cache in any of {', '.join(errors)}", stacklevel=2)
     return ds
 

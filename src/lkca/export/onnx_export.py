@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lkca.atomic_files import check_target, write_atomic
 from lkca.errors import UserError
 from lkca.layers.lkca import LKCA
 
@@ -54,6 +55,8 @@ def require_onnx() -> None:
 def export_onnx(model: nn.Module, path: str | Path, img_size: int | tuple[int, int] | None = None,
                 impl: str = "toeplitz", opset: int = 18) -> Path:
     """Write ``model`` (images (B, C, H, W) -> logits (B, K)) to an ONNX file; returns its path.
+    The file is written atomically (:func:`lkca.atomic_files.write_atomic`): a full disk keeps
+    the previous file whole and says so, and blames the disk, not the model.
 
     The batch axis ``batch`` is dynamic; height and width are fixed to ``img_size`` (default: the
     model's own). Input name ``images``, output ``logits``. LKCA modules run ``impl`` (one of
@@ -68,8 +71,7 @@ def export_onnx(model: nn.Module, path: str | Path, img_size: int | tuple[int, i
         raise UserError("the model does not say its input size; pass img_size (--img-size)")
     h, w = (size, size) if isinstance(size, int) else size
     chans = int(getattr(cfg, "in_chans", 3))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_target(path)  # a folder, device or read-only folder: refused before exporting
     was_training = model.training
     model.eval()
     # batch 2: torch.export specialises dimensions of size 1, so a batch-1 example would fix it
@@ -82,12 +84,13 @@ def export_onnx(model: nn.Module, path: str | Path, img_size: int | tuple[int, i
                 dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, verbose=False,
             )
         assert program is not None
-        program.save(str(path))
     except Exception as err:  # noqa: BLE001 - the exporter's errors are many pages long
         raise UserError(f"{type(model).__name__} does not export to ONNX: {_root_cause(err)}; "
                         "export another model, or report this with the model name") from err
     finally:
         model.train(was_training)
+    # the graph is complete: a failure from here on is the disk's, named as such, the old file kept
+    write_atomic(path, lambda f: program.save(f.name))
     return path
 
 

@@ -11,6 +11,7 @@ from lkca.analysis.paper_report import render, tables_csv
 from lkca.analysis.paper_results import seg_reading
 from lkca.analysis.paper_tables import TABLES, ClsTable, SegTable
 from lkca.analysis.run_index import read_run
+from lkca.atomic_files import write_atomic
 from lkca.errors import UserError
 from lkca.reproduce import child
 from lkca.reproduce.cost import REFERENCE_MODELS, Speed, hours, measured_speed, stated_speed
@@ -159,8 +160,8 @@ def write_table(rep: Reproduction, runs_dir: Path) -> tuple[Path, Path, str]:
     under ``runs_dir``); returns their paths and the Markdown."""
     md = render([rep.table], runs_dir)
     md_path, csv_path = runs_dir / f"{rep.stem}.md", runs_dir / f"{rep.stem}.csv"
-    md_path.write_text(md)
-    csv_path.write_text(tables_csv([rep.table], runs_dir))
+    write_atomic(md_path, md.encode(), fix="choose another --runs")
+    write_atomic(csv_path, tables_csv([rep.table], runs_dir).encode(), fix="choose another --runs")
     return md_path, csv_path, md
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lkca.atomic_files import write_atomic
 from lkca.autotune.tuner import (
     broadcast_impl_choices,
     impl_choices,
@@ -22,7 +23,6 @@ from lkca.autotune.tuner import (
     reset_impl_choices,
     set_impl_policy,
 )
-from lkca.checkpoint.files import atomic_write
 from lkca.errors import CheckpointError
 from lkca.runtime.distributed import Dist
 
@@ -49,4 +49,4 @@ def share_impl_choices(env: Dist, path: Path | None) -> None:
     writes them to ``path`` (``OUT/impl_choices.json``)."""
     record = broadcast_impl_choices(0) if env.world_size > 1 else impl_choices()
     if path is not None:
-        atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())

@@ -16,7 +16,8 @@ A new run never writes over an earlier one (docs/reproducibility.md, "The run di
 folder that holds a run's files is refused unless the command continues it (``--resume``) or
 says to delete it (``--overwrite``, which names what it deletes); a folder holding any other
 file is refused; the default folder (no ``--out``) takes the next free name, ``NAME-2``,
-``NAME-3`` ... (:func:`free_run_dir`).
+``NAME-3`` ... (:func:`free_run_dir`), claimed atomically, so two runs started at the same
+moment take two names (:func:`claim_run_dir`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lkca.checkpoint.files import atomic_write
+from lkca.atomic_files import write_atomic
 from lkca.checkpoint.outputs import RUN_FILES
 from lkca.config.files import dump_config
 from lkca.errors import CheckpointError, UserError
+from lkca.runtime.run_lock import DirectoryLock, LockHeld
 from lkca.runtime.run_log import write_json
 
 # The files and folders a run writes in its directory (everything --overwrite deletes) are
@@ -42,12 +45,14 @@ LAUNCH_FILES = frozenset({".lkca.lock", ".lkca-reproduce.lock", "stdout.log", "s
 MAX_FREE_NAMES = 1000  # NAME-2 ... NAME-1000: past that the folder is named with --out
 
 
-def free_run_dir(base: Path) -> Path:
+def free_run_dir(base: Path, taken: frozenset[Path] = frozenset()) -> Path:
     """``base`` when it holds no run and nothing else, else the first of ``base-2``,
-    ``base-3`` ... that does not exist (or is empty): the default run directory, which never
-    overwrites an earlier run."""
+    ``base-3`` ... that does not exist (or is empty), skipping ``taken`` (names another process
+    claimed first): the default run directory, which never overwrites an earlier run."""
     for n in range(1, MAX_FREE_NAMES + 1):
         path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if path in taken:
+            continue
         if not path.exists() and not path.is_symlink():
             return path
         if path.is_dir() and not path.is_symlink() and not _entries(path):
@@ -56,20 +61,73 @@ def free_run_dir(base: Path) -> Path:
                     "name the run directory with --out")
 
 
-def choose_run_dir(out: str | None, default: Path, resume: bool, overwrite: bool
-                   ) -> tuple[Path, str]:
-    """The run directory of a command and a note for its first log line: ``out`` when given,
-    else ``default`` (with ``--resume`` or ``--overwrite``: that folder; for a new run: the first
-    free name, :func:`free_run_dir`, the note saying so). Checked at once (:meth:`RunDir.check_new`),
-    so a refused folder costs no data loading."""
+@dataclass(frozen=True)
+class RunPlace:
+    """Where a run goes: ``path``, a ``note`` for its first log line, and ``next_free``: the
+    default folder's name when the path is a free default name (a start that finds it claimed
+    by another run starting at the same moment takes the next free one, :func:`claim_run_dir`),
+    None for a folder the user named (or ``--resume`` / ``--overwrite``)."""
+
+    path: Path
+    note: str
+    next_free: Path | None
+
+
+def choose_run_dir(out: str | None, default: Path, resume: bool, overwrite: bool) -> RunPlace:
+    """The run directory of a command: ``out`` when given, else ``default`` (with ``--resume``
+    or ``--overwrite``: that folder; for a new run: the first free name, :func:`free_run_dir`,
+    the note saying so). Checked at once (:meth:`RunDir.check_new`), so a refused folder costs
+    no data loading."""
     if out is None and not resume and not overwrite:
         path = free_run_dir(default)
         note = (f" ({default} holds an earlier run; the default folder takes the next free name)"
                 if path != default else "")
+        place = RunPlace(path, note, default)
     else:
-        path, note = Path(out) if out is not None else default, ""
-    RunDir(path).check_new(resume, overwrite)
-    return path, note
+        place = RunPlace(Path(out) if out is not None else default, "", None)
+    RunDir(place.path).check_new(resume, overwrite)
+    return place
+
+
+def claim_run_dir(run_dir: RunDir, resume: bool, overwrite: bool, next_free: Path | None
+                  ) -> tuple[RunDir, DirectoryLock, list[str]]:
+    """Create the run directory and take its lock (:mod:`lkca.runtime.run_lock`) before any
+    write; returns the directory, its held lock and the entries ``--overwrite`` deletes.
+
+    For a folder the user named, a second writer is refused (LockHeld naming the first). For a
+    free default name (``next_free`` the default folder), the claim is atomic: mkdir, then the
+    lock, then the folder checked again under the lock; a start that loses the race (the lock
+    held, or the folder holding the winner's files) takes the next free name and claims that."""
+    taken: set[Path] = set()
+    while True:
+        lost: UserError
+        try:
+            run_dir.check_new(resume, overwrite)  # an earlier run or foreign files: nothing made
+        except UserError as err:
+            if next_free is None:
+                raise
+            lost = err
+        else:
+            run_dir.create()
+            lock = DirectoryLock(run_dir.root, whole_directory=True)
+            try:
+                lock.acquire()
+            except LockHeld as err:
+                if next_free is None:
+                    raise
+                lost = err
+            else:
+                try:
+                    return run_dir, lock, run_dir.check_new(resume, overwrite)  # under the lock
+                except UserError as err:
+                    lock.release()
+                    if next_free is None:
+                        raise
+                    lost = err
+        taken.add(run_dir.root)
+        if len(taken) >= MAX_FREE_NAMES:
+            raise lost
+        run_dir = RunDir(free_run_dir(next_free, frozenset(taken)))
 
 
 def _entries(path: Path) -> list[str]:
@@ -203,7 +261,7 @@ class RunDir:
     def write_config(self, values: dict[str, Any]) -> None:
         """``config.yaml``: every field of the run's config, atomically (a full disk keeps the
         previous file; a link there is replaced, never written through)."""
-        atomic_write(self.config, dump_config(values).encode())
+        write_atomic(self.config, dump_config(values).encode())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """``summary.json``, atomically."""

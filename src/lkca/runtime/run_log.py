@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lkca.atomic_files import write_atomic
 from lkca.bounded_files import MAX_JSON_BYTES, FileLimit, parse_json, read_text
-from lkca.checkpoint.files import atomic_write
 from lkca.errors import UserError
 
 
@@ -34,12 +34,12 @@ class RunLog:
         if not self.enabled or not self.metrics_path.exists():
             return
         rows = [r for r in read_metrics(self.metrics_path, self.step_key) if r[self.step_key] <= step]
-        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     def start_afresh(self) -> None:
         """A new run: an empty ``metrics.jsonl`` (replacing any earlier one, atomically)."""
         if self.enabled and (self.metrics_path.exists() or self.metrics_path.is_symlink()):
-            atomic_write(self.metrics_path, b"")
+            write_atomic(self.metrics_path, b"")
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` (rewriting the file atomically) and mirror its numbers to TensorBoard."""
@@ -47,7 +47,7 @@ class RunLog:
             return
         rows = read_metrics(self.metrics_path, self.step_key) if self.metrics_path.exists() else []
         rows.append(record)
-        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
         if self.tb is not None:
             for key, value in record.items():
                 if key != self.step_key and isinstance(value, (int, float)):
@@ -91,4 +91,4 @@ def read_metrics(path: Path, step_key: str | None = None) -> list[dict[str, Any]
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically (``summary.json``)."""
-    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())

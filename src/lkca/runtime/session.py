@@ -51,7 +51,7 @@ from lkca.runtime.impl_record import (
 )
 from lkca.runtime.nonfinite import check_finite
 from lkca.runtime.resume_policy import check_resume_config
-from lkca.runtime.run_dir import RunDir
+from lkca.runtime.run_dir import RunDir, claim_run_dir
 from lkca.runtime.run_lock import DirectoryLock
 from lkca.runtime.run_log import RunLog, read_metrics
 from lkca.runtime.signals import Interrupted, StopRequest, signal_name
@@ -75,7 +75,10 @@ class Session:
     ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`); ``overwrite``: a new run may
     replace the run ``out`` holds (deleted first, :meth:`RunDir.check_new`), else a folder
     holding a run is refused unless ``resume``; ``precision``: ``fp32 | bf16 | fp16``,
-    the autocast of :attr:`amp` (fp16 adds a loss scaler, :meth:`backward_and_step`).
+    the autocast of :attr:`amp` (fp16 adds a loss scaler, :meth:`backward_and_step`);
+    ``next_free``: the default folder when ``out`` is a free default name
+    (:class:`~lkca.runtime.run_dir.RunPlace`): a race for it takes the next free name, and
+    :attr:`dir` is where the run went.
     """
 
     device: torch.device
@@ -89,8 +92,10 @@ class Session:
     def __init__(self, out: Path, *, device: str, batch_size: int, resume: bool = False,
                  progress: bool = True, step_key: str = "epoch",
                  resumable: frozenset[str] = frozenset(), impl_policy: str = "autotune",
-                 overwrite: bool = False, precision: str = "fp32") -> None:
+                 overwrite: bool = False, precision: str = "fp32",
+                 next_free: Path | None = None) -> None:
         self.dir = RunDir(out)
+        self._next_free = next_free
         self.resume, self._overwrite = resume, overwrite
         self._device_name, self._batch_size = device, batch_size
         self._progress, self._step_key = progress, step_key
@@ -118,14 +123,17 @@ class Session:
             self.dir.check_resume(self.resume)
             failure: UserError | None = None
             deleted: list[str] = []
+            moved = ""
             if self.env.main:
                 try:
-                    # an earlier run or foreign files: refused before anything is created
-                    self.dir.check_new(self.resume, self._overwrite)
                     # the lock before any write: a second writer stops here, naming the first
-                    self.dir.create()
-                    self._lock = DirectoryLock(self.dir.root, whole_directory=True).acquire()
-                    deleted = self.dir.check_new(self.resume, self._overwrite)  # under the lock
+                    # (a free default name lost to a run starting at once: the next free one)
+                    asked = self.dir.root
+                    self.dir, self._lock, deleted = claim_run_dir(
+                        self.dir, self.resume, self._overwrite, self._next_free)
+                    if self.dir.root != asked:
+                        moved = (f"{asked} was claimed by another run starting at the same time; "
+                                 f"this run takes {self.dir.root}")
                     self.dir.clear(deleted)
                     self.dir.prepare()
                 except UserError as err:
@@ -139,6 +147,8 @@ class Session:
                 raise failure
             start_impl_policy(self._impl_policy)
             self.console = Console(self.env.main, self._progress)
+            if moved:
+                self.console.print(moved)
             if deleted:
                 self.console.print(f"--overwrite: deleted the earlier run in {self.dir.root} "
                                    f"({', '.join(deleted)})")

@@ -4,7 +4,7 @@
 (if any), torch's RNG states, the metadata record and the run's position (epoch/step or iter and
 running sums). ``<tag>.safetensors`` beside it holds the weights and the record for evaluation,
 export and :func:`lkca.from_pretrained`. Each file is written atomically
-(:func:`lkca.checkpoint.files.atomic_write`), so a crash at any moment leaves a complete one.
+(:func:`lkca.atomic_files.write_atomic`), so a crash at any moment leaves a complete one.
 """
 
 from __future__ import annotations

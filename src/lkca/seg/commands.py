@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lkca.atomic_files import refuse_existing
 from lkca.checkpoint.outputs import check_output
 from lkca.config.command_line import add_config_arguments, config_overrides
 from lkca.pretrained import load_trained
@@ -62,7 +63,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_predict)
     p.add_argument("--checkpoint", required=True, help=".safetensors / .pt file or run directory")
     p.add_argument("--image", required=True, help="a JPEG or PNG")
-    p.add_argument("--out", help="PNG to write (default <image stem>_seg.png beside the image)")
+    p.add_argument("--out", help="PNG to write (default <image stem>_seg.png beside the image, "
+                                 "refused when that file exists, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing <image stem>_seg.png beside the image")
     p.add_argument("--mode", choices=("whole", "slide"), default="whole")
     p.add_argument("--device", default="auto")
 
@@ -99,13 +103,15 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from lkca.seg.engine import eval_pipeline  # PIL: only when predicting (see above)
     from lkca.seg.predict import load_image, predict_image, save_png, side_by_side
 
-    if args.out is not None:
-        check_output(args.out, [args.checkpoint, args.image])
+    image_path = Path(args.image)
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}_seg.png")
+    check_output(out, [args.checkpoint, args.image])
+    if args.out is None and not args.overwrite:  # a name the user did not give: never replaced
+        refuse_existing(out, "the default output beside the image; ADE20K's own masks may "
+                             "carry that name")
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
-    image_path = Path(args.image)
     image = load_image(image_path)
     pred = predict_image(model, image, args.mode, *eval_pipeline(meta))
-    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}_seg.png")
     save_png(side_by_side(image, pred, meta["num_classes"]), out)
     print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")

@@ -151,7 +151,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
     """Run (or resume) a segmentation training; returns the summary written to summary.json.
     The run directory is chosen and checked as for classification
     (:func:`lkca.runtime.run_dir.choose_run_dir`: an earlier run is never written over)."""
-    out, note = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
+    place = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
     if cfg.data_dir is None:
         raise ConfigError("no ADE20K folder given: pass --data-dir DIR (the folder holding "
                           "ADEChallengeData2016/) or set data_dir in the config")
@@ -170,13 +170,13 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
                       f"{cfg.head} + {cfg.backbone}", fix="lower batch_size or crop_size")
     torch.manual_seed(cfg.seed)
     model = build_segmentor(meta)
-    with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+    with Session(place.path, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="iter", resumable=RESUMABLE,
                  impl_policy=cfg.impl_policy, overwrite=overwrite,
-                 precision=cfg.precision) as run:
+                 precision=cfg.precision, next_free=place.next_free) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.head} + {cfg.backbone} on ADE20K for {cfg.iters} iters "
-                          f"-> {out}{note}")
+                          f"-> {run.dir.root}{place.note}")
         if run.threads_note:
             run.console.print(run.threads_note)
         shard = env.shard(cfg.batch_size)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lkca.errors import DataFormatError, UserError
+from lkca.atomic_files import write_atomic
+from lkca.errors import DataFormatError
 from lkca.seg.segmentor import Segmentor
 from lkca.seg.transforms import resize_for_test
 
@@ -74,8 +75,5 @@ def predict_image(model: Segmentor, image: np.ndarray, mode: str = "whole", crop
 
 
 def save_png(picture: Image.Image, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        picture.save(path, format="PNG")
-    except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror or err}); choose another --out") from None
+    """Write ``picture`` to ``path`` as PNG, atomically (:func:`lkca.atomic_files.write_atomic`)."""
+    write_atomic(path, lambda f: picture.save(f, format="PNG"))

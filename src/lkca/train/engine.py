@@ -82,7 +82,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     folder takes the next free name (:func:`lkca.runtime.run_dir.choose_run_dir`)."""
     # A failed start leaves nothing behind: the folder, the model name, the data and the model
     # are checked (read, built) before the session creates the run directory or prints anything.
-    out, note = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
+    place = choose_run_dir(cfg.out, cfg.out_dir, resume, overwrite)
     resolve_name(cfg.model)
     info = dataset_info(cfg.dataset)
     cpu = torch.device("cpu")
@@ -96,13 +96,13 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     check_step_memory(lambda: build_model(meta, cfg.drop_path), cfg.batch_size,
                       tuple(train_x.shape[1:]), cfg.device, cfg.precision, f"model {cfg.model}")
     model = build_model(meta, cfg.drop_path)
-    with Session(out, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
+    with Session(place.path, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch", resumable=RESUMABLE,
                  impl_policy=cfg.impl_policy, overwrite=overwrite,
-                 precision=cfg.precision) as run:
+                 precision=cfg.precision, next_free=place.next_free) as run:
         device, env = run.device, run.env
         run.console.print(f"training {cfg.model} on {cfg.dataset} for {plural(cfg.epochs, 'epoch')} -> "
-                          f"{out}{note}")
+                          f"{run.dir.root}{place.note}")
         if run.threads_note:
             run.console.print(run.threads_note)
 

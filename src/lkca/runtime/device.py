@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from lkca.errors import UserError
 from lkca.autotune.timing import cpu_ticks, foreign_load
+from lkca.errors import UserError
 from lkca.runtime.console import plural
 
 # The device names lkca trains and evaluates on: auto, cpu, cuda, cuda:N (DEVICE_NAME.fullmatch)

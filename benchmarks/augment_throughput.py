@@ -9,6 +9,9 @@ Cases, on synthetic CIFAR-shaped uint8 (128, 3, 32, 32) batches drawn on the dev
   it (flip, pad-4 crop, AutoAugment, normalise, random erasing p = 0.25) then ``mix_batch``
   (Mixup/CutMix); the CIFAR-10 policy, and the SVHN one (13 of its 25 sub-policies shear, the
   bicubic operation) on the same 32 x 32 batches.
+- ``stream cifar10``: the engine's data path, :class:`lkca.data.train_stream.TrainStream`
+  (the same transform and mixing, its choices drawn on the host, the steps of a chunk augmented
+  together), one epoch of the synthetic pool per sample.
 - ``transform cifar10 (kornia, before)``: the same with the AutoAugment stage replaced by the one
   lkca used before, kornia's ``AutoAugment("cifar10")`` with one sub-policy per image (the batch
   grouped by sub-policy), on float images after ``to_float`` as it ran then. Needs kornia
@@ -43,6 +46,7 @@ from lkca.data import dataset_info
 from lkca.data.augment import AugmentConfig, TrainAugment
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
+from lkca.data.train_stream import TrainStream
 from lkca.models import create_model
 from lkca.runtime.device import resolve_device
 from lkca.train.optim import build_optimizer, build_scheduler
@@ -113,6 +117,18 @@ def make_cases(args: argparse.Namespace, device: torch.device) -> dict:
     for policy, info in (("cifar10", cifar), ("svhn", dataset_info("svhn"))):
         augment = TrainAugment(AugmentConfig.from_dataset(info)).to(device)
         cases[f"transform {policy}"] = (transform_case(augment), args.reps * args.batch)
+    train_stream = TrainStream(DeviceLoader(images.to(device), labels.to(device), args.batch,
+                                            seed=args.seed),
+                               TrainAugment(AugmentConfig.from_dataset(cifar)).to(device), mix_cfg,
+                               args.seed)
+    epochs = iter(range(1 << 30))
+
+    def stream_case() -> None:
+        train_stream.set_epoch(next(epochs))
+        last = list(train_stream.iter_from(0))[-1]
+        float(last.images[0, 0, 0, 0])
+
+    cases["stream cifar10"] = (stream_case, len(train_stream) * args.batch)
 
     model = create_model("lkca_b", num_classes=10, img_size=32, drop_path_rate=0.1).to(device)
     optimizer = build_optimizer(model, 1e-3, 0.05)

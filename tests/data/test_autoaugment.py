@@ -102,8 +102,8 @@ def test_draw_frequencies_match_the_probabilities(policy: str) -> None:
     # naming it of p_slot / 25; every count must lie within 5 standard deviations (a false alarm
     # about 1 in 1.7 million per count; fixed seed). Signs: half negative, same bound.
     n = 40_000
-    torch.manual_seed(0)
-    ops, magnitude, sign = AutoAugment(policy).draw(n, torch.device("cpu"))
+    draws = AutoAugment(policy).draw(n, (32, 32), np.random.default_rng(0))
+    ops, magnitude, sign = (torch.from_numpy(draws[k]) for k in ("ops", "magnitude", "sign"))
     for slot in range(2):
         for k, name in enumerate([*NAMES, None]):
             expected = sum(r[3 * slot] for r in POLICIES[policy] if r[3 * slot + 1] == name) / 25
@@ -135,10 +135,9 @@ def test_batch_equals_spts_per_image_chain(policy: str) -> None:
     images = digits_32()
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     aug = AutoAugment(policy)
-    torch.manual_seed(1)
-    out = aug(x).permute(0, 2, 3, 1).numpy()
-    torch.manual_seed(1)
-    ops, magnitude, sign = aug.draw(len(images), torch.device("cpu"))
+    draws = aug.draw(len(images), (32, 32), np.random.default_rng(1))
+    out = aug(x, draws).permute(0, 2, 3, 1).numpy()
+    ops, magnitude, sign = (torch.from_numpy(draws[k]) for k in ("ops", "magnitude", "sign"))
     assert (ops >= 0).any(1).float().mean() > 0.5  # the test does exercise operations
     for i, image in enumerate(images):
         ref = _spt_reference(image, ops[i].tolist(), magnitude[i].tolist(), sign[i].tolist())

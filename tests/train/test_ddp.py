@@ -1,13 +1,16 @@
-"""DDP: 2 CPU processes (gloo) end with the same parameters as 1 process at the same global batch.
+"""DDP: 2 and 3 CPU processes (gloo) end with the same parameters as 1 process at the same global
+batch.
 
 Stochastic depth is off here: its per-sample masks are drawn by each process for its own shard
-(docs/multi-gpu.md), everything else (data order, augmentation, mixing) is drawn for the global
-batch identically on every rank.
+(docs/multi-gpu.md); everything else (data order, augmentation, mixing) is chosen for the global
+batch, the same whatever the number of processes (lkca.data.train_stream), and each process
+augments only the images it trains on and their mixing partners.
 """
 
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -18,9 +21,9 @@ from lkca.train.engine import train
 
 CFG = dict(model="vit_lkca_500k", model_args={"depth": 2, "dim": 32, "num_heads": 2,
                                              "mixers": "LA"},
-           dataset="digits", epochs=1, warmup_epochs=0, batch_size=32, max_steps_per_epoch=3,
-           autoaugment="none", hflip=False, crop_padding=1, drop_path=0.0, mix_prob=0.5,
-           erasing_p=0.25, progress=False, device="cpu")
+           dataset="digits", epochs=1, warmup_epochs=0, batch_size=36, max_steps_per_epoch=3,
+           autoaugment="cifar10", hflip=True, crop_padding=1, drop_path=0.0, mix_prob=0.5,
+           erasing_p=0.25, progress=False, device="cpu")  # a global batch of 36: 6 | 36
 
 
 def _worker(rank, world, port, out):
@@ -41,12 +44,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path):
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
     torch.set_num_threads(1)
-    train(TrainConfig(**CFG, out=str(tmp_path / "one")))
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
-    one = load_file(str(tmp_path / "one" / "checkpoints" / "last.safetensors"))
-    two = load_file(str(tmp_path / "two" / "checkpoints" / "last.safetensors"))
-    assert one.keys() == two.keys()
-    for k in one:
-        torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
+    out = tmp_path_factory.mktemp("ddp") / "one"
+    train(TrainConfig(**CFG, out=str(out)))
+    return load_file(str(out / "checkpoints" / "last.safetensors"))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_processes_match_one(tmp_path, one_process, world):
+    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path / "many")), nprocs=world, join=True)
+    many = load_file(str(tmp_path / "many" / "checkpoints" / "last.safetensors"))
+    assert one_process.keys() == many.keys()
+    for k in one_process:
+        torch.testing.assert_close(one_process[k], many[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -7,9 +7,10 @@ Order, as in SPT's torchvision pipeline (aanna0701/SPT_LSA_ViT main.py:170-216):
 
 Every stage is a few batched tensor ops: AutoAugment is SPT's policies with PIL's operations
 (:mod:`lkca.data.autoaugment`), random erasing draws boxes as SPT's utils/random_erasing.py does
-(:class:`RandomErasing`). All randomness is drawn from torch's global generator of the batch's
-device, so ``torch.manual_seed`` makes the pipeline deterministic and saving the RNG state gives
-exact resume.
+(:class:`RandomErasing`). Every random choice is drawn on the host (:mod:`lkca.data.draws`), so
+nothing waits for the device; each image's result depends only on the image and its own choices,
+so a subset of a batch augments to the same images (what lets each DDP rank augment only the
+images it trains on, :mod:`lkca.data.train_stream`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lkca.data.autoaugment import POLICIES as AUTOAUGMENT_POLICIES
 from lkca.data.autoaugment import AutoAugment
+from lkca.data.draws import Draws, RandomStage, on_device, rng_from_torch
 from lkca.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -93,19 +96,22 @@ def _check_batch(x: torch.Tensor) -> None:
         raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}")
 
 
-class RandomHorizontalFlip(nn.Module):
+class RandomHorizontalFlip(RandomStage):
     """Mirror each image left-right with probability ``p`` (any dtype)."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p  # (B, 1, 1, 1)
+    def draw(self, n: int, size: tuple[int, int], rng: np.random.Generator) -> Draws:
+        return {"flip": rng.random(n) < self.p}
+
+    def transform(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
+        flip = on_device(draws["flip"], x.device).view(-1, 1, 1, 1)
         return torch.where(flip, x.flip(-1), x)
 
 
-class RandomPadCrop(nn.Module):
+class RandomPadCrop(RandomStage):
     """torchvision's ``RandomCrop(size=(H, W), padding=p)``: zero-pad by ``p`` on every side, then
     take an H x W window at a uniform offset, per image; content moves by at most ``p`` pixels."""
 
@@ -113,14 +119,17 @@ class RandomPadCrop(nn.Module):
         super().__init__()
         self.padding = padding
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def draw(self, n: int, size: tuple[int, int], rng: np.random.Generator) -> Draws:
+        return {"offset": rng.integers(0, 2 * self.padding + 1, (n, 2))}  # (dy, dx) per image
+
+    def transform(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
         p = self.padding
         if p == 0:
             return x
         B, C, H, W = x.shape
         padded = F.pad(x, (p, p, p, p)).flatten(2)  # (B, C, (H+2p)*(W+2p))
-        dy = torch.randint(0, 2 * p + 1, (B, 1, 1), device=x.device)
-        dx = torch.randint(0, 2 * p + 1, (B, 1, 1), device=x.device)
+        offset = on_device(draws["offset"], x.device)  # (B, 2)
+        dy, dx = offset[:, :1, None], offset[:, 1:, None]  # (B, 1, 1) each
         rows = dy + torch.arange(H, device=x.device).view(1, H, 1)  # (B, H, 1)
         cols = dx + torch.arange(W, device=x.device).view(1, 1, W)  # (B, 1, W)
         index = (rows * (W + 2 * p) + cols).view(B, 1, H * W).expand(B, C, H * W)
@@ -156,15 +165,16 @@ class Normalize(nn.Module):
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
-class RandomErasing(nn.Module):
+class RandomErasing(RandomStage):
     """SPT's random erasing (aanna0701/SPT_LSA_ViT utils/random_erasing.py:9-44), batched.
 
     With probability ``p`` per image (:18), up to ``attempts`` (100) boxes are drawn: area
     ``uniform(*scale) * H * W``, aspect ``uniform(*ratio)`` (uniform, not log-uniform),
     ``h = round(sqrt(area * aspect))``, ``w = round(sqrt(area / aspect))``; the first box with
     ``h < H`` and ``w < W`` (strictly, :34) is placed at a uniform top-left corner and filled with
-    ``fill[c]`` in channel c; an image where no draw fits is left as it is. All 100 draws of every
-    image are made at once (B, 100), so nothing loops over images.
+    ``fill[c]`` in channel c; an image where no draw fits is left as it is. The boxes are drawn on
+    the host in double precision, as SPT's Python does, all 100 attempts of every image at once;
+    the device gets each image's box (top, left, h, w), h = w = 0 for an image left as it is.
 
     ``fill`` is in the space of ``x``. SPT erases after normalisation with ``mean=stat[0]``
     (main.py:212-214): the data set's raw channel means are written into the normalised image
@@ -181,36 +191,43 @@ class RandomErasing(nn.Module):
         self.register_buffer("fill", torch.tensor(fill, dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
-        dev = x.device
-        apply = torch.rand(B, device=dev) < self.p  # (B,)
-        u = torch.rand(2, B, self.attempts, device=dev)  # (2, B, attempts)
+    def draw(self, n: int, size: tuple[int, int], rng: np.random.Generator) -> Draws:
+        H, W = size
+        apply = rng.random(n) < self.p  # (n,)
+        u = rng.random((2, n, self.attempts))
         area = (self.scale[0] + (self.scale[1] - self.scale[0]) * u[0]) * (H * W)
         aspect = self.ratio[0] + (self.ratio[1] - self.ratio[0]) * u[1]
-        h = torch.round(torch.sqrt(area * aspect))  # (B, attempts); round half to even as Python
-        w = torch.round(torch.sqrt(area / aspect))
+        h = np.round(np.sqrt(area * aspect))  # (n, attempts); half to even, as Python's round
+        w = np.round(np.sqrt(area / aspect))
         fits = (h < H) & (w < W)
-        pick = fits.to(torch.uint8).argmax(1, keepdim=True)  # (B, 1): the first box that fits
+        pick = fits.argmax(1)  # the first box that fits
         apply &= fits.any(1)
-        h, w = h.gather(1, pick).squeeze(1), w.gather(1, pick).squeeze(1)  # (B,)
-        corner = torch.rand(2, B, device=dev)  # randint(0, H - h) and randint(0, W - w)
-        top = torch.floor(corner[0] * (H - h + 1))
-        left = torch.floor(corner[1] * (W - w + 1))
-        rows = torch.arange(H, device=dev).view(1, H, 1)
-        cols = torch.arange(W, device=dev).view(1, 1, W)
-        box = ((rows >= top.view(B, 1, 1)) & (rows < (top + h).view(B, 1, 1))
-               & (cols >= left.view(B, 1, 1)) & (cols < (left + w).view(B, 1, 1))
-               & apply.view(B, 1, 1))  # (B, H, W)
-        return torch.where(box.unsqueeze(1), self.fill.to(x), x)
+        h, w = h[np.arange(n), pick], w[np.arange(n), pick]
+        corner = rng.random((2, n))  # randint(0, H - h) and randint(0, W - w)
+        top, left = np.floor(corner[0] * (H - h + 1)), np.floor(corner[1] * (W - w + 1))
+        box = np.stack([top, left, h, w], 1).astype(np.int64)
+        box[~apply, 2:] = 0
+        return {"box": box}
+
+    def transform(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
+        B, _, H, W = x.shape
+        box = on_device(draws["box"], x.device).view(B, 4, 1, 1)
+        top, left, h, w = box.unbind(1)  # (B, 1, 1) each
+        rows = torch.arange(H, device=x.device).view(1, H, 1)
+        cols = torch.arange(W, device=x.device).view(1, 1, W)
+        inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+        return torch.where(inside.unsqueeze(1), self.fill.to(x), x)
 
 
 class TrainAugment(nn.Module):
     """The training augmentation of docs/recipe.md, as a sequence of named stages.
 
-    ``forward(x)``: x is a uint8 batch (B, C, H, W) (or float in [0, 1]) on any device; returns the
-    normalised float32 batch, same shape. Stages are children in order (``named_children()``), so
-    each can be timed alone: ``flip, crop, autoaugment, to_float, normalize, erase``.
+    ``forward(x, draws=None)``: x is a uint8 batch (B, C, H, W) (or float in [0, 1]) on any
+    device; returns the normalised float32 batch, same shape. ``draws`` are the choices of
+    :meth:`draw` (one entry per random stage); omitted, they are drawn from torch's global CPU
+    generator (:func:`lkca.data.draws.rng_from_torch`). Stages are children in order
+    (``named_children()``), so each can be timed alone: ``flip, crop, autoaugment, to_float,
+    normalize, erase``.
     """
 
     def __init__(self, config: AugmentConfig | None = None) -> None:
@@ -228,10 +245,20 @@ class TrainAugment(nn.Module):
             if cfg.erasing_p > 0 else nn.Identity()
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def draw(self, n: int, size: tuple[int, int], rng: np.random.Generator) -> Draws:
+        """The choices of every random stage for ``n`` images of ``size``, stage by stage."""
+        return {name: stage.draw(n, size, rng) for name, stage in self.named_children()
+                if isinstance(stage, RandomStage)}
+
+    def forward(self, x: torch.Tensor, draws: Draws | None = None) -> torch.Tensor:
         _check_batch(x)
-        x = self.autoaugment(self.crop(self.flip(x)))
-        return self.erase(self.normalize(self.to_float(x)))
+        if draws is None:
+            draws = self.draw(x.shape[0], (x.shape[-2], x.shape[-1]), rng_from_torch())
+        for name in ("flip", "crop", "autoaugment"):
+            stage = getattr(self, name)
+            x = stage(x, draws[name]) if isinstance(stage, RandomStage) else stage(x)
+        x = self.normalize(self.to_float(x))
+        return self.erase(x, draws["erase"]) if isinstance(self.erase, RandomStage) else x
 
 
 class EvalTransform(nn.Module):

@@ -8,18 +8,21 @@ result, its second with probability p2. A sub-policy names each operation with a
 every application (transforms.py ``random.choice([-1, 1])``); rotate never does. The operations
 are :mod:`lkca.data.autoaugment_ops`, PIL's semantics on uint8 levels.
 
-Batched: all draws for the batch are made at once from torch's generator of the batch's device;
-then, per slot, the images are grouped by operation (one host sync per slot) and each of the 14
-operations runs once on its group. No per-image Python, so ``torch.manual_seed`` makes it
-deterministic and the RNG state resumes it exactly.
+Batched: all draws for the batch are made at once on the host (:mod:`lkca.data.draws`); then,
+per slot, the images are grouped by operation on the host (nothing read back from the device)
+and each of the 14 operations runs once on its group: an ``index_select``, the operation, an
+``index_copy_``. No per-image Python, and no host wait.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
-from torch import nn
 
 from lkca.data.autoaugment_ops import OPERATIONS
+from lkca.data.draws import Draws, RandomStage, on_device
 
 SubPolicy = tuple[float, str, int, float, str, int]  # (p1, op1, index1, p2, op2, index2)
 
@@ -95,11 +98,11 @@ ENHANCE = ("color", "contrast", "sharpness", "brightness")  # PIL factor 1 + mag
 NAMES = tuple(OPERATIONS)  # operation id -> name
 
 
-def operation_level(name: str, magnitude: torch.Tensor, sign: torch.Tensor, height: int,
-                    width: int) -> torch.Tensor:
+def operation_level(name: str, magnitude: Any, sign: Any, height: int, width: int) -> Any:
     """The value SPT hands PIL for ``name`` (transforms.py): the signed magnitude for shear, the
     signed magnitude times the side in pixels for translate, ``1 + signed magnitude`` for the
-    enhance operations, the magnitude itself otherwise (per image, float64)."""
+    enhance operations, the magnitude itself otherwise (per image, float64; numpy arrays or
+    tensors)."""
     signed = magnitude * sign if name in SIGNED else magnitude
     if name in ENHANCE:
         return 1 + signed
@@ -110,16 +113,13 @@ def operation_level(name: str, magnitude: torch.Tensor, sign: torch.Tensor, heig
     return signed
 
 
-class AutoAugment(nn.Module):
+class AutoAugment(RandomStage):
     """SPT's ``CIFAR10Policy`` / ``SVHNPolicy`` / ``ImageNetPolicy`` on a batch.
 
-    ``forward(x)``: x is uint8 (B, C, H, W) (C = 3, or 1 for grey), or float in [0, 1] (quantised
-    to the 256 levels PIL works on, returned as float in [0, 1]); the result has x's dtype.
+    ``forward(x, draws=None)``: x is uint8 (B, C, H, W) (C = 3, or 1 for grey), or float in
+    [0, 1] (quantised to the 256 levels PIL works on, returned as float in [0, 1]); the result has
+    x's dtype. ``draws`` are :meth:`draw`'s (omitted: drawn from torch's global CPU generator).
     """
-
-    table_ops: torch.Tensor  # (25, 2) operation ids
-    table_p: torch.Tensor  # (25, 2) probabilities
-    table_mag: torch.Tensor  # (25, 2) magnitudes (float64)
 
     def __init__(self, policy: str = "cifar10") -> None:
         super().__init__()
@@ -128,40 +128,40 @@ class AutoAugment(nn.Module):
                              f"{', '.join(POLICIES)}")
         self.policy = policy
         rows = POLICIES[policy]
-        self.register_buffer("table_ops", torch.tensor(
-            [[NAMES.index(r[1]), NAMES.index(r[4])] for r in rows]), persistent=False)
-        self.register_buffer("table_p", torch.tensor([[r[0], r[3]] for r in rows]),
-                             persistent=False)
-        self.register_buffer("table_mag", torch.tensor(
-            [[MAGNITUDES[r[1]][r[2]], MAGNITUDES[r[4]][r[5]]] for r in rows],
-            dtype=torch.float64), persistent=False)
+        self.table_ops = np.array([[NAMES.index(r[1]), NAMES.index(r[4])] for r in rows])  # (25, 2)
+        self.table_p = np.array([[r[0], r[3]] for r in rows])  # (25, 2) probabilities
+        self.table_mag = np.array(  # (25, 2) magnitudes (float64)
+            [[MAGNITUDES[r[1]][r[2]], MAGNITUDES[r[4]][r[5]]] for r in rows])
 
-    def draw(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor,
-                                                               torch.Tensor]:
-        """Per image and slot: the operation id (-1: not applied), magnitude and sign (B, 2)."""
-        sub = torch.randint(len(self.table_ops), (batch,), device=device)  # (B,)
-        applied = torch.rand(batch, 2, device=device) < self.table_p.to(device)[sub]
-        sign = torch.where(torch.rand(batch, 2, device=device) < 0.5, -1.0, 1.0).double()
-        ops = torch.where(applied, self.table_ops.to(device)[sub], -1)
-        return ops, self.table_mag.to(device)[sub], sign
+    def draw(self, n: int, size: tuple[int, int], rng: np.random.Generator) -> Draws:
+        """Per image and slot (n, 2): the operation id ``ops`` (-1: not applied), its
+        ``magnitude`` and ``sign``."""
+        sub = rng.integers(len(self.table_ops), size=n)  # (n,)
+        applied = rng.random((n, 2)) < self.table_p[sub]
+        sign = np.where(rng.random((n, 2)) < 0.5, -1.0, 1.0)
+        return {"ops": np.where(applied, self.table_ops[sub], -1),
+                "magnitude": self.table_mag[sub], "sign": sign}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}")
+    def transform(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
         levels = x.float() if x.dtype == torch.uint8 else torch.round(x.float().clamp(0, 1) * 255)
-        B, _, H, W = x.shape
-        ops, magnitude, sign = self.draw(B, x.device)
+        _, _, H, W = x.shape
         for slot in range(2):
-            op = ops[:, slot]
-            order = torch.argsort(op, stable=True)
-            counts = torch.bincount(op + 1, minlength=len(NAMES) + 1).tolist()  # one host sync
-            groups = torch.split(order, counts)
-            for k, idx in enumerate(groups[1:]):
-                if idx.numel() == 0:
-                    continue
-                name = NAMES[k]
-                level = operation_level(name, magnitude[idx, slot], sign[idx, slot], H, W)
-                levels[idx] = OPERATIONS[name](levels[idx], level)
+            op = draws["ops"][:, slot]
+            order = np.argsort(op, kind="stable")  # grouped by operation, on the host
+            counts = np.bincount(op + 1, minlength=len(NAMES) + 1)[1:]  # images per operation
+            order = order[len(op) - counts.sum():]  # drop the images that apply nothing
+            if not len(order):
+                continue
+            names = [NAMES[k] for k in np.flatnonzero(counts)]
+            sizes = [int(c) for c in counts if c]
+            groups = np.split(order, np.cumsum(sizes)[:-1])
+            level = np.concatenate([
+                operation_level(name, draws["magnitude"][idx, slot], draws["sign"][idx, slot], H, W)
+                for name, idx in zip(names, groups)])
+            index = on_device(order, x.device).split(sizes)
+            values = on_device(level, x.device).split(sizes)
+            for name, idx, value in zip(names, index, values):  # each operation once
+                levels.index_copy_(0, idx, OPERATIONS[name](levels.index_select(0, idx), value))
         if x.dtype == torch.uint8:
             return levels.to(torch.uint8)
         return (levels / 255.0).to(x.dtype)

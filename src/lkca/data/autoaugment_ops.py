@@ -165,11 +165,12 @@ def rotate(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
     """PIL's ``convert("L")``: (19595 R + 38470 G + 7471 B + 2^15) >> 16 -> (B, 1, H, W);
-    an "L" image (C = 1) is its own grey."""
+    an "L" image (C = 1) is its own grey. Every partial sum is a whole number below 2^24, so
+    float32 holds it exactly, and the shift is a division by 2^16, exact too."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor([19595, 38470, 7471], device=x.device, dtype=torch.int64).view(1, 3, 1, 1)
-    return (((x.long() * w).sum(1, keepdim=True) + 32768) >> 16).float()
+    r, g, b = x.split(1, dim=1)
+    return torch.floor((r * 19595.0 + g * 38470.0 + b * 7471.0 + 32768.0) / 65536.0)
 
 
 def _blend(degenerate: torch.Tensor, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -200,9 +201,12 @@ def sharpness(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     (1 1 1 / 1 5 1 / 1 1 1) / 13 rounded to the nearest level, whose border pixels PIL copies from
     the image unfiltered (transforms.py:76-78)."""
     C = x.shape[1]
+    # the whole-number kernel: its sums of levels are exact in float32 whatever the convolution
+    # algorithm, so an image's result does not depend on the batch it is in; sum / 13 never lies
+    # on a half, so rounding it equals PIL's rounding of its float sum
     kernel = torch.ones(C, 1, 3, 3, device=x.device)
     kernel[:, :, 1, 1] = 5.0
-    smooth = torch.floor(F.conv2d(x, kernel / 13.0, groups=C) + 0.5)  # (B, C, H-2, W-2)
+    smooth = torch.floor(F.conv2d(x, kernel, groups=C) / 13.0 + 0.5)  # (B, C, H-2, W-2)
     degenerate = x.clone()
     degenerate[:, :, 1:-1, 1:-1] = smooth.clamp(0, 255)
     return _blend(degenerate, x, level)
@@ -256,8 +260,7 @@ def equalize(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     (transforms.py:91-93)."""
     B, C, H, W = x.shape
     idx = x.long().reshape(B * C, -1)
-    offset = torch.arange(B * C, device=x.device).view(-1, 1) * 256
-    hist = torch.bincount((idx + offset).flatten(), minlength=B * C * 256).view(B * C, 256)
+    hist = idx.new_zeros(B * C, 256).scatter_add_(1, idx, torch.ones_like(idx))  # fixed 256 bins
     top = idx.amax(1, keepdim=True)  # the last level present
     step = (H * W - hist.gather(1, top)) // 255  # (B*C, 1)
     below = torch.cumsum(hist, 1) - hist  # sum(h[:i])

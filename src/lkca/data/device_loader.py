@@ -133,12 +133,14 @@ class DeviceLoader:
             self._perms[key] = torch.randperm(n, generator=g).to(self.images.device)
         return self._perms[key]
 
-    def global_indices(self, step: int) -> torch.Tensor:
-        """Indices of global batch ``step`` of the current epoch (all ranks): stream positions
-        ``[step * B, (step + 1) * B)``, which may run from one permutation into the next."""
+    def global_indices(self, step: int, stop_step: int | None = None) -> torch.Tensor:
+        """Indices of global batch ``step`` of the current epoch (all ranks), or of the batches
+        ``step .. stop_step - 1`` one after the other: stream positions ``[step * B, stop_step * B)``,
+        which may run from one permutation into the next."""
         n = self.num_samples
         start = step * self.batch_size
-        stop = min(start + self.batch_size, self.samples_per_epoch)
+        stop = min((step + 1 if stop_step is None else stop_step) * self.batch_size,
+                   self.samples_per_epoch)
         pieces = [self.order(k)[max(start - k * n, 0):stop - k * n]
                   for k in range(start // n, (stop - 1) // n + 1)]
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)

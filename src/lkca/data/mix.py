@@ -5,11 +5,12 @@ Per batch: with probability ``mix_prob`` mix, else not; when mixing, CutMix with
 (CutMix); the partner of image i is image ``perm[i]`` for a random permutation of the batch. The
 loss is ``lam * CE(logits, y_a) + (1 - lam) * CE(logits, y_b)`` with label smoothing.
 
-Randomness: the batch-level draws (mix or not, which one, ``lam``, the CutMix box) come from
-torch's global CPU generator, the permutation from the global generator of the batch's device.
-Under DDP, a trainer that seeds the CPU generator identically on every rank (and draws nothing
-rank-dependent from it) gets the same decision and ``lam`` on all ranks; every rank mixes within
-its own shard. Saving ``torch.get_rng_state()`` (and the CUDA states) captures all of it.
+Randomness: every choice (mix or not, which one, ``lam``, the CutMix box, the permutation) is
+drawn on the host (:func:`draw_mix`, :mod:`lkca.data.draws`), so ``lam`` and ``mode`` are host
+values and nothing reads the device. Training draws them per global batch from a generator keyed
+by the batch's place in the epoch (:mod:`lkca.data.train_stream`): the partner of image i may be
+any image of the GLOBAL batch, whatever the number of processes. ``mix_batch`` alone draws them
+from torch's global CPU generator (``torch.manual_seed`` makes it deterministic).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lkca.data.draws import on_device, rng_from_torch
 from lkca.errors import ConfigError
 
 
@@ -53,56 +56,80 @@ class MixedBatch(NamedTuple):
     mode: str = "none"
 
 
-def sample_lam(concentration: float) -> float:
-    """``lam ~ Beta(c, c)`` from torch's global CPU generator; ``c == 0`` gives 1 (no mixing)."""
-    if concentration <= 0:
-        return 1.0
-    c = torch.tensor(float(concentration))
-    return float(torch.distributions.Beta(c, c).sample())
+class MixDraw(NamedTuple):
+    """The mixing choices of one batch, drawn on the host: ``mode``, ``lam`` (for CutMix already
+    the fraction of each image left), the CutMix ``box`` ``(y1, y2, x1, x2)`` and the partner
+    permutation ``perm`` (the identity when not mixing)."""
+
+    mode: str
+    lam: float
+    box: tuple[int, int, int, int]
+    perm: np.ndarray
 
 
-def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float,
-          perm: torch.Tensor) -> MixedBatch:
-    """``lam * images + (1 - lam) * images[perm]`` (Zhang et al. 2018)."""
-    mixed = images.mul(lam).add_(images[perm], alpha=1.0 - lam)
-    return MixedBatch(mixed, targets, targets[perm], lam, "mixup")
+def draw_mix(n: int, size: tuple[int, int], config: MixConfig,
+             rng: np.random.Generator) -> MixDraw:
+    """The recipe's per-batch decision for a batch of ``n`` images of ``size = (H, W)``.
 
-
-def cutmix_box(height: int, width: int, lam: float) -> tuple[int, int, int, int]:
-    """The CutMix box ``(y1, y2, x1, x2)`` for ``lam`` (Yun et al. 2019, ``rand_bbox``): sides
-    ``sqrt(1 - lam)`` of the image's, centre uniform, clipped to the image. CPU generator."""
+    ``lam ~ Beta(c, c)`` (``c == 0`` gives 1); the CutMix box is Yun et al. 2019's ``rand_bbox``:
+    sides ``sqrt(1 - lam)`` of the image's (truncated to pixels), centre uniform, clipped to the
+    image, and ``lam`` corrected to the area left."""
+    H, W = size
+    none = MixDraw("none", 1.0, (0, 0, 0, 0), np.arange(n))
+    decide = rng.random(2)  # (mix?, CutMix or Mixup?), always both
+    if decide[0] >= config.mix_prob:
+        return none
+    use_cutmix = bool(decide[1] < config.cutmix_prob)
+    c = config.cutmix_beta if use_cutmix else config.mixup_alpha
+    lam = float(rng.beta(c, c)) if c > 0 else 1.0
+    perm = rng.permutation(n)
+    if not use_cutmix:
+        return MixDraw("mixup", lam, (0, 0, 0, 0), perm)
     cut = math.sqrt(1.0 - lam)
-    cut_h, cut_w = int(height * cut), int(width * cut)
-    cy = int(torch.randint(height, (1,)))
-    cx = int(torch.randint(width, (1,)))
-    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
-    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
-    return y1, y2, x1, x2
+    cut_h, cut_w = int(H * cut), int(W * cut)
+    cy, cx = int(rng.integers(H)), int(rng.integers(W))
+    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, H)
+    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, W)
+    return MixDraw("cutmix", 1.0 - (y2 - y1) * (x2 - x1) / (H * W), (y1, y2, x1, x2), perm)
 
 
-def cutmix(images: torch.Tensor, targets: torch.Tensor, lam: float,
-           perm: torch.Tensor) -> MixedBatch:
-    """Paste the same box of ``images[perm]`` into every image; ``lam`` is corrected to the
-    fraction of each image that is left (1 - box area / image area)."""
-    H, W = images.shape[-2:]
-    y1, y2, x1, x2 = cutmix_box(H, W, lam)
-    mixed = images.clone()
-    mixed[:, :, y1:y2, x1:x2] = images[perm, :, y1:y2, x1:x2]
-    lam = 1.0 - (y2 - y1) * (x2 - x1) / (H * W)
-    return MixedBatch(mixed, targets, targets[perm], lam, "cutmix")
+def mix_rows(images: torch.Tensor, partners: torch.Tensor, weight: np.ndarray,
+             box: np.ndarray) -> torch.Tensor:
+    """Row i: ``weight[i] * images[i] + (1 - weight[i]) * partners[i]`` (Mixup; a weight of 1
+    keeps the image as it is), then the CutMix box ``box[i] = (y1, y2, x1, x2)`` pasted from
+    ``partners[i]`` (an empty box pastes nothing). ``weight`` (R,) and ``box`` (R, 4) are host
+    arrays; the rows may come from different batches, each with its own choices."""
+    R, _, H, W = images.shape
+    w = on_device(weight.astype(np.float32), images.device).view(R, 1, 1, 1)
+    y1, y2, x1, x2 = on_device(box, images.device).view(R, 4, 1, 1).unbind(1)  # (R, 1, 1) each
+    rows = torch.arange(H, device=images.device).view(1, H, 1)
+    cols = torch.arange(W, device=images.device).view(1, 1, W)
+    pasted = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)  # (R, H, W)
+    blended = images * w + partners * (1.0 - w)
+    return torch.where(pasted.unsqueeze(1), partners, blended)
 
 
-def mix_batch(images: torch.Tensor, targets: torch.Tensor,
-              config: MixConfig | None = None) -> MixedBatch:
-    """Apply the per-batch Mixup/CutMix decision of the recipe to a float batch (B, C, H, W)."""
+def mix_weights(draw: MixDraw, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mix_rows`'s ``weight`` (rows,) and ``box`` (rows, 4) for ``rows`` images of one
+    batch mixed by ``draw``."""
+    weight = np.full(rows, draw.lam if draw.mode == "mixup" else 1.0)
+    return weight, np.tile(np.array(draw.box, dtype=np.int64), (rows, 1))
+
+
+def mix_batch(images: torch.Tensor, targets: torch.Tensor, config: MixConfig | None = None,
+              draw: MixDraw | None = None) -> MixedBatch:
+    """Apply the per-batch Mixup/CutMix decision of the recipe to a float batch (B, C, H, W);
+    ``draw`` omitted: :func:`draw_mix` from torch's global CPU generator."""
     cfg = config or MixConfig()
-    draw = torch.rand(2)  # CPU: (mix?, CutMix or Mixup?), always both so the stream stays aligned
-    if float(draw[0]) >= cfg.mix_prob:
+    B, _, H, W = images.shape
+    if draw is None:
+        draw = draw_mix(B, (H, W), cfg, rng_from_torch())
+    if draw.mode == "none":
         return MixedBatch(images, targets, targets, 1.0, "none")
-    use_cutmix = float(draw[1]) < cfg.cutmix_prob
-    lam = sample_lam(cfg.cutmix_beta if use_cutmix else cfg.mixup_alpha)
-    perm = torch.randperm(images.shape[0], device=images.device)
-    return (cutmix if use_cutmix else mixup)(images, targets, lam, perm)
+    perm = on_device(draw.perm, images.device)
+    weight, box = mix_weights(draw, B)
+    mixed = mix_rows(images, images[perm], weight, box)
+    return MixedBatch(mixed, targets, targets[perm], draw.lam, draw.mode)
 
 
 def mixed_cross_entropy(logits: torch.Tensor, batch: MixedBatch,

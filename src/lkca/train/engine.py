@@ -1,8 +1,9 @@
 """The classification training loop (paper section 4.1), readable top to bottom.
 
-Data lives on the device as uint8; each step draws a global batch by index, augments it on the
-device (:mod:`lkca.data.augment`), mixes it (Mixup/CutMix), and every process trains on its
-slice of that global batch, so the result does not depend on the number of processes (torchrun, DDP). Device,
+Data lives on the device as uint8; each step draws a global batch by index, and every process
+trains on its slice of it, augmented (:mod:`lkca.data.augment`) and mixed (Mixup/CutMix) with
+choices drawn for the whole global batch (:mod:`lkca.data.train_stream`), so the result does not
+depend on the number of processes (torchrun, DDP). Device,
 processes, signals, checkpoints and the run log are the shared runtime's
 (:class:`lkca.runtime.session.Session`); this module keeps the data, the model, the step and the
 evaluation.
@@ -25,7 +26,8 @@ from lkca.data import dataset_info, load_dataset
 from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.base import DatasetInfo
 from lkca.data.device_loader import DeviceLoader
-from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
+from lkca.data.mix import MixConfig, mixed_cross_entropy
+from lkca.data.train_stream import TrainStream
 from lkca.models.profile import profile
 from lkca.models.registry import resolve_name
 from lkca.pretrained import export_checkpoint
@@ -88,7 +90,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     cpu = torch.device("cpu")
     train_x, train_y, num_classes = device_tensors(cfg, "train", cpu)
     test_x, test_y, _ = device_tensors(cfg, "test", cpu)
-    # the same seed on every rank: the same weights and augmentation of the global batch
+    # the same seed on every rank: the same initial weights
     torch.manual_seed(cfg.seed)
     img_size = train_x.shape[-1]
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
@@ -112,7 +114,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         loader = DeviceLoader(train_x, train_y, cfg.batch_size, shuffle=True, drop_last=True,
                               seed=cfg.seed, passes=cfg.epoch_passes)
         steps_per_epoch = min(len(loader), cfg.max_steps_per_epoch or len(loader))
-        shard = env.shard(cfg.batch_size)
         recipe = epoch_recipe(cfg, len(train_x), steps_per_epoch)
 
         # model, optimiser, schedule
@@ -124,6 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         ema = _build_ema(model, cfg.ema_decay)
         parts = TrainingParts(model, optimizer, scheduler, ema, run.scaler)
         augment, eval_transform, mix_cfg = _augmentation(cfg, info, device)
+        stream = TrainStream(loader, augment, mix_cfg, cfg.seed, env.rank, env.world_size)
 
         pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
                                "loss_sum": 0.0, "seen": 0}
@@ -140,21 +142,15 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         top1 = 0.0
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
-            loader.set_epoch(epoch)
+            stream.set_epoch(epoch)
             first = pos["step"] if epoch == start_epoch else 0
             bar = run.console.progress(steps_per_epoch, first, f"epoch {epoch + 1}/{cfg.epochs}")
             loss_sum, seen, skipped, t0 = 0.0, 0, 0, time.perf_counter()
             if first:  # resumed mid-epoch: carry the epoch's running loss
                 loss_sum, seen = pos["loss_sum"], pos["seen"]
             seen_here = 0  # images this process trained on this epoch: the speed's numerator
-            for step, (x, y) in enumerate(loader.iter_from(first), start=first):
-                if step >= steps_per_epoch:
-                    break
-                # step: augment and mix the global batch, train on this rank's slice
-                batch = mix_batch(augment(x), y, mix_cfg)
-                batch = batch._replace(images=batch.images[shard],
-                                       targets_a=batch.targets_a[shard],
-                                       targets_b=batch.targets_b[shard])
+            # step: this rank's share of the global batch, augmented and mixed (TrainStream)
+            for step, batch in enumerate(stream.iter_from(first, steps_per_epoch), start=first):
                 with run.amp:
                     logits = net(batch.images)
                 loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
@@ -167,9 +163,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
                 scheduler.step()
                 if ema is not None:
                     ema.update_parameters(model)
-                loss_sum += loss.item() * len(x)
-                seen += len(x)
-                seen_here += len(x)
+                loss_sum += loss.item() * cfg.batch_size
+                seen += cfg.batch_size
+                seen_here += cfg.batch_size
                 run.stepped()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}",
@@ -277,7 +273,7 @@ def _hours(seconds: float) -> str:
 
 
 def _augmentation(cfg: TrainConfig, info: DatasetInfo, device: torch.device
-                  ) -> tuple[nn.Module, nn.Module, MixConfig]:
+                  ) -> tuple[TrainAugment, nn.Module, MixConfig]:
     """The training augmentation, the evaluation transform and the mixing of the recipe."""
     policy = None if cfg.autoaugment in (None, "none") else (
         info.autoaugment_policy if cfg.autoaugment == "auto" else cfg.autoaugment)

@@ -27,6 +27,7 @@ from torch import nn
 from lkca.errors import ConfigError
 from lkca.layers import LKA, LKCA, Attention, Mlp, PatchEmbed, PosEmbed, PreNormBlock
 from lkca.layers.drop_path import DROP_PATH_SCHEDULES, drop_path_rates
+from lkca.layers.input_checks import check_images
 from lkca.layers.patch_embed import check_divisible
 from lkca.layers.weight_init import check_init, check_kernel_init, init_spt, init_weights
 
@@ -202,6 +203,7 @@ class VisionTransformer(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Images -> tokens (B, [1 +] N, dim) with position (and class token), and the grid."""
+        check_images(x, "VisionTransformer")
         x, grid = self.patch_embed(x)  # (B, N, dim)
         cls = None if self.cls_token is None else self.cls_token.expand(x.shape[0], -1, -1)
         if cls is not None and self.pos_embed.prefix_tokens:

@@ -108,7 +108,8 @@ def test_inputs_of_a_wrong_type_or_dtype_are_one_line_user_errors():
 
     m = LKCA(16, 4, (6, 5))
     cases = [
-        (torch.randint(0, 9, (2, 30, 16)), "expected floating-point tokens .* got dtype int64; .*nn.Embedding"),
+        (torch.randint(0, 9, (2, 30, 16)),
+         "expected floating-point tokens .* got dtype int64; .*nn.Embedding"),
         (torch.zeros(2, 16, 6, 5, dtype=torch.bool), "got dtype bool"),
         (np.zeros((2, 30, 16), np.float32), "got a numpy ndarray; pass torch.from_numpy"),
         ([[0.0] * 16] * 30, "got list; pass torch.as_tensor"),

@@ -147,5 +147,5 @@ def test_help_says_where_lkca_writes_outside_the_run(argv, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     text = " ".join(capsys.readouterr().out.split())
-    assert "Outside the run folder (--out) lkca writes only two caches" in text
+    assert "Outside the run folder (--out) lkca writes only three caches" in text
     assert "~/.cache/lkca/autotune.json" in text and "DIR/.lkca_cache/" in text

@@ -469,6 +469,18 @@ def test_benchmark_page_quotes_its_json():
         assert path.name in docs_text, f"{path.name} is described in no page of docs/ (add it)"
 
 
+def test_readme_lists_every_page_of_docs():
+    text = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^- \[docs/([\w.-]+\.md)\]\(docs/\1\)", text, re.M))
+    assert listed == {p.name for p in (ROOT / "docs").glob("*.md")}
+
+
+def test_readme_gives_the_suites_duration_from_its_result_file():
+    data = json.loads((ROOT / "benchmarks" / "results" / "ci_suite_cpu.json").read_text())
+    minutes = round(data["suite_round_2"]["after"]["wall_s"] / 60)
+    assert f"The suite takes about {minutes} minutes on 2 CPU cores" in (ROOT / "README.md").read_text()
+
+
 def test_readme_keeps_the_set_up_commands_and_links():
     text = (ROOT / "README.md").read_text()
     assert "pip install torch==2.13.0 -e . && lkca train" in text

@@ -28,6 +28,7 @@ from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
 from lkca.models.registry import resolve_name
 from lkca.pretrained import build_model as build_from_record
 from lkca.pretrained import check_model_size, export_checkpoint
+from lkca.runtime.compile_cache import use_inductor_cache
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
@@ -131,6 +132,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
         if cfg.compile:
+            use_inductor_cache()  # not the system's temporary folder
             net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
         run.begin(cfg.to_dict(), resumed_at=start_epoch if resume else None)
         run.console.print(describe_recipe(recipe))

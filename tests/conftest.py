@@ -1,6 +1,6 @@
 """Shared test machinery: the SIGKILL-and-resume kit used by the classification and segmentation
-crash-safety tests; LKCA's autotune cache under pytest's temporary directory; the user's cache and config
-folders (XDG_*, MPLCONFIGDIR) pointed at a temporary folder."""
+crash-safety tests; LKCA's autotune cache under pytest's temporary directory; the user's cache
+and config folders (XDG_*, MPLCONFIGDIR) pointed at a temporary folder."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Shared test machinery: the SIGKILL-and-resume kit used by the classification and segmentation
-crash-safety tests; LKCA's autotune cache under pytest's temporary directory."""
+crash-safety tests; LKCA's autotune cache under pytest's temporary directory; the user's cache
+and config folders (XDG_*, MPLCONFIGDIR) pointed at a temporary folder."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 settings.register_profile("lkca", database=None, derandomize=True)
 settings.load_profile("lkca")
+
+# The user's cache and config folders: what libraries the suite imports write there (matplotlib's
+# font cache, YAPF's and onnxscript's (Microsoft/) caches under $XDG_CACHE_HOME) goes to a
+# temporary folder instead, set before any of them is imported and inherited by subprocesses,
+# removed when the process exits (each xdist worker its own).
+_USER_DIRS = tempfile.mkdtemp(prefix="lkca-tests-home-")
+atexit.register(shutil.rmtree, _USER_DIRS, ignore_errors=True)
+for _var, _sub in (("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config"),
+                   ("XDG_DATA_HOME", "data"), ("MPLCONFIGDIR", "matplotlib")):
+    os.environ[_var] = os.path.join(_USER_DIRS, _sub)
 
 # Runs the CLI with the fsync of a checkpoint's temporary file slowed down and announced, so a
 # test can kill inside a checkpoint write (config.yaml and the run log are atomic writes too,

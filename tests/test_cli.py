@@ -147,5 +147,26 @@ def test_help_says_where_lkca_writes_outside_the_run(argv, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     text = " ".join(capsys.readouterr().out.split())
-    assert "Outside the run folder (--out) lkca writes only two caches" in text
+    assert "Outside the run folder (--out) lkca writes only three caches" in text
     assert "~/.cache/lkca/autotune.json" in text and "DIR/.lkca_cache/" in text
+
+
+def _all_parsers(parser, path=("lkca",)):
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_every_argument_of_every_subcommand_has_help_text():
+    import argparse
+
+    from lkca.cli import build_parser
+
+    missing = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.dest}"
+               for path, parser in _all_parsers(build_parser()) for a in parser._actions
+               if a.help is None and not isinstance(a, argparse._SubParsersAction)]
+    assert not missing, missing

@@ -12,8 +12,10 @@ How each is checked, by rule (``_plan``), in a fresh working directory per page 
 and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in order (so
 ``lkca train --out runs/x`` then ``lkca export --checkpoint runs/x`` runs both):
 - RUN ``lkca ...`` / ``python -m lkca ...`` in-process, with the tiny substitutions of
-  :data:`TINY` (``lkca train``: a 1-block model on digits, 2 steps per epoch, 1 epoch; ``lkca
-  erf``: 2 images; ``lkca tables``: Table 1 only) -- unless one of the PARSE rules applies;
+  :data:`TINY` (``lkca train``: a 1-block model on digits, 2 steps per epoch, 1 epoch -- or, when
+  the command sets ``model_args`` itself, its own model for 2 steps, so the model the page
+  builds is the one checked; ``lkca erf``: 2 images; ``lkca tables``: Table 1 only) -- unless
+  one of the PARSE rules applies;
 - PARSE (``build_parser().parse_args``, every ``configs/...`` path must exist) when the command
   is ``lkca reproduce`` without ``--dry-run`` (it trains every run of a table), names a
   placeholder of :data:`PLACEHOLDERS` (``DIR``, ``...``, ``HOST0:29500`` ...), a home or absolute
@@ -24,7 +26,10 @@ and ``benchmarks/`` linked in and an empty ``runs/``), the page's commands in or
 - ``python -c`` runs in a subprocess; ``python benchmarks/X.py`` runs ``--help`` (a benchmark takes
   minutes); ``pip install`` checks that the extras it names exist in pyproject.toml (no install);
   ``python -m pytest`` is this suite (not run); anything in :data:`NOT_RUN` is listed with why;
-- synopses: the sub-command exists and every ``--flag`` in the span is one of its options;
+- synopses: the sub-command exists and every ``--flag`` in the span is one of its options; a
+  span that is a whole example (arguments past the sub-command, no ``[`` or ``|``, and it parses:
+  ``lkca train --epochs 2 --set lr=3e-3 model_args.dim=64``) is also checked as a shell command
+  above (run on tiny settings, or parsed by the same rules);
 - figures: every figure marked with its result file (``<!--fig FILE PATH-->``, an output block
   ``<!--output FILE PATH-->``; tests/docs_figures.py) equals that file's value;
 - Python blocks run with ``exec`` unless marked by an HTML comment ``<!-- docs-test: skip REASON
@@ -164,8 +169,11 @@ def _tiny(words: list[str], cwd: Path) -> list[str]:
         else:
             words += [flag] if value is None else [flag, value]
     if path == ("train",) and "--config" not in words:
-        (cwd / "tiny.yaml").write_text(TINY_TRAIN_YAML)
-        words += ["--config", "tiny.yaml"]
+        if any(w.startswith("model_args.") for w in words):  # the page's own model, 2 steps
+            words += ["--set", "max_steps_per_epoch=2", "warmup_epochs=0"]
+        else:
+            (cwd / "tiny.yaml").write_text(TINY_TRAIN_YAML)
+            words += ["--config", "tiny.yaml"]
     return words
 
 
@@ -265,6 +273,32 @@ def _check_printed(page: Path, body: str, printed: str) -> None:
     for value in expected:
         assert value in lines, f"{page.name}: the example prints {lines}, the page says {value}"
         lines = lines[lines.index(value) + 1:]
+
+
+def _is_example(span: str) -> bool:
+    """Whether an inline span is a whole command to check as one (``lkca list lkca``), not a
+    synopsis (``lkca train [--config YAML]``), a bare command name or a flag named in prose."""
+    if any(c in span for c in "[]|<>") or span.startswith("torchrun"):
+        return False
+    args = _lkca_args(shlex.split(span))
+    if args is None:
+        return False
+    path, _ = _subcommand(build_parser(), args)
+    if len(args) == len(path):
+        return False
+    try:
+        _parse(args)
+    except SystemExit:  # a flag named without its value (`lkca tables --runs`): prose
+        return False
+    return True
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if any(map(_is_example, _extract(p)[2]))],
+                         ids=lambda p: p.name)
+def test_inline_examples(page, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_workdir(tmp_path))
+    for span in filter(_is_example, _extract(page)[2]):
+        _run_shell(page, span, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("page", _pages_with(2), ids=lambda p: p.name)
@@ -433,6 +467,18 @@ def test_benchmark_page_quotes_its_json():
     docs_text = "".join(p.read_text() for p in PAGES)
     for path in results.glob("*.json"):
         assert path.name in docs_text, f"{path.name} is described in no page of docs/ (add it)"
+
+
+def test_readme_lists_every_page_of_docs():
+    text = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^- \[docs/([\w.-]+\.md)\]\(docs/\1\)", text, re.M))
+    assert listed == {p.name for p in (ROOT / "docs").glob("*.md")}
+
+
+def test_readme_gives_the_suites_duration_from_its_result_file():
+    data = json.loads((ROOT / "benchmarks" / "results" / "ci_suite_cpu.json").read_text())
+    minutes = round(data["suite_round_2"]["after"]["wall_s"] / 60)
+    assert f"The suite takes about {minutes} minutes on 2 CPU cores" in (ROOT / "README.md").read_text()
 
 
 def test_readme_keeps_the_set_up_commands_and_links():

@@ -1,5 +1,6 @@
-"""The suite leaves nothing in the temporary folder (tests/conftest.py removes its Hypothesis home
-and keeps torch.compile's cache under pytest's folder; .ci/run checks the whole suite the same
+"""The suite leaves nothing in the temporary folder nor in the user's cache folders
+(tests/conftest.py removes its Hypothesis home and its library cache folders, and keeps
+torch.compile's cache under pytest's folder; .ci/run checks the whole suite the same
 way): a pytest run of one Hypothesis test on two xdist workers (as CI runs), with TMPDIR
 pointed at an empty folder."""
 
@@ -17,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_pytest_run_leaves_only_pytests_own_folder(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = dict(os.environ, TMPDIR=str(tmp))
+    home = tmp_path / "home"  # the user's cache folders: left empty too
+    home.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), HOME=str(home))
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "MPLCONFIGDIR"):
+        env.pop(var, None)
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_XDIST_WORKER_COUNT", None)
     out = subprocess.run(
@@ -27,3 +32,17 @@ def test_a_pytest_run_leaves_only_pytests_own_folder(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     left = sorted(p.name for p in tmp.iterdir())
     assert [n for n in left if not n.startswith("pytest-of-")] == [], left
+    assert list(home.iterdir()) == []
+
+
+def test_library_caches_go_to_a_temporary_folder():
+    """matplotlib's, YAPF's and onnxscript's caches follow $XDG_CACHE_HOME / $MPLCONFIGDIR, which
+    tests/conftest.py points at a temporary folder of its own (removed at exit)."""
+    import tempfile
+
+    import matplotlib
+
+    temp = Path(tempfile.gettempdir()).resolve()
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "MPLCONFIGDIR"):
+        assert temp in Path(os.environ[var]).resolve().parents, var
+    assert Path(matplotlib.get_cachedir()).resolve() == Path(os.environ["MPLCONFIGDIR"]).resolve()

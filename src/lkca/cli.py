@@ -41,10 +41,11 @@ class _Parser(argparse.ArgumentParser):
 
 # `lkca --help` and `lkca train --help` end with this (README.md, "Where lkca writes")
 OUTSIDE_THE_RUN = (
-    "Outside the run folder (--out) lkca writes only two caches: the timings of LKCA's "
+    "Outside the run folder (--out) lkca writes only three caches: the timings of LKCA's "
     "impl=auto in ~/.cache/lkca/autotune.json ($XDG_CACHE_HOME/lkca when set; "
-    "LKCA_AUTOTUNE_CACHE=FILE moves it, empty keeps it in memory) and a paper data set's decoded "
-    ".npz in DIR/.lkca_cache/ (else $LKCA_CACHE_DIR, else ~/.cache/lkca)."
+    "LKCA_AUTOTUNE_CACHE=FILE moves it, empty keeps it in memory), a paper data set's decoded "
+    ".npz in DIR/.lkca_cache/ (else $LKCA_CACHE_DIR, else ~/.cache/lkca) and, with --compile, "
+    "inductor's kernels in ~/.cache/lkca/inductor (a TORCHINDUCTOR_CACHE_DIR you set is kept)."
 )
 
 

@@ -101,7 +101,7 @@ def upgrade_record(record: dict[str, Any], source: Path | str = "record") -> dic
     else:
         name = old.get("model")
         if isinstance(model_args, dict):
-            name, model_args = legacy_model(name, model_args)
+            name, model_args = legacy_model(name, model_args, old.get("lkca_version"))
         new = classifier_record(name, {}, num_classes, old.get("img_size"), in_chans=in_chans,
                                 mean=info.mean if info else None, std=info.std if info else None,
                                 dataset=dataset, class_names=info.class_names if info else None)

@@ -318,6 +318,11 @@ def test_best_and_final_epochs_differ(tmp_path, fast_profile, capsys):
     assert _row(md, 1, "ViT-LKCA")[6:10] == ["94.11", "94.00 ± 0.28 (n=2)", "-0.11",
                                              "93.50 ± 0.57 (n=2)"]
     assert "final 93.10, best 93.80 at epoch 60)" in md and "best 94.20 at epoch 80)" in md
+    # one statement of what is compared: the best epoch's, under the table; the page's heading
+    # does not claim another (it once said "ours is the final evaluation of a finished run")
+    flat = " ".join(md.split())
+    assert "Ours: the best epoch's test top-1, compared with the paper's" in flat
+    assert "final evaluation" not in flat.split("## Table 1")[0]
     rows = [r for r in csv.DictReader(io.StringIO(tables_csv([TABLE_1], tmp_path)))
             if r["row"] == "ViT-LKCA"]
     assert [(r["metric"], r["paper"], r["mean"], r["diff"]) for r in rows] == [

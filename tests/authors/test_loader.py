@@ -243,3 +243,42 @@ def test_lkca_eval_starts_from_an_authors_checkpoint(tmp_path, capsys, monkeypat
     assert main(args + ["--model", "vit_lkca_tiny_test_only", "--dataset", "cifar10",
                         "--data-dir", str(tmp_path / "data")]) == 0
     assert "vit_lkca_tiny_test_only on cifar10 test: top-1 66.67%" in capsys.readouterr().out
+
+
+def test_lkca_export_starts_from_an_authors_checkpoint(tmp_path, capsys, monkeypatch):
+    """docs/pretrained-and-export.md: ``lkca export --authors-checkpoint PATH --model NAME --out
+    FILE`` writes a graph that gives the reference forward's output."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")):
+        pytest.skip("needs the onnx extra: pip install -e '.[onnx]' (also in the test extra)")
+    import numpy as np
+    import onnxruntime
+
+    from lkca.cli import main
+    from lkca.models import registry
+    from lkca.models.vit_sizes import AUTHORS_LKCA, _build
+
+    def _tiny(**overrides):  # the authors' block at the test's small shape, for this test only
+        return _build(dict(img_size=32, patch_size=4, num_classes=10, mlp_ratio=2.0,
+                           **SHAPE, **AUTHORS_LKCA), overrides)
+
+    monkeypatch.setitem(registry._FACTORIES, "vit_lkca_tiny_test_only", _tiny)
+    state = authors_state(True)
+    path = tmp_path / "authors.pth"
+    torch.save({"model_state_dict": state, "epoch": 99}, path)
+    out = tmp_path / "lkca.onnx"
+    args = ["export", "--authors-checkpoint", str(path), "--out", str(out)]
+    assert main(args) == 2
+    assert "needs --model NAME" in capsys.readouterr().err and not out.exists()
+    assert main(args + ["--model", "vit_lkca_tiny_test_only"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "batch 1 and 3: max abs diff" in printed
+    img = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": img.numpy()})
+    np.testing.assert_allclose(logits, reference(state, img, True).numpy(), rtol=1e-4, atol=1e-4)
+    # the source is never a valid output
+    assert main(["export", "--authors-checkpoint", str(path), "--model", "vit_lkca_tiny_test_only",
+                 "--out", str(path)]) == 2
+    assert "is the file this command reads" in capsys.readouterr().err

@@ -148,14 +148,14 @@ def test_v1_segmentation_checkpoint_and_folder_load(tmp_path):
 def test_v1_names_go_through_the_registry_legacy_mapping(monkeypatch):
     calls = []
 
-    def legacy_model(name, overrides):
-        calls.append((name, overrides))
+    def legacy_model(name, overrides, written_by=None):
+        calls.append((name, overrides, written_by))
         return "vit_lkca_500k", {**overrides, "mixers": "attn"}
 
     monkeypatch.setattr(lkca.pretrained, "legacy_model", legacy_model)
     old = {"model": "vit_lkca_500k", "num_classes": 10, "img_size": 32, "model_args": TINY}
     assert upgrade_record(old)["model_args"] == {**TINY, "mixers": "attn"}
-    assert calls == [("vit_lkca_500k", TINY)]
+    assert calls == [("vit_lkca_500k", TINY, None)]  # no version recorded: none passed on
     new = classifier_record("vit_lkca_500k", TINY, 10, 32)
     assert upgrade_record(new) == new and len(calls) == 1  # current records are not mapped
 

@@ -99,6 +99,31 @@ def test_every_argument_mistake_is_a_user_error(kwargs, match):
         LKCA(**args)
 
 
+def test_inputs_of_a_wrong_type_or_dtype_are_one_line_user_errors():
+    """Integer tokens once gave an all-zero int64 output and a multi-line AutotuneWarning; a numpy
+    array an AttributeError. Both are refused before anything runs, naming the fix."""
+    import warnings
+
+    import numpy as np
+
+    m = LKCA(16, 4, (6, 5))
+    cases = [
+        (torch.randint(0, 9, (2, 30, 16)),
+         "expected floating-point tokens .* got dtype int64; .*nn.Embedding"),
+        (torch.zeros(2, 16, 6, 5, dtype=torch.bool), "got dtype bool"),
+        (np.zeros((2, 30, 16), np.float32), "got a numpy ndarray; pass torch.from_numpy"),
+        ([[0.0] * 16] * 30, "got list; pass torch.as_tensor"),
+    ]
+    for x, match in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no autotuning of a doomed call either
+            with pytest.raises(lkca.InvalidArgumentError, match=match) as err:
+                m(x)
+        assert "\n" not in str(err.value)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # every float dtype still runs
+        assert m(torch.randn(1, 30, 16, dtype=dtype)).dtype == dtype
+
+
 def test_api_mistakes_are_user_errors():
     with pytest.raises(lkca.UserError, match="unknown model 'lkca_bb'; did you mean"):
         lkca.create_model("lkca_bb")

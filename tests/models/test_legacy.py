@@ -61,7 +61,13 @@ def test_a_0_1_0_comparison_model_rebuilt_since_is_refused_in_one_line(case):
     assert fixture.layout(model) != {"params": case["params"], "layout": case["layout"]}
     with pytest.raises(CheckpointError, match=f"^{case['name']} of lkca 0.1.0 .* load it with "
                                               "lkca 0.1.0$"):
-        legacy_model(case["name"], case["overrides"])
+        legacy_model(case["name"], case["overrides"], written_by="0.1.0")  # as its record says
+    # a record that names no version (or, impossibly, this one): never the running version
+    for written_by in (None, lkca.__version__):
+        with pytest.raises(CheckpointError, match=f"^{case['name']} of an lkca before "
+                                                  f"{lkca.__version__} .* load it with an lkca "
+                                                  f"before {lkca.__version__}$"):
+            legacy_model(case["name"], case["overrides"], written_by=written_by)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["kind"] == "seg"], ids=_id)

@@ -44,6 +44,22 @@ def test_bad_layout_pool_and_options():
             ViTConfig(dim=16, num_heads=2, **bad)
 
 
+@pytest.mark.parametrize("overrides, refused", [
+    (dict(dim=64, num_heads=5, mixers="lkca"), "the heads of LKCA"),
+    (dict(dim=64, num_heads=5, mixers="attn"), "the heads of attention"),
+    (dict(dim=64, num_heads=5, mixers="attn", head_dim=16), None),  # attention's own head width
+    (dict(dim=64, num_heads=5, mixers="lkca", kernel_heads=4), None),  # LKCA's own kernel count
+    (dict(dim=64, num_heads=5, mixers="lka"), None),  # LKA has no heads
+])
+def test_heads_that_do_not_split_dim_name_the_config_key(overrides, refused):
+    if refused is None:
+        VisionTransformer(img_size=8, patch_size=4, depth=1, **overrides)
+        return
+    with pytest.raises(ConfigError, match=f"dim \\(64\\) must be a multiple of num_heads \\(5\\), "
+                       f"{refused}; .*model_args.num_heads, e.g. --set model_args.num_heads=4"):
+        VisionTransformer(img_size=8, patch_size=4, depth=1, **overrides)
+
+
 def test_runs_on_another_image_size():
     for mixers in ("alternate", "attn_lkca"):
         m = VisionTransformer(dim=16, depth=2, num_heads=2, mixers=mixers).eval()

@@ -163,3 +163,14 @@ def test_lkca_s_takes_any_block_reading(reading):
     assert all(p.grad is not None for p in model.parameters())
     block = model.backbone.vit.blocks[0]
     assert hasattr(block, "attn") == (reading.get("mixers") == "attn_lkca")
+
+
+def test_a_segmentor_refuses_uint8_images_naming_the_conversion():
+    from lkca.errors import InvalidArgumentError
+
+    model = create_segmentor("lkca_s_seg", "fpn", num_classes=3, head_channels=8, img_size=64,
+                             depth=4, dim=16, num_heads=2)
+    images = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    for call in (lambda: model(images), lambda: model.forward_train(images, torch.zeros(1, 64, 64).long())):
+        with pytest.raises(InvalidArgumentError, match="Segmentor: expected floating-point images"):
+            call()

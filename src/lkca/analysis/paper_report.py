@@ -130,8 +130,10 @@ def render(tables: Sequence[ClsTable | SegTable], runs_dir: str | Path = "runs",
     runs = find_runs(runs_dir)
     profiler = profiler or Profiler()
     parts = [f"# The paper's tables, regenerated\n\nRuns from `{runs_dir}`. Top-1 / aAcc / mIoU "
-             "in %; ours is the final evaluation of a finished run, or the mean ± standard "
-             "deviation over seeds (n = number of seeds), and difference = ours - paper. "
+             "in %; which value of a run is ours is said under each table (classification: "
+             "the best epoch's; segmentation: the evaluation its reading takes), or the mean ± "
+             "standard deviation of it over seeds (n = number of seeds), and difference = ours "
+             "- paper. "
              "MACs: ours excluding token mixing, as the paper counts (all MACs in brackets)."]
     for table in tables:
         if isinstance(table, ClsTable):

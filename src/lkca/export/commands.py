@@ -49,7 +49,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     check_image_side(args.img_size)
-    check_output(args.out, [args.checkpoint])
+    source = args.checkpoint or args.authors_checkpoint  # the argument group requires one
+    check_output(args.out, [source])
     require_onnx()
     import onnx
 
@@ -60,7 +61,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     model, record = (load_authors_model(args.authors_checkpoint, args.model)
                      if args.authors_checkpoint else load_trained(args.checkpoint))
     if record["task"] == "seg":
-        raise UserError(f"{args.checkpoint} is a segmentor; `lkca export` exports classifiers "
+        raise UserError(f"{source} is a segmentor; `lkca export` exports classifiers "
                         "(checkpoints of `lkca train`)")
     path = export_onnx(model, args.out, args.img_size, args.impl, args.opset)
     shape = onnx_input_shape(path)  # as the graph says, not as we meant it

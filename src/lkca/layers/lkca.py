@@ -26,6 +26,7 @@ from torch.autograd.function import once_differentiable
 
 from lkca.autotune import tuner
 from lkca.errors import InvalidArgumentError
+from lkca.layers.input_checks import check_features
 
 IMPLS = ("conv", "toeplitz", "fft", "auto")
 
@@ -357,6 +358,7 @@ class LKCA(nn.Module):
         nn.init.trunc_normal_(self.weight, std=0.02)
 
     def forward(self, x: torch.Tensor, grid_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        check_features(x)
         if x.dim() == 4:  # a CNN's feature map (B, C, H, W)
             return self._forward_map(x, grid_size)
         grid = self.grid_size if grid_size is None else _pair(grid_size, "grid_size")

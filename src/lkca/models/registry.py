@@ -12,6 +12,7 @@ from torch import nn
 
 from lkca.checkpoint.metadata import classifier_record, set_pretrained_cfg
 from lkca.errors import CheckpointError, InvalidArgumentError
+from lkca.version import older_lkca
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 _ALIASES: dict[str, str] = {}
@@ -165,7 +166,8 @@ def _shape(spec: tuple[int, int, int]) -> dict[str, Any]:
     return {"dim": dim, "depth": depth, "num_heads": heads, "mlp_ratio": 2.0}
 
 
-def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def legacy_model(name: str | None, overrides: dict[str, Any],
+                 written_by: str | None = None) -> tuple[str | None, dict[str, Any]]:
     """The model name and overrides that rebuild, now, what lkca 0.1.0 built from ``name`` and
     ``overrides`` (as its checkpoints and ``config.json`` files store them).
 
@@ -188,9 +190,10 @@ def legacy_model(name: str | None, overrides: dict[str, Any]) -> tuple[str | Non
     name = _LEGACY_ALIASES.get(name, name)
     _load_builtin_models()  # the aliases
     if _ALIASES.get(name, name) in REBUILT_SINCE_0_1_0:
-        raise CheckpointError(f"{name} of lkca 0.1.0 (its paper's architecture scaled to the "
+        writer = older_lkca(written_by)
+        raise CheckpointError(f"{name} of {writer} (its paper's architecture scaled to the "
                               "paper's count) is now built as the paper's authors build it and "
-                              "cannot take its weights; load it with lkca 0.1.0")
+                              f"cannot take its weights; load it with {writer}")
     size = name.removeprefix("vit_lkca_")
     if name.startswith("vit_lkca_") and size in _LEGACY_LKCA:
         return name, {**_shape(_LEGACY_LKCA[size]), **_LEGACY_LKCA_BLOCK, **_LEGACY_TRAINING,

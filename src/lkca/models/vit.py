@@ -27,6 +27,7 @@ from torch import nn
 from lkca.errors import ConfigError
 from lkca.layers import LKA, LKCA, Attention, Mlp, PatchEmbed, PosEmbed, PreNormBlock
 from lkca.layers.drop_path import DROP_PATH_SCHEDULES, drop_path_rates
+from lkca.layers.input_checks import check_images
 from lkca.layers.patch_embed import check_divisible
 from lkca.layers.weight_init import check_init, check_kernel_init, init_spt, init_weights
 
@@ -175,6 +176,7 @@ class VisionTransformer(nn.Module):
                 "pool='cls' needs attention alone in every block (LKCA/LKA mix tokens on the "
                 "patch grid only); use pool='mean'"
             )
+        _check_heads(cfg, self.layout)
         self.patch_embed = PatchEmbed(img, cfg.patch_size, cfg.in_chans, cfg.dim)
         grid = self.patch_embed.grid_size
         has_cls = cfg.pool == "cls"
@@ -202,6 +204,7 @@ class VisionTransformer(nn.Module):
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Images -> tokens (B, [1 +] N, dim) with position (and class token), and the grid."""
+        check_images(x, "VisionTransformer")
         x, grid = self.patch_embed(x)  # (B, N, dim)
         cls = None if self.cls_token is None else self.cls_token.expand(x.shape[0], -1, -1)
         if cls is not None and self.pos_embed.prefix_tokens:
@@ -267,6 +270,21 @@ class VisionTransformer(nn.Module):
         from lkca.checkpoint.pretrained_dir import save_pretrained
 
         return save_pretrained(self, directory)
+
+
+def _check_heads(cfg: ViTConfig, layout: str) -> None:
+    """ConfigError unless ``dim`` splits into ``num_heads`` heads where a mixer splits it so:
+    attention without ``head_dim``, LKCA without ``kernel_heads``. The fix names the config key
+    too (``model_args.num_heads``), as a training config sets it."""
+    attention = cfg.head_dim is None and bool(set(layout) & {"A", "H"})
+    lkca = cfg.kernel_heads is None and bool(set(layout) & {"L", "H"})
+    if (attention or lkca) and cfg.dim % cfg.num_heads:
+        divisor = max(h for h in range(1, cfg.num_heads + 1) if cfg.dim % h == 0)
+        raise ConfigError(
+            f"dim ({cfg.dim}) must be a multiple of num_heads ({cfg.num_heads}), the heads of "
+            f"{'attention' if attention else 'LKCA'}; set num_heads to a divisor of dim (in a "
+            f"training config model_args.num_heads, e.g. --set model_args.num_heads={divisor}) "
+            "or dim to a multiple of num_heads")
 
 
 def _block_indices(indices: int | Sequence[int] | None, depth: int) -> list[int]:

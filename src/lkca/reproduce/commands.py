@@ -27,7 +27,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="seeds 0..K-1 per config (default 1: the config's seed 0)")
     p.add_argument("--configs", metavar="DIR", help="the configs folder (default: the repository's "
                                                     "configs/)")
-    p.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local: the runs on this machine's GPUs (or CPU); slurm: a Slurm job array")
     p.add_argument("--seg-reading", default="one-run", metavar="one-run|per-row",
                    help="Tables 6-7: one 20k run per backbone and head, its evaluations the rows "
                         "(one-run, the default), or a run of its own per row (per-row); "
@@ -46,11 +47,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     slurm.add_argument("--time", type=int, default=24 * 60, metavar="MIN",
                        help="time limit of each task in minutes (default 1440); a run that needs "
                             "longer is requeued and resumed")
-    slurm.add_argument("--partition")
-    slurm.add_argument("--account")
-    slurm.add_argument("--gpus-per-task", type=int, default=1, metavar="N")
-    slurm.add_argument("--cpus-per-task", type=int, metavar="N")
-    slurm.add_argument("--mem-gb", type=float, metavar="GB")
+    slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    slurm.add_argument("--account", help="Slurm account to charge (default: yours)")
+    slurm.add_argument("--gpus-per-task", type=int, default=1, metavar="N",
+                       help="GPUs of each task (default 1)")
+    slurm.add_argument("--cpus-per-task", type=int, metavar="N",
+                       help="CPU cores of each task (default: Slurm's)")
+    slurm.add_argument("--mem-gb", type=float, metavar="GB",
+                       help="memory of each task in GB (default: Slurm's)")
     slurm.add_argument("--array-parallelism", type=int, metavar="N",
                        help="at most N tasks of the array at once")
 

@@ -35,12 +35,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", help="vit_s_seg | lkca_s_seg | resnet50_seg | swin_s_seg | "
                                        "twins_pcpvt_s_seg")
     p.add_argument("--head", help="upernet | fpn")
-    p.add_argument("--iters", type=int)
+    p.add_argument("--iters", type=int, help="training iterations (default 20000, MMSegmentation's "
+                                             "schedule_20k)")
     p.add_argument("--batch-size", type=int, help="global batch over all processes")
     p.add_argument("--crop-size", type=int, help="training crop; the slide stride follows it "
                                                   "(2/3 of it) unless slide_stride is set")
-    p.add_argument("--eval-interval", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-interval", type=int,
+                   help="evaluate every N iterations, and after the last (default 2000)")
+    p.add_argument("--seed", type=int, help="random seed of the weights, data order and augmentation")
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--out", help="run directory (default runs/seg-<head>_<backbone>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
@@ -57,7 +59,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("whole", "slide"), default="whole",
                    help="whole image, or crop_size windows every slide_stride px (the run's)")
     p.add_argument("--max-images", type=int, help="only the first N validation images")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda | cuda:N")
 
     p = seg_sub.add_parser("predict", help="write the image and its colour-coded prediction")
     p.set_defaults(func=_cmd_predict)
@@ -67,8 +69,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                  "refused when that file exists, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing <image stem>_seg.png beside the image")
-    p.add_argument("--mode", choices=("whole", "slide"), default="whole")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole",
+                   help="whole image, or crop_size windows every slide_stride px (the run's)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda | cuda:N")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 from lkca.checkpoint.metadata import segmentor_record, set_pretrained_cfg
 from lkca.checkpoint.pretrained_dir import save_pretrained
 from lkca.errors import ConfigError
+from lkca.layers.input_checks import check_images
 from lkca.models.profile import count_params
 from lkca.seg.backbone import HIERARCHICAL, create_backbone
 from lkca.seg.heads import FCNHead, SemanticFPN, UPerHead, resize
@@ -90,6 +91,7 @@ class Segmentor(nn.Module):
 
     def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Pyramid of maps (strides 4, 8, 16, 32: the multi-level neck's, or the backbone's own)."""
+        check_images(images, "Segmentor")
         feats = self.backbone(images)
         return self.neck(feats) if self.neck is not None else feats
 

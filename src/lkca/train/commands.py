@@ -63,7 +63,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="with --authors-checkpoint: the registered model it holds")
     p.add_argument("--dataset", help="default: the data set the checkpoint was trained on")
     p.add_argument("--data-dir", help="folder holding the data set as distributed")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda | cuda:N")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

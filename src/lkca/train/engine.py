@@ -31,6 +31,7 @@ from lkca.data.train_stream import TrainStream
 from lkca.models.profile import profile
 from lkca.models.registry import resolve_name
 from lkca.pretrained import export_checkpoint
+from lkca.runtime.compile_cache import use_inductor_cache
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
@@ -134,6 +135,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
         if cfg.compile:
+            use_inductor_cache()  # not the system's temporary folder
             net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
         run.begin(cfg.to_dict(), resumed_at=start_epoch if resume else None)
         run.console.print(describe_recipe(recipe))

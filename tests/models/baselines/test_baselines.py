@@ -100,3 +100,28 @@ def test_baseline_family_trains_through_the_engine(name, tmp_path, monkeypatch):
     assert summary["model"] == name and summary["params"] > 0 and summary["macs"] > 0
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1 and math.isfinite(json.loads(rows[0])["train_loss"])
+
+
+@pytest.mark.parametrize("name", lkca.list_models())
+def test_every_model_refuses_images_it_cannot_take_in_one_line(name):
+    """A uint8 image (once ``mat1 and mat2 must have the same dtype``) or a numpy array (once an
+    AttributeError) into any registered model, comparison models and ViTs alike: one
+    InvalidArgumentError naming the fix, from the type and dtype alone (so a model built on the
+    meta device, which holds no values, gives it too)."""
+    import numpy as np
+
+    from lkca.models.registry import _FACTORIES, resolve_name
+
+    try:
+        with torch.device("meta"):
+            model = _FACTORIES[resolve_name(name)]()
+    except NotImplementedError:  # an initialisation that copies data (CrossViT): built for real
+        model = _FACTORIES[resolve_name(name)]()
+    side = model.cfg.img_size
+    side = side if isinstance(side, int) else side[0]
+    for x, match in [(torch.zeros(1, 3, side, side, dtype=torch.uint8),
+                      r"floating-point images .* got dtype uint8; .*x.float\(\) / 255 - mean"),
+                     (np.zeros((1, 3, side, side), np.float32), "numpy ndarray; pass torch.from_numpy")]:
+        with pytest.raises(lkca.InvalidArgumentError, match=match) as err:
+            model(x)
+        assert "\n" not in str(err.value)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import (
@@ -124,6 +125,7 @@ class CaiT(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "CaiT")
         x = self.patch_embed(x)  # (B, N, dim)
         if x.shape[1] != self.pos_embed.shape[1]:
             raise ValueError(f"CaiT built for {self.cfg.img_size}x{self.cfg.img_size} images "

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
@@ -177,6 +178,7 @@ class CrossViT(nn.Module):
         self.lg_head_norm, self.lg_head = nn.LayerNorm(lg), nn.Linear(lg, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "CrossViT")
         sm, lg = self.sm_branch(x), self.lg_branch(x)
         for block in self.blocks:
             sm, lg = block(sm, lg)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import attend
@@ -161,6 +162,7 @@ class CvT(nn.Module):
         self.head = nn.Linear(c_in, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "CvT")
         for stage in self.stages:
             x = stage(x)
         return self.head(x.mean((2, 3)))

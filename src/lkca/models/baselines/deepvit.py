@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import (
@@ -92,6 +93,7 @@ class DeepViT(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "DeepViT")
         x = self.patch_embed(x)  # (B, N, dim)
         if x.shape[1] != self.num_patches:
             raise ValueError(f"DeepViT built for {self.cfg.img_size}x{self.cfg.img_size} images "

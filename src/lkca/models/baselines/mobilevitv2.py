@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import (
     FeedForward,
@@ -133,6 +134,7 @@ class MobileViT(nn.Module):
         self.head = nn.Linear(c[10], cfg.num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "MobileViT")
         x = self.stem(x)
         for block in self.mv2[:5]:
             x = block(x)

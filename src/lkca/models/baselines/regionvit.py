@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import check_stages, eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
@@ -156,6 +157,7 @@ class RegionViT(nn.Module):
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "RegionViT")
         if x.shape[-1] % self.region_patch or x.shape[-2] % self.region_patch:
             raise ValueError(f"RegionViT: the input ({x.shape[-2]}x{x.shape[-1]}) must be a "
                              f"multiple of the region patch ({self.region_patch}); build the "

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
@@ -160,6 +161,7 @@ class RvT(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "RvT")
         B, C, H, W = x.shape
         p = self.patch
         grid = (H // p, W // p)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath, Mlp, PatchEmbed
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines import common
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
@@ -209,6 +210,7 @@ class SwinTransformer(nn.Module):
         self.head = nn.Linear(dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "SwinTransformer")
         x, grid = self.patch_embed(x)  # (B, N, C)
         if x.shape[1] != self.absolute_pos_embed.shape[1]:
             raise ValueError(f"Swin built for {self.cfg.img_size}x{self.cfg.img_size} images got "

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.vit_pytorch_blocks import Transformer
 from lkca.models.registry import register_model
@@ -104,6 +105,7 @@ class T2TViT(nn.Module):
         return self.project(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "T2TViT")
         x = self.tokens_to_token(x)  # (B, N, dim)
         if x.shape[1] != self.num_tokens:
             raise ValueError(f"T2T built for {self.cfg.img_size}x{self.cfg.img_size} images got "

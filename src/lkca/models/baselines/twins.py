@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import check_stages
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.registry import register_model
@@ -212,6 +213,7 @@ class TwinsSVT(nn.Module):
         self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "TwinsSVT")
         for stage in self.stages:
             x = stage(x)
         return self.head(self.pool(x).flatten(1))

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lkca.layers import DropPath
+from lkca.layers.input_checks import check_images
 from lkca.models.baselines.common import eighth
 from lkca.models.baselines.factory import build, paper_row
 from lkca.models.baselines.softmax_attention import attend
@@ -193,6 +194,7 @@ class XCiT(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "XCiT")
         B, C, H, W = x.shape
         p = self.patch
         grid = (H // p, W // p)

@@ -251,6 +251,21 @@ def check_fit(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) 
         )
 
 
+def check_own_data(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """CheckpointError (one line) unless every tensor of ``tensors`` has no zero-sized
+    dimension and holds its own bytes (its storage is at least its elements): a weight never
+    has an empty dimension, and an expanded or overlapping view (stride 0) could claim a shape
+    far larger than its file, which a later copy would allocate."""
+    for name, t in tensors.items():
+        if 0 in t.shape:
+            raise CheckpointError(f"{source}: weight {name[:80]} has a zero-sized dimension "
+                                  f"{tuple(t.shape)}; pass the checkpoint the training saved")
+        if t.untyped_storage().nbytes() < t.numel() * t.element_size():
+            raise CheckpointError(f"{source}: weight {name[:80]} of shape {tuple(t.shape)} "
+                                  "holds fewer bytes than its shape (an expanded view); pass "
+                                  "the checkpoint the training saved")
+
+
 def _same_kind(theirs: torch.dtype, ours: torch.dtype) -> bool:
     """Whether a weight of dtype ``theirs`` may load into one of dtype ``ours``: floats into
     floats (any precision), integers into the same integer type; never complex or bool for

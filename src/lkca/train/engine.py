@@ -127,7 +127,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
                                "loss_sum": 0.0, "seen": 0}
         if resume:
-            pos = run.restore(parts, cfg.to_dict())
+            pos = run.restore(parts, cfg.to_dict(), pos)
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
         if cfg.compile:

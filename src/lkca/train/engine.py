@@ -31,6 +31,7 @@ from lkca.pretrained import check_model_size, export_checkpoint
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
+from lkca.errors import ConfigError
 from lkca.runtime.step_memory import check_step_memory
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
@@ -90,6 +91,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     # the same seed on every rank: the same weights and augmentation of the global batch
     torch.manual_seed(cfg.seed)
     img_size = train_x.shape[-1]
+    padding = info.crop_padding if cfg.crop_padding is None else cfg.crop_padding
+    if padding > img_size:  # the padded batch is a buffer of (side + 2 * padding)^2 per image
+        raise ConfigError(f"crop_padding must be at most the image side ({img_size} for "
+                          f"{cfg.dataset}), got {padding}; SPT pads 4 on 32x32 images")
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
     check_model_size(meta, f"model {cfg.model} with model_args {cfg.model_args}")
     check_step_memory(lambda: build_model(meta, cfg.drop_path), cfg.batch_size,

@@ -158,7 +158,9 @@ def _reconstruct_pickle(shape: tuple[int, ...], raw: bytes) -> bytes:
     def ints(values: tuple[int, ...]) -> bytes:
         return b"(" + b"".join(b"\x8a\x08" + v.to_bytes(8, "little") for v in values) + b"t"
 
-    dtype = glob("numpy", "dtype") + b"U\x02u1\x89\x88\x87R" + b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    minus_one = b"J\xff\xff\xff\xff"
+    dtype = (glob("numpy", "dtype") + b"U\x02u1\x89\x88\x87R"
+             + b"(K\x03U\x01|NNN" + minus_one + minus_one + b"K\x00tb")
     array = (glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray")
              + b"K\x00\x85C\x01b\x87R" + b"(K\x01" + ints(shape) + dtype + b"\x89"
              + b"B" + len(raw).to_bytes(4, "little") + raw + b"tb")

@@ -170,8 +170,9 @@ def test_resume_refuses_a_training_state_with_a_damaged_position(run_copy, capsy
                                                                   expected):
     """The whole position is checked before anything is used or written: the run's files,
     metrics.jsonl's records included, are left byte for byte as they were."""
-    from lkca.checkpoint.files import load_state, save_state
     from tiny_train import assert_refused
+
+    from lkca.checkpoint.files import load_state, save_state
 
     argv, out = run_copy
     state = load_state(out / "checkpoints" / "last.pt")

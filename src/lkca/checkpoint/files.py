@@ -168,8 +168,10 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
     for name, entry in list(header.items()):
         if name == "__metadata__":
             continue
-        dtype, shape, offsets = (entry.get(k) if isinstance(entry, dict) else None
-                                 for k in ("dtype", "shape", "data_offsets"))
+        fields: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        dtype: Any = fields.get("dtype")
+        shape: Any = fields.get("shape")
+        offsets: Any = fields.get("data_offsets")
         if (dtype not in _ST_DTYPES or not _ints(shape) or not _ints(offsets)
                 or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
             raise _corrupt(path, f"tensor {name[:80]!r} has an entry outside the file's "

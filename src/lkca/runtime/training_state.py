@@ -113,7 +113,7 @@ def check_position(state: dict[str, Any], fresh: dict[str, Any], step_key: str, 
                                f"{want}); resume from another checkpoint or retrain")
 
     for key, default in fresh.items():
-        value = state.get(key)
+        value: Any = state.get(key)
         if isinstance(default, int):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise bad(key, "a whole number >= 0")
@@ -123,7 +123,7 @@ def check_position(state: dict[str, Any], fresh: dict[str, Any], step_key: str, 
         elif isinstance(default, dict):
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise bad(key, "a mapping of names")
-    if isinstance(total, int) and state[step_key] > total:
+    if isinstance(total, int) and isinstance(state.get(step_key), int) and state[step_key] > total:
         raise bad(step_key, f"at most the run's {total}")
     history = state.get("resume_history")
     if history is not None and not (isinstance(history, list) and all(

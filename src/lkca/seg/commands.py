@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from lkca.checkpoint.outputs import check_output
-from lkca.errors import DataFormatError
 from lkca.config.command_line import add_config_arguments, config_overrides
+from lkca.errors import DataFormatError
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
 from lkca.runtime.signals import StartupStop

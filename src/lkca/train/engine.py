@@ -25,13 +25,13 @@ from lkca.data.augment import AugmentConfig, EvalTransform, TrainAugment
 from lkca.data.base import DatasetInfo
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mix_batch, mixed_cross_entropy
+from lkca.errors import ConfigError
 from lkca.models.registry import resolve_name
 from lkca.pretrained import build_model as build_from_record
 from lkca.pretrained import check_model_size, export_checkpoint
 from lkca.runtime.console import plural
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
-from lkca.errors import ConfigError
 from lkca.runtime.step_memory import check_step_memory
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig

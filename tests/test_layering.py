@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # the record -> model builder: below the engines and the loader that both build models
     "builder": (("lkca.builder",), ("models", "checkpoint", "base")),
     # the authors' checkpoints: one converter per family and the loader that dispatches to them
-    "authors": (("lkca.authors",), ("models", "checkpoint", "base")),
+    "authors": (("lkca.authors",), ("builder", "models", "checkpoint", "base")),
     # the runtime records and replays LKCA's implementation choices (runtime/impl_record.py)
     "runtime": (("lkca.runtime",), ("config", "checkpoint", "layers", "autotune", "base")),
     "pretrained": (("lkca.pretrained",),

@@ -27,7 +27,8 @@ def assert_one_line_error(capsys, argv: list[str], expected: str) -> str:
 
 def snapshot(root) -> dict[str, bytes | None]:
     """Every path under ``root`` (files with their bytes, folders as None): what a refused
-    command must leave exactly as it was (nothing created, nothing changed)."""
+    command must leave exactly as it was (nothing created, nothing changed). A file past 64 MiB
+    (a sparse hostile fixture) stands as its size, modification time and first and last MiB."""
     from pathlib import Path
 
     out: dict[str, bytes | None] = {}
@@ -35,6 +36,12 @@ def snapshot(root) -> dict[str, bytes | None]:
         key = str(path.relative_to(root))
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
             out[key] = b"<special>"
+        elif path.is_file() and path.stat().st_size > 64 * 2**20:
+            info = path.stat()
+            with open(path, "rb") as f:
+                head = f.read(2**20)
+                f.seek(-(2**20), 2)
+                out[key] = f"{info.st_size} {info.st_mtime_ns}".encode() + head + f.read()
         else:
             out[key] = path.read_bytes() if path.is_file() else None
     return out

@@ -29,7 +29,13 @@ from torch import nn
 
 from lkca.bounded_files import FileLimit, read_json
 from lkca.builder import build_model, check_model_size
-from lkca.checkpoint.files import check_fit, load_state, load_weights, read_weights
+from lkca.checkpoint.files import (
+    check_fit,
+    load_state,
+    load_weights,
+    read_weights,
+    read_weights_header,
+)
 from lkca.checkpoint.metadata import (
     SCHEMA_VERSION,
     check_record,
@@ -131,10 +137,13 @@ def resolve_run(path: Path) -> Path:
     return path
 
 
-def read_trained(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+def read_trained(path: str | Path, shapes_only: bool = False
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
     """(weights, record in the current schema, the file they came from) for any path
     :func:`from_pretrained` takes. Raises :class:`CheckpointError` (one line) for a missing,
-    corrupt or unlabelled file."""
+    corrupt or unlabelled file. ``shapes_only``: a safetensors file's weights as meta-device
+    stand-ins read from its header (:func:`~lkca.checkpoint.files.read_weights_header`), to
+    check against the model before a byte of them is read; a ``.pt`` is mapped, not read."""
     path = resolve_run(Path(path))
     if path.is_dir():
         config_path: Path | None = path / CONFIG_NAME
@@ -148,14 +157,23 @@ def read_trained(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if config_path is not None and not config_path.is_file():
         raise CheckpointError(f"{config_path} does not exist; pass a folder written by "
                               "save_pretrained (config.json + model.safetensors)")
-    if weights_path.suffix == ".pt":  # the training state (weights_only load)
+    if weights_path.suffix == ".pt":  # the training state (weights_only load, mapped)
         state = load_state(weights_path)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"checkpoint {weights_path} holds a {type(state).__name__}, not "
+                                  "the training state of lkca train or lkca seg train; pass one")
         tensors, meta = state.get("model") or {}, state.get("meta") or {}
+    elif shapes_only:
+        tensors, meta = read_weights_header(weights_path)
     else:
         tensors, meta = read_weights(weights_path)
     source = config_path or weights_path
     if config_path is not None:
         meta = _read_json(config_path)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {source} has a damaged metadata record (a "
+                              f"{type(meta).__name__}, not a mapping); use another checkpoint or "
+                              "write it with lkca.save_pretrained")
     if not meta or not tensors:
         raise CheckpointError(f"checkpoint {source} has no lkca model metadata; pass a folder "
                               "written by save_pretrained or a checkpoint of `lkca train`")
@@ -169,7 +187,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     """(model in eval mode on ``device``, its record) from any path :func:`from_pretrained`
     takes; ``task`` (``"classification"`` or ``"seg"``) refuses the other kind with a one-line
     error naming the command for it."""
-    tensors, record, source = read_trained(path)
+    tensors, record, source = read_trained(path, shapes_only=True)
     if task == "classification" and record["task"] == "seg":
         raise CheckpointError(f"checkpoint {source} is a segmentation checkpoint; use `lkca seg "
                               "eval --checkpoint ...` (or pass one written by `lkca train`)")
@@ -191,6 +209,8 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     except (TypeError, KeyError, RuntimeError, MemoryError) as err:  # UserErrors pass through
         raise CheckpointError(f"{source} does not describe a model this lkca can build "
                               f"({type(err).__name__}); write it with lkca.save_pretrained") from None
+    if any(t.is_meta for t in tensors.values()):  # the header fits the model: read the weights
+        tensors = read_trained(path)[0]
     load_weights(model, tensors, source)
     return model.to(device).eval(), record
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from lkca.analysis.paper_tables import (
     TABLES,
     ClsTable,
 )
-from lkca.analysis.run_index import find_runs
+from lkca.analysis.run_index import RunRecordWarning, find_runs
 from lkca.cli import main
 
 FAKE = {"params": 1_000_000, "macs": 60_000_000, "token_mixing_macs": 10_000_000}
@@ -327,3 +328,37 @@ def test_best_and_final_epochs_differ(tmp_path, fast_profile, capsys):
             if r["row"] == "ViT-LKCA"]
     assert [(r["metric"], r["paper"], r["mean"], r["diff"]) for r in rows] == [
         ("best_top1", "94.11", "94", "-0.11"), ("top1", "", "93.5", "")]
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: _run(d, "bad", {**_cls("vit_500k", "cifar10"), "epochs": [2]}), "config epochs is [2]"),
+    (lambda d: _run(d, "bad", {**_cls("vit_500k", "cifar10"), "epochs": None}), "config epochs is None"),
+    (lambda d: _run(d, "bad", {**_cls("vit_500k", "cifar10"), "epochs": "ten"}), "config epochs is ten"),
+    (lambda d: _run(d, "bad", {**_seg("vit_b_seg", "upernet", 2000), "iters": [4]}), "config iters is [4]"),
+    (lambda d: (_run(d, "bad", _cls("vit_500k", "cifar10")),
+                (d / "bad" / "metrics.jsonl").write_text('{"epoch": Infinity}\n')),
+     "metrics.jsonl epoch is inf"),
+    (lambda d: (_run(d, "bad", _cls("vit_500k", "cifar10"), {"epochs": "x"}),),
+     "summary epochs is x"),
+])
+def test_one_damaged_run_folder_costs_its_own_row_not_the_table(tmp_path, fast_profile, capsys,
+                                                                damage, named):
+    _run(tmp_path, "good", _cls("vit_500k", "cifar10", epochs=5), epochs_done=5)
+    damage(tmp_path)
+    with pytest.warns(RunRecordWarning, match=f"bad: left out of the tables .*{re.escape(named)}"):
+        (run,) = find_runs(tmp_path)
+    assert run.path.name == "good"
+    out = tmp_path / "tables.md"
+    with pytest.warns(RunRecordWarning):
+        assert main(["tables", "--runs", str(tmp_path), "--table", "7", "--out", str(out)]) == 0
+
+
+def test_folders_nested_past_the_depth_are_not_searched(tmp_path):
+    deep = tmp_path
+    for _ in range(100):  # rglob recursed once per level (1,100 levels: a RecursionError)
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    _run(tmp_path, "good", _cls("vit_500k", "cifar10", epochs=5), epochs_done=5)
+    with pytest.warns(RunRecordWarning, match="not searched for runs .deeper than 32 folders"):
+        (run,) = find_runs(tmp_path)
+    assert run.path.name == "good"

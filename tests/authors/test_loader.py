@@ -282,3 +282,32 @@ def test_lkca_export_starts_from_an_authors_checkpoint(tmp_path, capsys, monkeyp
     assert main(["export", "--authors-checkpoint", str(path), "--model", "vit_lkca_tiny_test_only",
                  "--out", str(path)]) == 2
     assert "is the file this command reads" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key, tensor, expected", [
+    ("mlp_head.1.weight", lambda: torch.empty(10**8, 0), "has a zero-sized dimension (100000000, 0)"),
+    ("pos_embedding", lambda: torch.empty(1, 4096**2, 0), "has a zero-sized dimension (1, 16777216"),
+    ("mlp_head.1.weight", lambda: torch.zeros(1, DIM).expand(10**8, DIM),
+     "holds fewer bytes than its shape (an expanded view)"),
+])
+def test_crafted_shapes_are_refused_before_anything_is_allocated(tmp_path, key, tensor, expected):
+    """Shapes that would make lkca build a 40 GB head or a 5 GB position table, refused from the
+    file under a 6 GiB address-space cap (a regression fails fast, not by taking the machine)."""
+    from memory_cap import assert_refused_capped
+
+    state = authors_state(True)
+    state[key] = tensor()
+    torch.save({"model_state_dict": state}, tmp_path / "authors.pth")
+    assert_refused_capped(["eval", "--authors-checkpoint", "authors.pth", "--model",
+                           "vit_lkca_500k", "--dataset", "cifar10", "--data-dir", "none",
+                           "--device", "cpu"], expected, tmp_path)
+
+
+def test_an_authors_checkpoint_over_the_size_lkca_builds_is_refused(tmp_path):
+    state = authors_state(True)
+    state["mlp_head.1.weight"] = torch.zeros(10**6, DIM)  # 24M head parameters: a real 96 MB file
+    state["mlp_head.1.bias"] = torch.zeros(10**6)
+    with pytest.raises(CheckpointError) as err:  # fits, but the shape check below counts it
+        lkca.from_authors_checkpoint(state, "vit_lkca_500k", dim=DIM * 2000, depth=DEPTH,
+                                     num_heads=HEADS)
+    _refused(err, "over the 1,000,000,000 lkca builds")

@@ -147,3 +147,54 @@ def test_malicious_pickle_is_refused(cifar10_dir, tmp_path: Path, payload) -> No
     _batch3(cifar10_dir).write_bytes(pickle.dumps(batch, protocol=2))
     _expect_error(cifar10_dir, _batch3(cifar10_dir), "refused")
     assert not marker.exists()
+
+
+def _reconstruct_pickle(shape: tuple[int, ...], raw: bytes) -> bytes:
+    """A protocol-2 pickle of {b"data": ndarray} spelt out opcode by opcode, as numpy writes one
+    (_reconstruct, then BUILD with (version, shape, dtype, fortran, bytes)), with any shape."""
+    def glob(module: str, name: str) -> bytes:
+        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    def ints(values: tuple[int, ...]) -> bytes:
+        return b"(" + b"".join(b"\x8a\x08" + v.to_bytes(8, "little") for v in values) + b"t"
+
+    minus_one = b"J\xff\xff\xff\xff"
+    dtype = (glob("numpy", "dtype") + b"U\x02u1\x89\x88\x87R"
+             + b"(K\x03U\x01|NNN" + minus_one + minus_one + b"K\x00tb")
+    array = (glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray")
+             + b"K\x00\x85C\x01b\x87R" + b"(K\x01" + ints(shape) + dtype + b"\x89"
+             + b"B" + len(raw).to_bytes(4, "little") + raw + b"tb")
+    return b"\x80\x02}U\x04data" + array + b"s."
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"\x80\x04\x8e" + (2**60).to_bytes(8, "little") + b"abc", "claims expected 1152921504606846976 bytes"),
+    (b"\x80\x04\x95" + (2**60).to_bytes(8, "little") + b"abc", "a frame of 1152921504606846976 bytes"),
+    (b"\x80\x04\x8d" + (2**60).to_bytes(8, "little") + b"abc", "claims expected 1152921504606846976 bytes"),
+    (_reconstruct_pickle((700_000, 3072), b"\x00" * 16), "more than the 30720000 values the split"),
+    (_reconstruct_pickle((10**12,), b"\x00" * 16), "an array of shape (1000000000000,)"),
+    (_reconstruct_pickle((4, 3072), b"\x00" * 16), "over 16 bytes that do not fill it"),
+    (pickle.dumps({b"data": np.zeros((1, 3072), dtype=object), b"labels": [0]}, protocol=2),
+     "was refused"),
+])
+def test_a_crafted_batch_is_refused_before_it_allocates(cifar10_dir, raw, expected) -> None:
+    """Lengths, frames and array shapes past what the file holds or the split needs: refused
+    in one line under a 6 GiB address-space cap, the data folder as it was (no cache)."""
+    from memory_cap import assert_refused_capped
+
+    (cifar10_dir.root / "cifar-10-batches-py" / "data_batch_1").write_bytes(raw)
+    assert_refused_capped(["train", "--model", "vit_lkca_500k", "--dataset", "cifar10",
+                           "--data-dir", str(cifar10_dir.root), "--device", "cpu", "--epochs", "1",
+                           "--out", str(cifar10_dir.root / "run")], expected, cifar10_dir.root)
+
+
+def test_the_checked_array_builder_reads_numpy_pickles_of_every_protocol(cifar10_dir) -> None:
+    from lkca.data.cifar import read_batch
+
+    images = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    path = cifar10_dir.root / "one"
+    for protocol in (2, 4, 5):
+        path.write_bytes(pickle.dumps({b"data": images, b"labels": [1, 2]}, protocol=protocol))
+        got, labels = read_batch(path, "cifar10", "labels", 10, 10)
+        np.testing.assert_array_equal(got.transpose(0, 3, 1, 2).reshape(2, 3072), images)
+        assert labels.tolist() == [1, 2]

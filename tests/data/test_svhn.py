@@ -70,14 +70,31 @@ def test_label_count_mismatch(svhn_dir) -> None:
     _expect_error(svhn_dir.root, path, "shape (3,)")
 
 
-def test_fractional_labels(svhn_dir) -> None:
-    path = svhn_dir.root / "test_32x32.mat"
-    scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": [[1.0], [2.5]]})
-    _expect_error(svhn_dir.root, path, "float64")
-
-
 def test_label_out_of_range(svhn_dir) -> None:
     path = svhn_dir.root / "test_32x32.mat"
     y = np.array([[1], [11]], np.uint8)
     scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": y})
     _expect_error(svhn_dir.root, path, "label 11", "outside 1..10")
+
+
+def test_compressed_garbage_is_refused_naming_the_file(svhn_dir) -> None:
+    """A v5 file whose compressed element holds garbage (scipy's zlib.error)."""
+    from tiny_train import snapshot
+
+    path = svhn_dir.root / "test_32x32.mat"
+    scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((2, 1))},
+                     do_compression=True)
+    data = bytearray(path.read_bytes())
+    data[136:200] = b"\xff" * 64  # inside the first compressed element, past its tag
+    path.write_bytes(bytes(data))
+    before = snapshot(svhn_dir.root)
+    _expect_error(svhn_dir.root, path, "is corrupt or not a MATLAB file (error:")
+    assert snapshot(svhn_dir.root) == before
+
+
+@pytest.mark.parametrize("label, shown", [(1e300, "1e+300"), (float("nan"), "nan"), (2.5, "2.5")])
+def test_a_label_that_is_no_integer_is_reported_as_read(svhn_dir, label, shown) -> None:
+    path = svhn_dir.root / "test_32x32.mat"
+    scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8),
+                            "y": np.array([[1.0], [label]])})
+    _expect_error(svhn_dir.root, path, f"has label {shown} at index 1, not an integer in 1..10")

@@ -127,3 +127,17 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     with pytest.raises(DataFormatError, match="bomb.JPEG") as err:
         decode_image(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_dangling_image_link_is_refused_naming_it(tiny_dir) -> None:
+    folder = sorted((_base(tiny_dir) / "train").iterdir())[0] / "images"
+    link = folder / "zz_dangling.JPEG"
+    link.symlink_to(folder / "nowhere.JPEG")
+    _expect_error(tiny_dir, link, "is not a readable file (a broken link")
+
+
+@pytest.mark.parametrize("name", ["wnids.txt", "val/val_annotations.txt"])
+def test_a_list_file_that_is_not_utf8_is_refused_naming_it(tiny_dir, name) -> None:
+    path = _base(tiny_dir) / name
+    path.write_bytes(path.read_bytes() + b"\xff\xfe\n")
+    _expect_error(tiny_dir, path, "is not UTF-8 text (byte", split="test")

@@ -150,3 +150,32 @@ def test_a_broken_metrics_log_is_refused_naming_the_file(run_copy, capsys):
     metrics.unlink()
     metrics.mkdir()
     assert_one_line_error(capsys, argv, f"{metrics}: is a directory, not a file")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("epoch", -5, "invalid epoch (-5; expected a whole number >= 0)"),
+    ("epoch", "x", "invalid epoch (x; expected a whole number >= 0)"),
+    ("epoch", 1.0, "invalid epoch (1.0; expected a whole number >= 0)"),
+    ("epoch", 3, "invalid epoch (3; expected at most the run's 2)"),
+    ("step", True, "invalid step (True"),
+    ("best_top1", "a", "invalid best_top1 (a; expected a finite number >= 0)"),
+    ("wall_s", "a", "invalid wall_s (a"),
+    ("wall_s", float("nan"), "invalid wall_s (nan"),
+    ("loss_sum", None, "invalid loss_sum (None"),
+    ("seen", -1, "invalid seen (-1"),
+    ("resume_history", 5, "invalid resume_history (5; expected a list of {epoch, changed}"),
+    ("resume_history", [{"epoch": "1", "changed": {}}], "invalid resume_history"),
+])
+def test_resume_refuses_a_training_state_with_a_damaged_position(run_copy, capsys, key, value,
+                                                                  expected):
+    """The whole position is checked before anything is used or written: the run's files,
+    metrics.jsonl's records included, are left byte for byte as they were."""
+    from tiny_train import assert_refused
+
+    from lkca.checkpoint.files import load_state, save_state
+
+    argv, out = run_copy
+    state = load_state(out / "checkpoints" / "last.pt")
+    state[key] = value
+    save_state(out / "checkpoints" / "last.pt", dict(state))
+    assert_refused(capsys, argv, expected, out)

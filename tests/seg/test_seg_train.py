@@ -313,3 +313,18 @@ def test_profile_prints_segmentor_params_with_table_7(capsys):
     assert main(["profile", "--model", "lkca_s_seg", "--head", "fpn"]) == 0
     out = capsys.readouterr().out
     assert "lkca_s_seg + fpn" in out and "(paper Table 7: 30.18M)" in out and "neck" in out
+
+
+@pytest.mark.parametrize("side", [20000, 10000])  # PIL's error past 2x its limit, its warning past it
+def test_seg_predict_refuses_a_decompression_bomb_from_its_header(tmp_path, side):
+    from memory_cap import assert_refused_capped
+    from png_headers import write_header_only_png
+
+    import lkca
+
+    lkca.create_segmentor("lkca_s_seg", "fpn", num_classes=150, head_channels=8, img_size=64,
+                          depth=4, dim=16, num_heads=2).save_pretrained(tmp_path / "p")
+    write_header_only_png(tmp_path / "big.png", side, side)
+    assert_refused_capped(["seg", "predict", "--checkpoint", "p", "--image", "big.png", "--out",
+                           "pred.png", "--device", "cpu"],
+                          "image big.png is too large to decode (", tmp_path)

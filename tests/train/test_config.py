@@ -75,3 +75,16 @@ def test_the_digits_demo_is_a_registered_name_without_model_args():
     for name in ("crossvit_t", "vit_lkca_500k"):
         cfg = build_config(None, {"model": name})
         assert cfg.model == name and cfg.model_args == {}
+
+
+@pytest.mark.parametrize("padding", [100000, 3000, 9])
+def test_crop_padding_past_the_image_side_is_refused_before_anything_is_created(
+        tmp_path, capsys, padding):
+    """A padding that would make the augmentation allocate (8 + 2 * padding)^2 per image
+    (7.68 TB at 100000): refused in one line under a 6 GiB cap, no run folder created."""
+    from memory_cap import assert_refused_capped
+
+    assert_refused_capped(["train", "--epochs", "1", "--device", "cpu", "--out", "run", "--set",
+                           f"crop_padding={padding}"],
+                          f"crop_padding must be at most the image side (8 for digits), got "
+                          f"{padding}", tmp_path)

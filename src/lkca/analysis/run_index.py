@@ -13,6 +13,9 @@ of Tables 6-7 are evaluations of one run (:meth:`Run.evaluation`).
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,17 +70,63 @@ class Run:
         return f"running ({self.done}/{self.total} {unit})"
 
 
+MAX_DEPTH = 32  # folder levels find_runs descends below its root (runs/<group>/<run> uses 2)
+
+
+class RunRecordWarning(UserWarning):
+    """A folder under the runs that holds a run's files whose records are damaged (a wrong type,
+    a non-finite count): it is left out of the tables, named, and every other run is read."""
+
+
+class _Damaged(Exception):
+    """Why a run folder's records cannot be read."""
+
+
 def find_runs(root: str | Path) -> list[Run]:
-    """Every run directory under ``root`` (any depth), newest first; unreadable ones skipped."""
+    """Every run directory under ``root`` (at most :data:`MAX_DEPTH` levels, links not
+    followed), newest first; a damaged one is left out with a :class:`RunRecordWarning`
+    naming it."""
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [run for cfg in root.rglob("config.yaml") if (run := read_run(cfg.parent)) is not None]
+    runs = [run for folder in _folders_with_config(root) if (run := read_run(folder)) is not None]
     return sorted(runs, key=lambda r: r.mtime, reverse=True)
 
 
+def _folders_with_config(root: Path) -> list[Path]:
+    """The folders under ``root`` holding a ``config.yaml``, walked without recursion."""
+    found, stack = [], [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == "config.yaml" and entry.is_file(follow_symlinks=False):
+                found.append(folder)
+            elif entry.is_dir(follow_symlinks=False):
+                if depth < MAX_DEPTH:
+                    stack.append((Path(entry.path), depth + 1))
+                else:
+                    warnings.warn(f"{entry.path}: not searched for runs (deeper than "
+                                  f"{MAX_DEPTH} folders under {root})", RunRecordWarning,
+                                  stacklevel=2)
+    return sorted(found)
+
+
 def read_run(path: Path) -> Run | None:
-    """A :class:`Run` for ``path``, or None if its config is missing, unreadable or not a run's."""
+    """A :class:`Run` for ``path``; None if its config is missing, unreadable or not a run's,
+    and None with a :class:`RunRecordWarning` naming it when its records are damaged."""
+    try:
+        return _read_run(path)
+    except _Damaged as err:
+        warnings.warn(f"{path}: left out of the tables ({err}); fix or remove that run folder",
+                      RunRecordWarning, stacklevel=2)
+        return None
+
+
+def _read_run(path: Path) -> Run | None:
     try:
         config = read_yaml(path / "config.yaml", finite=False) or {}
     except (OSError, FileLimit):
@@ -87,13 +136,22 @@ def read_run(path: Path) -> Run | None:
     summary = _read_json(path / "summary.json")
     if "backbone" in config and "iters" in config:
         evaluations = _evaluations(path / "metrics.jsonl")
-        done = int((summary or {}).get("iters") or max(evaluations, default=0))
-        return Run(path, "seg", config, summary, done, int(config["iters"]), _mtime(path),
-                   evaluations)
+        done = _count((summary or {}).get("iters") or max(evaluations, default=0), "summary iters")
+        return Run(path, "seg", config, summary, done, _count(config["iters"], "config iters"),
+                   _mtime(path), evaluations)
     if "model" in config and "dataset" in config and "epochs" in config:
         return Run(path, "cls", config, summary, _epochs_done(path, summary),
-                   int(config["epochs"]), _mtime(path))
+                   _count(config["epochs"], "config epochs"), _mtime(path))
     return None
+
+
+def _count(value: Any, what: str) -> int:
+    """``value`` as a count (a whole number >= 0, a float such as 2.0 included), or _Damaged."""
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Damaged(f"its {what} is {str(value)[:40]!s}, not a count")
+    return value
 
 
 def architecture_args(config: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +185,7 @@ def seg_matches(config: dict[str, Any], backbone: str, model_args: dict[str, Any
                 iters: int) -> bool:
     """Whether a segmentation config (a run's ``config.yaml``) trains ``head`` on ``backbone``
     with exactly the architecture ``model_args`` (neutral keys aside) for ``iters`` iterations."""
-    return (config.get("backbone"), config.get("head"), int(config.get("iters", -1))) == (
+    return (config.get("backbone"), config.get("head"), config.get("iters")) == (
         backbone, head, iters) and architecture_args(config) == model_args
 
 
@@ -137,11 +195,13 @@ def _epochs_done(path: Path, summary: dict[str, Any] | None) -> int:
         epochs = []
         for line in _lines(metrics):
             try:
-                epochs.append(int(parse_json(line, path, finite=False).get("epoch", 0)))
-            except (ValueError, AttributeError, TypeError):  # a half-written last line
+                record = parse_json(line, path, finite=False)
+            except ValueError:  # a half-written last line
                 continue
+            if isinstance(record, dict):
+                epochs.append(_count(record.get("epoch", 0), "metrics.jsonl epoch"))
         return max(epochs, default=0)
-    return int((summary or {}).get("epochs") or 0)
+    return _count((summary or {}).get("epochs") or 0, "summary epochs")
 
 
 def _evaluations(path: Path) -> dict[int, dict[str, Any]]:
@@ -150,9 +210,10 @@ def _evaluations(path: Path) -> dict[int, dict[str, Any]]:
     for line in _lines(path):
         try:
             record = parse_json(line, path, finite=False)
-            found[int(record["iter"])] = record
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except ValueError:  # a half-written last line
             continue
+        if isinstance(record, dict) and "iter" in record:
+            found[_count(record["iter"], "metrics.jsonl iter")] = record
     return found
 
 

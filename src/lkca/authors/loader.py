@@ -11,6 +11,7 @@ strictly; a state dict of another model or shape is refused with one line naming
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from lkca.authors import (
     xcit,
 )
 from lkca.authors.vit import converter_for
+from lkca.builder import MAX_PARAMS
+from lkca.checkpoint.files import check_fit, check_own_data
 from lkca.errors import CheckpointError
 from lkca.models.registry import create_model, resolve_name
 
@@ -50,8 +53,9 @@ def read_authors_state(source: str | Path | dict[str, Any]) -> dict[str, torch.T
         path = Path(source)
         if not path.is_file():
             raise CheckpointError(f"authors' checkpoint {path} does not exist; check the path")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # a zip (torch >= 1.6) is mapped, not read; an older file is at most its size
+            obj = torch.load(path, map_location="cpu", weights_only=True,
+                             mmap=zipfile.is_zipfile(path))
         except Exception as err:  # noqa: BLE001 - any unpickling failure means an unusable file
             unsafe = "weights_only" in str(err) or "Unsupported global" in str(err)
             reason = ("holds objects other than tensors and plain data (refused: loading it "
@@ -63,6 +67,7 @@ def read_authors_state(source: str | Path | dict[str, Any]) -> dict[str, torch.T
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{source if not isinstance(source, dict) else 'the dict'} holds "
                               "no state dict (tensors by name, or one under 'model_state_dict')")
+    check_own_data(state, source if not isinstance(source, dict) else "the dict")
     return state
 
 
@@ -98,8 +103,14 @@ def from_authors_checkpoint(source: str | Path | dict[str, Any], model_name: str
         raise CheckpointError(f"{model_name} has no authors' checkpoint layout; families with one: "
                               f"{', '.join(p + '*' for p in sorted(LAYOUTS))}")
     ours = convert(read_authors_state(source))
-    model = create_model(name, **{**_shape_from(ours), **create_kwargs})
-    expected = model.state_dict()
+    kwargs = {**_shape_from(ours), **create_kwargs}
+    with torch.device("meta"):  # shapes and size first: nothing allocated for a crafted file
+        expected = create_model(name, **kwargs).state_dict()
+    params = sum(t.numel() for t in expected.values())
+    if params > MAX_PARAMS:
+        raise CheckpointError(f"the checkpoint describes a {model_name} of {params:,} parameters "
+                              f"({', '.join(f'{k} {v}' for k, v in kwargs.items())}), over the "
+                              f"{MAX_PARAMS:,} lkca builds; pass the checkpoint the training saved")
     missing = [k for k in expected if k not in ours]
     extra = [k for k in ours if k not in expected]
     if missing or extra:
@@ -112,6 +123,8 @@ def from_authors_checkpoint(source: str | Path | dict[str, Any], model_name: str
             raise CheckpointError(f"the checkpoint does not fit {model_name}: {key} is "
                                   f"{tuple(ours[key].shape)} in the file, {tuple(tensor.shape)} "
                                   "in the model; check the model name, num_classes and img_size")
+    model = create_model(name, **kwargs)
+    check_fit(model, ours, Path(str(source)) if not isinstance(source, dict) else Path("the dict"))
     model.load_state_dict(ours, strict=True)
     return model.eval()
 

@@ -119,8 +119,14 @@ def check_labels(
         arr = np.asarray(labels)
     except (TypeError, ValueError) as err:
         raise data_error(name, path, f"has unreadable labels ({err})", layout) from None
-    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
-        arr = arr.astype(np.int64)  # MATLAB files store labels as doubles
+    if arr.dtype.kind == "f" and arr.shape == (count,):  # MATLAB files store labels as doubles
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0) | (arr >= num_classes)
+        if bad.any():  # refused as read: a cast would wrap 1e300 to -2**63
+            raise data_error(
+                name, path, f"has label {float(arr[bad][0])!r} at index {int(np.argmax(bad))}, "
+                f"not an integer in {valid or f'[0, {num_classes})'}", layout,
+            )
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iub" or arr.shape != (count,):
         raise data_error(
             name, path, f"has labels of type {arr.dtype} and shape {arr.shape}, "

@@ -6,6 +6,7 @@ stands for the digit 0. The extra split (``extra_32x32.mat``) is not used by the
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def read_mat(path: Path, split: str) -> ArrayDataset:
         raise data_error(
             "svhn", path, "is a MATLAB v7.3 file; re-download the original v5 file", LAYOUT
         ) from None
-    except (MatReadError, ValueError, TypeError, OSError, EOFError, KeyError) as err:
+    except (MatReadError, ValueError, TypeError, OSError, EOFError, KeyError, zlib.error) as err:
         raise data_error(
             "svhn", path, f"is corrupt or not a MATLAB file ({type(err).__name__}: {err})", LAYOUT
         ) from None

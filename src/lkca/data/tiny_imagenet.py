@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lkca.bounded_files import FileLimit, read_text
 from lkca.data.base import (
     ArrayDataset,
     DatasetInfo,
@@ -37,7 +38,7 @@ PROGRESS_MIN_FILES = 1000  # below this a progress bar is noise
 def read_wnids(root: Path) -> list[str]:
     """Class ids in ``wnids.txt`` order (one per line, blank lines ignored)."""
     path = require_file(NAME, root / "wnids.txt", LAYOUT)
-    wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    wnids = [line.strip() for line in _text(path).splitlines() if line.strip()]
     if not wnids:
         raise data_error(NAME, path, "is empty", LAYOUT)
     seen = set()
@@ -48,13 +49,32 @@ def read_wnids(root: Path) -> list[str]:
     return wnids
 
 
+MAX_TEXT_BYTES = 16 * 1024 * 1024  # wnids.txt is 2 kB, val_annotations.txt 300 kB
+
+
+def _text(path: Path) -> str:
+    """The UTF-8 text of a list file, within :data:`MAX_TEXT_BYTES` (a DataFormatError naming
+    it otherwise)."""
+    try:
+        return read_text(path, MAX_TEXT_BYTES)
+    except FileLimit as err:
+        raise data_error(NAME, path, err.problem, LAYOUT) from None
+    except OSError as err:
+        raise data_error(NAME, path, f"cannot be read ({err.strerror or err})", LAYOUT) from None
+
+
 def list_train(root: Path, wnids: list[str]) -> tuple[list[Path], list[int]]:
     """Training image paths (sorted within each class) and their class indices."""
     paths: list[Path] = []
     labels: list[int] = []
     for label, wnid in enumerate(wnids):
         folder = require_dir(NAME, root / "train" / wnid / "images", LAYOUT)
-        files = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".JPEG"))
+        entries = [e for e in os.scandir(folder) if e.name.endswith(".JPEG")]
+        for entry in entries:
+            if not entry.is_file():  # a dangling link, a folder, a FIFO: never opened
+                raise data_error(NAME, folder / entry.name, "is not a readable file (a broken "
+                                 "link, a folder or a device)", LAYOUT)
+        files = sorted(e.name for e in entries)
         if not files:
             raise data_error(NAME, folder, "has no .JPEG images", LAYOUT)
         paths += [folder / f for f in files]
@@ -69,7 +89,7 @@ def list_val(root: Path, wnids: list[str]) -> tuple[list[Path], list[int], Path]
     index = {wnid: i for i, wnid in enumerate(wnids)}
     paths: list[Path] = []
     labels: list[int] = []
-    for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_text(ann).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")

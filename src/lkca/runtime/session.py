@@ -5,7 +5,7 @@
     with Session(cfg.out_dir, device=cfg.device, batch_size=cfg.batch_size, resume=resume,
                  progress=cfg.progress, step_key="epoch") as run:
         ...                                    # data, model, optimiser on run.device
-        position = run.restore(parts, cfg.to_dict()) if resume else fresh
+        position = run.restore(parts, cfg.to_dict(), fresh) if resume else fresh
         run.begin(cfg.to_dict(), resumed_at=...)   # config.yaml, metrics.jsonl
         for ...:                               # the task's loop
             if not run.finite(loss, where, skip): ...
@@ -58,6 +58,7 @@ from lkca.runtime.signals import Interrupted, StopRequest, signal_name
 from lkca.runtime.training_state import (
     TrainingParts,
     apply_checkpoint,
+    check_position,
     read_checkpoint,
     save_checkpoint,
 )
@@ -193,15 +194,19 @@ class Session:
         """``model`` in DistributedDataParallel under torchrun, else itself."""
         return data_parallel(model, self.env, self.device)
 
-    def restore(self, parts: TrainingParts, config: dict[str, Any]) -> dict[str, Any]:
-        """Load ``checkpoints/last.pt`` into ``parts`` (and torch's RNGs) after checking that
-        ``config`` may continue the run it holds (:func:`check_resume_config`: a refused change
-        raises ConfigError naming the key, before anything is loaded); pin the LKCA
-        implementations the run used; a CPU run resumed with another intra-op thread count is
-        told its results will differ from an unbroken run's (and the change recorded, as
-        ``threads`` in ``resume_history``). Returns the position in the run it was saved at."""
+    def restore(self, parts: TrainingParts, config: dict[str, Any],
+                fresh: dict[str, Any]) -> dict[str, Any]:
+        """Load ``checkpoints/last.pt`` into ``parts`` (and torch's RNGs) after checking its
+        position against ``fresh`` (a new run's: every entry there, of its type and in range,
+        :func:`check_position`) and that ``config`` may continue the run it holds
+        (:func:`check_resume_config`: a refused change raises ConfigError naming the key), both
+        before anything is loaded; pin the LKCA implementations the run used; a CPU run resumed
+        with another intra-op thread count is told its results will differ from an unbroken
+        run's (and the change recorded, as ``threads`` in ``resume_history``). Returns the
+        position in the run it was saved at."""
         path = self.dir.state()
         state = read_checkpoint(path)
+        check_position(state, fresh, self._step_key, config.get(self._step_key + "s"), path)
         self.history = list(state.get("resume_history") or [])
         changed: dict[str, Any] = {}
         if isinstance(state.get("config"), dict):  # checkpoints of lkca <= 0.2 hold no config

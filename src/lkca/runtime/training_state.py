@@ -9,6 +9,7 @@ export and :func:`lkca.from_pretrained`. Each file is written atomically
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,43 @@ def apply_checkpoint(state: dict[str, Any], parts: TrainingParts, path: Path) ->
                               " in the optimiser, scheduler or RNG state); resume from another "
                               "checkpoint or retrain") from None
     return {k: v for k, v in state.items() if k not in _PARTS + _RUN}
+
+
+def check_position(state: dict[str, Any], fresh: dict[str, Any], step_key: str, total: Any,
+                   path: Path) -> None:
+    """CheckpointError (one line naming ``path`` and the entry) unless the run's position in
+    ``state`` is whole and in range, checked as one record before any of it is used: every entry
+    of ``fresh`` (the position of a new run) present with its type (a count: a whole number
+    >= 0; a sum or time: a finite number >= 0; a mapping: keyed by names), the
+    ``step_key`` (epoch or iter) at most ``total`` (the run's epochs or iters), and the
+    ``resume_history`` a list of {step_key, changed} records."""
+    def bad(key: str, want: str) -> CheckpointError:
+        value = str(state.get(key))[:60]
+        return CheckpointError(f"training state {path} has an invalid {key} ({value}; expected "
+                               f"{want}); resume from another checkpoint or retrain")
+
+    for key, default in fresh.items():
+        value: Any = state.get(key)
+        if isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad(key, "a whole number >= 0")
+        elif isinstance(default, float):
+            if not _number(value) or value < 0:
+                raise bad(key, "a finite number >= 0")
+        elif isinstance(default, dict):
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise bad(key, "a mapping of names")
+    if isinstance(total, int) and isinstance(state.get(step_key), int) and state[step_key] > total:
+        raise bad(step_key, f"at most the run's {total}")
+    history = state.get("resume_history")
+    if history is not None and not (isinstance(history, list) and all(
+            isinstance(h, dict) and isinstance(h.get("changed"), dict)
+            and (h.get(step_key) is None or (isinstance(h.get(step_key), int)
+                                             and not isinstance(h.get(step_key), bool)))
+            for h in history)):
+        raise bad("resume_history", f"a list of {{{step_key}, changed}} records")
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))

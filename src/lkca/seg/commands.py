@@ -8,11 +8,14 @@ is what ``import lkca`` loads anyway.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lkca.atomic_files import refuse_existing
 from lkca.checkpoint.outputs import check_output
 from lkca.config.command_line import add_config_arguments, config_overrides
+from lkca.errors import DataFormatError
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
 from lkca.runtime.signals import StartupStop
@@ -114,7 +117,24 @@ def _cmd_predict(args: argparse.Namespace) -> None:
                              "carry that name")
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
-    image = load_image(image_path)
+    image = _bounded(load_image, image_path)
     pred = predict_image(model, image, args.mode, *eval_pipeline(meta))
     save_png(side_by_side(image, pred, meta["num_classes"]), out)
     print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")
+
+
+def _bounded(load: Callable[[Path], Any], path: Path) -> Any:
+    """``load(path)`` with an image whose header declares more pixels than PIL's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, its warning made an error) refused in
+    one line before its pixels are decoded."""
+    import warnings
+
+    from PIL import Image  # PIL: only when predicting (see above)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return load(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise DataFormatError(f"image {path} is too large to decode ({err}); pass an image of at "
+                              f"most {Image.MAX_IMAGE_PIXELS:,} pixels") from None

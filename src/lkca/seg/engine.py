@@ -193,7 +193,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
         pos: dict[str, Any] = {"iter": 0, "wall_s": 0.0, "loss_sum": 0.0, "loss_count": 0,
                                "train_s": 0.0, "last_eval": {}}
         if resume:
-            pos = run.restore(parts, cfg.to_dict())
+            pos = run.restore(parts, cfg.to_dict(), pos)
         step = run.wrap(_TrainStep(model))
         run.begin(cfg.to_dict(), resumed_at=pos["iter"] if resume else None)
 

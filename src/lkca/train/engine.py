@@ -28,6 +28,7 @@ from lkca.data.base import DatasetInfo
 from lkca.data.device_loader import DeviceLoader
 from lkca.data.mix import MixConfig, mixed_cross_entropy
 from lkca.data.train_stream import TrainStream
+from lkca.errors import ConfigError
 from lkca.models.profile import profile
 from lkca.models.registry import resolve_name
 from lkca.pretrained import export_checkpoint
@@ -94,6 +95,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
     # the same seed on every rank: the same initial weights
     torch.manual_seed(cfg.seed)
     img_size = train_x.shape[-1]
+    padding = info.crop_padding if cfg.crop_padding is None else cfg.crop_padding
+    if padding > img_size:  # the padded batch is a buffer of (side + 2 * padding)^2 per image
+        raise ConfigError(f"crop_padding must be at most the image side ({img_size} for "
+                          f"{cfg.dataset}), got {padding}; SPT pads 4 on 32x32 images")
     meta = model_meta(cfg, info, num_classes, img_size, train_x.shape[1])
     check_model_size(meta, f"model {cfg.model} with model_args {cfg.model_args}")
     check_step_memory(lambda: build_model(meta, cfg.drop_path), cfg.batch_size,
@@ -131,7 +136,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
         pos: dict[str, Any] = {"epoch": 0, "step": 0, "best_top1": 0.0, "wall_s": 0.0,
                                "loss_sum": 0.0, "seen": 0}
         if resume:
-            pos = run.restore(parts, cfg.to_dict())
+            pos = run.restore(parts, cfg.to_dict(), pos)
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
         if cfg.compile:

@@ -98,13 +98,13 @@ def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypa
 SIGTERM_AT_STEP_9 = """
 import os, signal, sys
 from lkca.runtime.session import Session
-real, steps = Session.finite, [0]
-def finite(self, *args, **kwargs):
+real, steps = Session.backward_and_step, [0]
+def backward_and_step(self, *args, **kwargs):
     steps[0] += 1
     if steps[0] == 9:
         os.kill(os.getpid(), signal.SIGTERM)
     return real(self, *args, **kwargs)
-Session.finite = finite
+Session.backward_and_step = backward_and_step
 from lkca.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -18,8 +18,10 @@ from torch import nn
 
 
 class WeightEMA(nn.Module):
-    """The average of ``model``'s parameters and floating-point buffers (integer buffers are
-    copied), ``decay`` per update; :attr:`module` is the averaged model, for evaluation."""
+    """The average of ``model``'s parameters and floating-point buffers, ``decay`` per update;
+    :attr:`module` is the averaged model, for evaluation. Integer buffers (counters such as
+    BatchNorm's ``num_batches_tracked``; lkca's ViTs have none) are copied, where AveragedModel
+    averages them in floating point and truncates."""
 
     n_averaged: torch.Tensor
     _rate: torch.Tensor
@@ -48,6 +50,6 @@ class WeightEMA(nn.Module):
             step = torch._foreach_sub(cur, avg)
             torch._foreach_mul_(step, rate)
             torch._foreach_add_(avg, step)
-        for a, b in others:
-            a.copy_(b)
+        for a, b in others:  # counters such as BatchNorm's num_batches_tracked: the model's
+            a.copy_(b if skip is None else torch.where(skip, a, b))
         self.n_averaged += 1 if skip is None else (~skip).to(torch.long)

@@ -60,6 +60,12 @@ def non_finite_error(what: str, where: str, checkpoint: Path, skip: bool | None)
                          f"kept: {fixes}, then --resume")
 
 
+def not_finite(x: torch.Tensor) -> torch.Tensor:
+    """Whether the 0-d tensor ``x`` is NaN or +-inf, in two device ops (``x - x`` is NaN
+    exactly then; ``torch.isfinite`` takes four)."""
+    return (x - x) != 0
+
+
 class NonFiniteSteps:
     """The device-side verdicts of a run's steps since the last :meth:`check`.
 
@@ -80,10 +86,10 @@ class NonFiniteSteps:
 
     def loss_bad(self, loss: torch.Tensor) -> torch.Tensor:
         """Whether ``loss`` is not finite on some rank (a device bool; no host wait on a GPU)."""
-        bad = (~torch.isfinite(loss.detach())).to(torch.float32)
+        bad = not_finite(loss.detach())
         if self.env.world_size > 1:
-            bad = all_reduce_sum(bad, self.env)
-        return bad > 0
+            bad = all_reduce_sum(bad.to(torch.float32), self.env) > 0
+        return bad
 
     def mask(self, bad: torch.Tensor) -> torch.Tensor:
         """Whether this step's update must be skipped: it is bad, or an earlier one stopped."""

@@ -55,7 +55,7 @@ from lkca.runtime.impl_record import (
     share_impl_choices,
     start_impl_policy,
 )
-from lkca.runtime.nonfinite import NonFiniteSteps, check_finite
+from lkca.runtime.nonfinite import NonFiniteSteps, check_finite, not_finite
 from lkca.runtime.resume_policy import check_resume_config
 from lkca.runtime.run_dir import RunDir
 from lkca.runtime.run_lock import DirectoryLock
@@ -214,7 +214,7 @@ class Session:
         else:
             if norm is None:
                 norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-            grads_bad = ~torch.isfinite(norm.to(loss_bad.device))
+            grads_bad = not_finite(norm)
             skip = guard.mask(loss_bad | grads_bad)
             masked_step(optimizer, skip)
         guard.record(loss_bad, grads_bad)

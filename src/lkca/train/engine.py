@@ -168,10 +168,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             bar = run.console.progress(steps_per_epoch, first, f"epoch {epoch + 1}/{cfg.epochs}")
             # the running loss stays on the device: read every CHECK_EVERY steps and at the end
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            seen = torch.zeros((), dtype=torch.float64, device=device)
+            seen = 0  # images of the steps applied (the skipped ones subtracted at each check)
             if first:  # resumed mid-epoch: carry the epoch's running loss
                 loss_sum += pos["loss_sum"]
-                seen += pos["seen"]
+                seen = pos["seen"]
             skipped, window, t0 = 0, first, time.perf_counter()
             seen_here = 0  # images this process trained on this epoch: the speed's numerator
 
@@ -194,28 +194,29 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
                 scheduler.step()  # skipped steps step the schedule too
                 if ema is not None:
                     ema.update_parameters(model, masked)
-                kept = (~masked).to(torch.float64) * len(x)
-                loss_sum += torch.where(masked, 0.0, loss.detach().double()) * len(x)
-                seen += kept
+                loss_sum.add_(loss.detach().masked_fill(masked, 0.0), alpha=len(x))
+                seen += len(x)
                 seen_here += len(x)
                 run.stepped()
                 bar.update(1)
                 if (step + 1 - window) % CHECK_EVERY == 0:  # one host wait per CHECK_EVERY steps
-                    skipped += guard.check(partial(_step_name, epoch, window))
-                    window = step + 1
-                    bar.set_postfix(loss=f"{(loss_sum / seen.clamp(min=1)).item():.3f}",
+                    bad = guard.check(partial(_step_name, epoch, window))
+                    skipped, seen, window = skipped + bad, seen - bad * cfg.batch_size, step + 1
+                    bar.set_postfix(loss=f"{loss_sum.item() / max(seen, 1):.3f}",
                                     img_s=f"{seen_here / (time.perf_counter() - t0):.0f}")
                 if run.stop_requested:  # SIGTERM / Ctrl-C: save where we are, then stop
                     bar.close()
                     # a bad step since the last check stops the run unsaved instead
-                    skipped += guard.check(partial(_step_name, epoch, window))
+                    bad = guard.check(partial(_step_name, epoch, window))
+                    skipped, seen = skipped + bad, seen - bad * cfg.batch_size
                     run.save(parts, meta, {"epoch": epoch, "step": step + 1, "best_top1": best_top1,
                                            "wall_s": wall_before + time.perf_counter() - t_run,
-                                           "loss_sum": loss_sum.item(), "seen": seen.item()})
+                                           "loss_sum": loss_sum.item(), "seen": seen})
                     raise run.interrupted(f"epoch {epoch + 1} step {step + 1}")
             bar.close()
-            skipped += guard.check(partial(_step_name, epoch, window))
-            train_loss = (loss_sum / seen.clamp(min=1)).item()
+            bad = guard.check(partial(_step_name, epoch, window))
+            skipped, seen = skipped + bad, seen - bad * cfg.batch_size
+            train_loss = loss_sum.item() / max(seen, 1)
             train_s = time.perf_counter() - t0
 
             # evaluate (the EMA weights when EMA is on), sharded over the processes

@@ -72,13 +72,14 @@ def engine_rate(model: str, precision: str, compile: bool, steps: int, data_dir:
 
 
 def bare_rate(model_name: str, steps: int, device: Any, batch_size: int = PAPER_BATCH,
-              sync: Any = lambda: None) -> dict[str, Any]:
-    """Images/s of the model's own fp32 training step (forward, cross-entropy, backward, fused
-    AdamW) on one fixed batch, after 2 untimed steps."""
+              sync: Any = lambda: None, precision: str = "fp32") -> dict[str, Any]:
+    """Images/s of the model's own training step (forward under ``precision``'s autocast,
+    cross-entropy, backward, fused AdamW) on one fixed batch, after 2 untimed steps."""
     import torch
     import torch.nn.functional as F
 
     import lkca
+    from lkca.runtime.device import mixed_precision
 
     torch.manual_seed(0)
     model = lkca.create_model(model_name, num_classes=10, img_size=32).to(device).train()
@@ -86,8 +87,12 @@ def bare_rate(model_name: str, steps: int, device: Any, batch_size: int = PAPER_
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
 
+    amp = mixed_precision(torch.device(device), precision)
+
     def step() -> None:
-        loss = F.cross_entropy(model(x), y)
+        with amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -100,5 +105,5 @@ def bare_rate(model_name: str, steps: int, device: Any, batch_size: int = PAPER_
         step()
     sync()
     step_s = (time.perf_counter() - start) / steps
-    return {"model": model_name, "batch": batch_size, "steps": steps,
+    return {"model": model_name, "batch": batch_size, "steps": steps, "precision": precision,
             "images_per_s": batch_size / step_s, "step_ms": step_s * 1e3}

@@ -136,3 +136,20 @@ def test_the_projection_skips_the_epoch_that_compiled():
         "projected: 1.5 min for the whole run (10.0 s per epoch on this device, 2 epochs left; "
         "from epoch 2 of this process: epoch 1, 1.0 min, compiled the model)")
     assert projection_line([60.0, 10.0], True, 0, 70.0) is None  # nothing left to project
+
+
+def test_compile_compiles_the_eval_model_too_and_projects_from_epoch_2(tiny_cfg, monkeypatch,
+                                                                        capsys):
+    compiled = []
+    real = torch.compile
+
+    def spy(model, **kwargs):  # the eager backend: the engine's path, without inductor's wait
+        compiled.append(model)
+        return real(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    train(tiny_cfg(epochs=3, compile=True, ema_decay=0.9))
+    assert len(compiled) == 2 and type(compiled[1]).__name__ == "VisionTransformer"
+    assert type(compiled[1]) is type(compiled[0]) and compiled[1] is not compiled[0]  # the EMA's
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("projected:")]
+    assert len(lines) == 1 and "1 epoch left; from epoch 2 of this process" in lines[0]

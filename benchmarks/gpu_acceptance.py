@@ -1,32 +1,52 @@
-"""GPU acceptance of lkca in one command: every GPU path measured, in at most 8 minutes.
+"""GPU acceptance of lkca in one command: every GPU path measured, in at most 9.5 minutes.
 
-    PYTHONPATH=src python benchmarks/gpu_acceptance.py                 # one GPU, <= 8 minutes
-    PYTHONPATH=src python benchmarks/gpu_acceptance.py --smoke --out /tmp/acceptance.json  # CPU, < 1 min
+    PYTHONPATH=src python benchmarks/gpu_acceptance.py                 # one GPU, <= 9.5 minutes
+    PYTHONPATH=src python benchmarks/gpu_acceptance.py --smoke --out /tmp/acceptance.json  # CPU, minutes
 
 Writes one JSON (``benchmarks/results/gpu_acceptance_<device>.json``) with the machine (CPU, torch,
-CUDA, cuDNN, GPU name and memory, TF32 flags) and four sections, each under its own time cap:
+CUDA, cuDNN, GPU name and memory, TF32 flags) and five sections, each under its own time cap
+(``CAPS_S``; each section's budget, below, is what its settings imply; ``mixer`` and ``engine``
+write their arithmetic to the JSON, ``budget`` and ``plan``, which tests/test_gpu_acceptance.py
+checks):
 
 - ``learning``: a ViT-LKCA (vit_lkca_500k, 2 blocks, patch 1) trained on scikit-learn's digits
   through the public data API, with each implementation (conv, toeplitz, fft, auto): the loss
-  must fall and the test accuracy must be above chance (>= 2x).
+  must fall and the test accuracy must be above chance (>= 2x). Budget: 4 runs x 8 epochs of 22
+  steps of 64 (cap 45 s).
 - ``mixer``: the rows of benchmarks/lkca_mixer.py (grids 8x8 to 64x64, forward + backward, every
   implementation plus autotuned ``auto``, attention and LKA), fp32 and bf16 autocast, with auto's
-  first-call overhead (nothing cached) and the rule's pick beside the measured fastest.
+  first-call overhead (nothing cached) and the rule's pick beside the measured fastest. Budget:
+  its samples alone last at least :func:`mixer_floor_s` = 41 s (65 cases x 3 samples x 0.05 s and
+  12 paired ratios x 9 pairs x 2 x 0.05 s, per dtype) of its 130 s cap; the rest is warm-ups,
+  the tuner's first calls and cases slower than a sample.
 - ``models``: training images/s and peak memory of ``lkca.create_model("vit_lkca_2p7m")`` and
   ``"vit_2p7m"`` at batch 128 (bf16 autocast, fused AdamW, synthetic CIFAR-shaped batches on the
   device, no augmentation): eager, ``torch.compile`` and ``torch.compile(mode="reduce-overhead")``
   (CUDA graphs), and eager in fp32 (``eager fp32``: the paper configs' ``precision``); and the
   projected wall time of the paper's CIFAR-10 run, 100 epochs x 3 passes (docs/recipe.md, epoch
   length) x 50,000 images / measured images/s, training steps only.
+  Budget: 2 models x 4 modes x (3 + 3 x 25) steps (cap 210 s).
 - ``seg``: one 512x512 training iteration (batch 2, bf16 autocast) of LKCA-S and ViT-S with
-  UperNet (``lkca.create_segmentor``): iterations/s and peak memory.
+  UperNet (``lkca.create_segmentor``): iterations/s and peak memory. Budget: 2 x 10 iterations
+  (cap 55 s).
+- ``engine``: ``lkca train`` itself (benchmarks/engine_step.py: the engine's real step, with
+  the paper config's augmentation and mixing, the Session, the device-side non-finite guard,
+  fused AdamW and the schedule, on a synthetic CIFAR-10 the engine holds on the device) for
+  vit_lkca_2p7m and vit_2p7m at batch 128 in fp32, tf32 and bf16, eager then compiled: the
+  training images/s of the second of two short epochs, and the paper's CIFAR-10 run projected
+  from it (100 epochs x 1,171 steps, training steps only). Budget: the first case (vit_lkca_2p7m,
+  fp32, eager: the slowest precision) runs 2 epochs of 20 steps; its step time sets the steps
+  per epoch of the other 11 (5 to 200) so that their timed epochs fill at most half of the 120 s
+  cap (``plan`` in the JSON); start-up, evaluation and compiling are outside that arithmetic,
+  and the compiled cases run last, so a cut loses only them.
 
 The sections run in a child process; the parent kills it when a section overruns its cap (and
 when the whole run would pass 8 minutes), keeps what the section had written (its partial
 results, status "overran") and starts a new child for the sections left. Each figure is written
 as soon as it is measured. ``--smoke`` shrinks every section (small shapes and batches, one
-learning run, ``torch.compile`` with the eager backend, no CUDA graphs) so the whole script runs
-on a CPU in under a minute; tests/test_gpu_acceptance.py runs it. Exit status 1 if a section
+learning run, ``torch.compile`` with the eager backend, no CUDA graphs, the engine's cases of
+one model at batch 8) so the whole script runs on a CPU in a few minutes;
+tests/test_gpu_acceptance.py runs it. Exit status 1 if a section
 failed with an error, 0 otherwise (the checks are in the JSON and printed).
 """
 
@@ -46,10 +66,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("learning", "mixer", "models", "seg")
-TOTAL_CAP_S = 480.0  # the whole run, 8 minutes
-CAPS_S = {"learning": 45.0, "mixer": 130.0, "models": 210.0, "seg": 55.0}  # on one GPU
-SMOKE_CAPS_S = {"learning": 25.0, "mixer": 25.0, "models": 40.0, "seg": 40.0}
+SECTIONS = ("learning", "mixer", "models", "seg", "engine")
+TOTAL_CAP_S = 570.0  # the whole run, 9.5 minutes
+CAPS_S = {"learning": 45.0, "mixer": 130.0, "models": 210.0, "seg": 55.0,
+          "engine": 120.0}  # on one GPU
+SMOKE_CAPS_S = {"learning": 25.0, "mixer": 25.0, "models": 40.0, "seg": 40.0, "engine": 120.0}
+# mixer: samples per case and the shortest sample (lkca_mixer.measure, paired_ratio)
+MIXER_SAMPLES, MIXER_MIN_SAMPLE_S = 3, 0.05
+# engine: the models, the precisions (the slowest first: the first case plans the rest), the
+# first case's steps per epoch, the bounds of the others', the share of the cap they may time
+ENGINE_MODELS = ("vit_lkca_2p7m", "vit_2p7m")
+ENGINE_PRECISIONS = ("fp32", "tf32", "bf16")
+ENGINE_FIRST_STEPS, ENGINE_STEPS_RANGE, ENGINE_TIMED_SHARE = 20, (5, 200), 0.5
 EPOCHS, PASSES, TRAIN_IMAGES = 100, 3, 50_000  # the paper's CIFAR-10 run (docs/recipe.md)
 STARTUP_S = 120.0  # a child's imports and CUDA initialisation, before its first section
 STALL_ENV = "GPU_ACCEPTANCE_STALL"  # tests only: the section named here hangs after its first result
@@ -73,7 +101,8 @@ def run_sections(args: argparse.Namespace, partial: Path) -> dict[str, dict]:
                            for s in todo})
             break
         cmd = [sys.executable, __file__, "--child", ",".join(todo), "--partial", str(partial),
-               "--device", args.device] + (["--smoke"] if args.smoke else [])
+               "--device", args.device, "--caps", json.dumps(caps)] + (
+                   ["--smoke"] if args.smoke else [])
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env())
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_forward_lines, args=(child, lines), daemon=True).start()
@@ -160,7 +189,7 @@ def checks(sections: dict) -> dict[str, bool]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto (default): cuda if available, else cpu")
-    parser.add_argument("--smoke", action="store_true", help="tiny settings: a CPU run in < 1 min")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings: a CPU run in minutes")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="comma-separated sections to run, in this order")
     parser.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS",
@@ -168,6 +197,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--partial", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--caps", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_main(args)
@@ -214,6 +244,10 @@ def summary(result: dict) -> None:
             mem = r.get("peak_memory_bytes")
             print(f"  {case:<36} {r['images_per_s']:9.1f} images/s"
                   + (f"  peak {mem / 2**30:.2f} GiB" if mem else ""))
+    for case, r in result["sections"].get("engine", {}).items():
+        if isinstance(r, dict) and "images_per_s" in r:
+            print(f"  lkca train {case:<32} {r['images_per_s']:9.1f} images/s  paper run "
+                  f"{r['paper_run_hours']:.2f} h")
     for name, modes in result["projection"]["hours"].items():
         print("  projected CIFAR-10 run " + name + ": "
               + ", ".join(f"{m} {h:.2f} h" for m, h in modes.items()))
@@ -236,7 +270,7 @@ def child_main(args: argparse.Namespace) -> int:
         # one thread: on a small shared machine, OpenMP threads of several processes contend and
         # a step can take 5x longer than with one
         torch.set_num_threads(1)
-    ctx = Context(args.partial, device, args.smoke)
+    ctx = Context(args.partial, device, args.smoke, json.loads(args.caps))
     if "machine" not in ctx.data:
         ctx.data["device"] = str(device)
         desc = machine(device)
@@ -276,8 +310,8 @@ def child_main(args: argparse.Namespace) -> int:
 class Context:
     """The device, the mode, and the partial results file (rewritten after each measurement)."""
 
-    def __init__(self, path: Path, device: Any, smoke: bool) -> None:
-        self.path, self.device, self.smoke = path, device, smoke
+    def __init__(self, path: Path, device: Any, smoke: bool, caps: dict[str, float]) -> None:
+        self.path, self.device, self.smoke, self.caps = path, device, smoke, caps
         self.cuda = device.type == "cuda"
         self.data: dict = json.loads(path.read_text()) if path.exists() else {}
         self.data.setdefault("sections", {})
@@ -370,12 +404,16 @@ def section_mixer(ctx: Context) -> None:
     from lkca_mixer import ROWS, run_row
 
     rows = [((4, 4), 16, 2, 4, None, 2, True)] if ctx.smoke else ROWS
+    samples, min_sample_s = (1, 0.005) if ctx.smoke else (MIXER_SAMPLES, MIXER_MIN_SAMPLE_S)
+    floor = mixer_floor_s(rows, samples, min_sample_s)
+    ctx.put("mixer", "budget", {"floor_s": floor, "cap_s": ctx.caps.get("mixer"),
+                                "samples": samples, "min_sample_s": min_sample_s})
     done: list[dict] = []
     for dtype in (torch.float32, torch.bfloat16):
         for grid, dim, heads, batch, kernel, attn_heads, projections in rows:
-            row = run_row(grid, dim, heads, batch, ctx.device, dtype, 1 if ctx.smoke else 5,
+            row = run_row(grid, dim, heads, batch, ctx.device, dtype, samples,
                           ctx.sync, slow_s=0.5, max_foreign=1.0,
-                          min_sample_s=0.005 if ctx.smoke else 0.1, kernel_size=kernel,
+                          min_sample_s=min_sample_s, kernel_size=kernel,
                           attn_heads=attn_heads, projections=projections)
             row["dtype"] = "fp32" if dtype == torch.float32 else "bf16 autocast"
             done.append(row)
@@ -383,6 +421,22 @@ def section_mixer(ctx: Context) -> None:
             ctx.log(f"mixer {row['dtype']} {grid}: auto={row['auto_choice']['lkca']} "
                     f"{row['ratios']['lkca']['auto_to_best']:.2f}x best, first call "
                     f"{row['first_call']['overhead_steps']:.1f} steps")
+
+
+def mixer_floor_s(rows: list, samples: int, min_sample_s: float) -> float:
+    """The least time the mixer section's samples take, both dtypes: each case's ``samples``
+    samples and each paired ratio's ``3 x samples`` pairs of two samples (lkca_mixer.run_row; a
+    case slower than ``slow_s`` takes fewer, and longer, samples), each at least
+    ``min_sample_s``."""
+    from lkca_mixer import IMPLS, NOT_TIMED
+
+    total = 0.0
+    for grid, _dim, _heads, _batch, kernel, _attn, projections in rows:
+        tags = 2 if projections else 1
+        impls = len([i for i in IMPLS if i not in NOT_TIMED.get((tuple(grid), kernel), ())])
+        cases = impls * tags + 2  # + attention, LKA
+        total += cases * samples * min_sample_s + tags * 3 * samples * 2 * min_sample_s
+    return 2 * total  # fp32 and bf16
 
 
 def section_models(ctx: Context) -> None:
@@ -486,8 +540,53 @@ def section_seg(ctx: Context) -> None:
     ctx.put("seg", "lkca_s_to_vit_s_iters", rates["lkca_s_seg"] / rates["vit_s_seg"])
 
 
+def engine_plan(first_step_s: float, cases: int, cap_s: float) -> dict:
+    """The steps per epoch of the engine section's cases after the first: as many as keep their
+    timed epochs (2 each, at the first case's step time) within ``ENGINE_TIMED_SHARE`` of the
+    cap, bounded by ``ENGINE_STEPS_RANGE``."""
+    low, high = ENGINE_STEPS_RANGE
+    fit = int(ENGINE_TIMED_SHARE * cap_s / (cases * 2 * max(first_step_s, 1e-9)))
+    steps = max(low, min(high, fit))
+    return {"first_step_s": first_step_s, "cases": cases, "epochs": 2, "steps_per_epoch": steps,
+            "timed_s": cases * 2 * steps * first_step_s, "cap_s": cap_s,
+            "timed_share": ENGINE_TIMED_SHARE}
+
+
+def section_engine(ctx: Context) -> None:
+    import tempfile
+
+    import torch
+    from engine_step import engine_rate, write_cifar10
+
+    if ctx.smoke:  # torch.compile's eager backend: the engine's path, not inductor's compile time
+        real = torch.compile
+        torch.compile = lambda model, **kw: real(model, backend="eager", **kw)  # type: ignore[assignment]
+    models = ENGINE_MODELS[:1] if ctx.smoke else ENGINE_MODELS  # smoke: one model, 6 cases
+    cases = [(m, p, c) for c in (False, True) for m in models for p in ENGINE_PRECISIONS]
+    batch = 8 if ctx.smoke else 128
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_cifar10(Path(tmp) / "data", 4 * batch if ctx.smoke else 10_000,
+                             16 if ctx.smoke else 1_000)
+        steps = 2 if ctx.smoke else ENGINE_FIRST_STEPS
+        for i, (model, precision, compiled) in enumerate(cases):
+            name = f"{model} {precision} {'compile' if compiled else 'eager'}"
+            r = engine_rate(model, precision, compiled, steps, data, Path(tmp) / f"run{i}",
+                            str(ctx.device), batch)
+            ctx.put("engine", name, r)
+            ctx.log(f"engine {name}: {r['images_per_s']:.1f} images/s, paper run "
+                    f"{r['paper_run_hours']:.2f} h")
+            if i == 0:
+                plan = engine_plan(r["step_ms"] / 1e3, len(cases) - 1,
+                                   ctx.caps.get("engine", CAPS_S["engine"]))
+                if ctx.smoke:  # the arithmetic as on a GPU, the steps of a smoke run
+                    plan["steps_per_epoch"] = steps
+                    plan["timed_s"] = plan["cases"] * 2 * steps * plan["first_step_s"]
+                ctx.put("engine", "plan", plan)
+                steps = plan["steps_per_epoch"]
+
+
 SECTION_FUNCS = {"learning": section_learning, "mixer": section_mixer, "models": section_models,
-                 "seg": section_seg}
+                 "seg": section_seg, "engine": section_engine}
 
 
 if __name__ == "__main__":

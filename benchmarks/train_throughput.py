@@ -11,11 +11,17 @@ engine:
 - ``pipeline``: the full CIFAR-10 recipe, ``TrainAugment(AugmentConfig.from_dataset(cifar10))``
   (flip, pad-4 crop, AutoAugment cifar10 policy per image, normalise, random erasing p=0.25) then
   ``mix_batch`` (Mixup/CutMix, SPT's probabilities), on a (128, 3, 32, 32) batch.
-- ``train <model>``: one training step as ``lkca.train.engine.train`` runs it: draw the batch,
+- ``train <model>``: the engine's training step rebuilt from its parts: draw the batch,
   augment, mix, forward (bf16 autocast on CUDA, fp32 on CPU), ``mixed_cross_entropy`` with label
-  smoothing 0.1, ``zero_grad``, backward, AdamW (lr 1e-3, wd 0.05, the engine's param groups),
-  the warm-up/cosine scheduler step and the ``loss.item()`` sync; the model built with
-  ``drop_path_rate=0.1`` and in train mode. Models: vit_2p7m and vit_lkca_2p7m.
+  smoothing 0.1, ``zero_grad``, backward, AdamW (lr 1e-3, wd 0.05, the engine's param groups)
+  and the warm-up/cosine scheduler step, with no host wait (the engine reads the device every
+  100 steps); the model built with ``drop_path_rate=0.1`` and in train mode. Models: vit_2p7m
+  and vit_lkca_2p7m.
+- with ``--engine`` also, after the rounds, ``lkca train`` itself against the model's bare step
+  (benchmarks/engine_step.py): the training images/s of the engine's second epoch of
+  ``--engine-steps`` steps (its real step: the paper config's augmentation and mixing, the
+  Session, the device-side non-finite guard, the schedule) and of the model's own
+  forward/backward/fused-AdamW step on one batch, and their ratio (``engine_step`` in the JSON).
 - with ``--epochs-projection`` also ``eval <model>``: the per-epoch test pass (``EvalTransform`` +
   forward under ``no_grad``).
 
@@ -157,7 +163,6 @@ def make_cases(args: argparse.Namespace, device: torch.device) -> tuple[dict, di
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                loss.item()  # the engine's per-step sync (finite check, running loss)
 
         cases[f"train {name}"] = (step, args.steps * args.batch)
         if args.epochs_projection:
@@ -344,6 +349,10 @@ def main() -> int:
                         help="profile one training sample of each model after the rounds")
     parser.add_argument("--profile-top", type=int, default=20)
     parser.add_argument("--compile", action="store_true", help="torch.compile the models")
+    parser.add_argument("--engine", action="store_true",
+                        help="also time lkca train's real step against the bare model step")
+    parser.add_argument("--engine-steps", type=int, default=None,
+                        help="steps per epoch of the --engine runs (CPU 4, CUDA 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
@@ -378,6 +387,7 @@ def main() -> int:
                     args.max_foreign, args.extra_rounds, args.budget_s)
     prof = (profile_steps(cases, args.models, device, args.profile_top, args.max_foreign)
             if args.profile else None)
+    engine = engine_vs_bare(args, device, sync) if args.engine else None
     load_end = load_average()
     choices = impl_choices(details=True)  # timed in the warm-up (the first step of each shape)
 
@@ -433,10 +443,36 @@ def main() -> int:
         result["epochs_projection"] = proj
     if prof is not None:
         result["profile"] = prof
+    if engine is not None:
+        result["engine_step"] = engine
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0 if all(ok for _, ok in targets) else 1
+
+
+def engine_vs_bare(args: argparse.Namespace, device: torch.device,
+                   sync: Callable[[], None]) -> dict:
+    """Per model: lkca train's training images/s (second epoch), the bare model step's, and the
+    engine's share of the bare rate (benchmarks/engine_step.py)."""
+    import tempfile
+
+    from engine_step import bare_rate, engine_rate, write_cifar10
+
+    steps = args.engine_steps or (20 if device.type == "cuda" else 4)
+    precision = "bf16" if device.type == "cuda" else "fp32"  # as the rounds above
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_cifar10(Path(tmp) / "data", max(args.pool, args.batch), 500)
+        for name in args.models:
+            run = engine_rate(name, precision, args.compile, steps, data, Path(tmp) / name,
+                              device.type, args.batch)
+            bare = bare_rate(name, steps, device, args.batch, sync, precision)
+            out[name] = {"engine": run, "bare": bare,
+                         "engine_to_bare": run["images_per_s"] / bare["images_per_s"]}
+            print(f"engine {name}: lkca train {run['images_per_s']:.1f} images/s, bare step "
+                  f"{bare['images_per_s']:.1f} ({out[name]['engine_to_bare']:.2f}x)", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -102,3 +102,118 @@ def test_importing_lkca_installs_no_signal_handler():
             "signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+# --- the device-side non-finite policy (Session.backward_and_step with NonFiniteSteps) ---
+
+def _steps(run, model, optimizer, guard, losses):
+    """One training step per entry of ``losses``: a multiplier of the model's loss (nan / inf
+    poisons it; "grad" poisons a gradient through a finite loss). Returns each step's mask."""
+    masks = []
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    for factor in losses:
+        out = model(x)
+        if factor == "grad":  # the loss stays finite, a gradient does not
+            out = out + torch.sqrt(model.weight[0, 0] * 0.0 - 1.0 + 1.0) * 0.0
+            loss = out.square().mean()
+        else:
+            loss = out.square().mean() * factor
+        optimizer.zero_grad(set_to_none=True)
+        masks.append(bool(run.backward_and_step(loss, optimizer, model.parameters(), None, guard)))
+    return masks
+
+
+def _fresh(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 2)
+    return model, torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+
+
+def _state(model, optimizer):
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            {i: {k: v.clone() for k, v in s.items()} for i, s in
+             enumerate(optimizer.state_dict()["state"].values())})
+
+
+def _equal_states(a, b):
+    for x, y in zip(a[0].values(), b[0].values()):
+        assert torch.equal(x, y)
+    assert a[1].keys() == b[1].keys()
+    for i in a[1]:
+        for k in a[1][i]:
+            assert torch.equal(a[1][i][k], b[1][i][k]), k
+
+
+def test_stop_masks_the_bad_step_and_every_later_one_until_the_check(tmp_path):
+    """skip_nonfinite false: the first bad step and the steps after it in the same check window
+    change no weight and no optimiser state; the check names the first bad step."""
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False) as run:
+        model, optimizer = _fresh()
+        guard = run.nonfinite_steps(skip=False)
+        _steps(run, model, optimizer, guard, [1.0])
+        before = _state(model, optimizer)
+        assert _steps(run, model, optimizer, guard, [float("nan"), 1.0, 1.0]) == [True] * 3
+        _equal_states(before, _state(model, optimizer))
+        with pytest.raises(NonFiniteLoss, match="non-finite loss at step 2, before any checkpoint"):
+            guard.check(lambda i: f"step {i + 1}")
+
+
+def test_skip_masks_only_the_bad_steps_and_counts_them(tmp_path):
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False) as run:
+        model, optimizer = _fresh()
+        guard = run.nonfinite_steps(skip=True)
+        masks = _steps(run, model, optimizer, guard, [1.0, float("inf"), "grad", 1.0])
+        assert masks == [False, True, True, False]
+        assert guard.check(lambda i: f"step {i + 1}") == 2
+        assert guard.check(lambda i: f"step {i + 1}") == 0  # counted afresh
+        # the skipped steps changed nothing: two good steps from the same start give the same
+        same, same_opt = _fresh()
+        _steps(run, same, same_opt, run.nonfinite_steps(skip=True), [1.0, 1.0])
+        _equal_states(_state(model, optimizer), _state(same, same_opt))
+
+
+def test_non_finite_gradients_through_a_finite_loss_are_named(tmp_path):
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False) as run:
+        model, optimizer = _fresh()
+        guard = run.nonfinite_steps(skip=False)
+        _steps(run, model, optimizer, guard, [1.0, "grad"])
+        with pytest.raises(NonFiniteLoss, match="non-finite gradients at step 2"):
+            guard.check(lambda i: f"step {i + 1}")
+
+
+def test_fp16_a_bad_loss_is_skipped_by_the_scaler_and_counted(tmp_path):
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False,
+                 precision="fp16") as run:
+        model, optimizer = _fresh()
+        guard = run.nonfinite_steps(skip=True)
+        _steps(run, model, optimizer, guard, [1.0])
+        before, scale = _state(model, optimizer), run.scaler.get_scale()
+        assert _steps(run, model, optimizer, guard, [float("nan")]) == [True]
+        _equal_states(before, _state(model, optimizer))
+        assert run.scaler.get_scale() < scale  # the scaler saw it too and lowered its scale
+        assert guard.check(lambda i: f"step {i + 1}") == 1
+
+
+def test_a_guarded_step_waits_for_the_host_never(tmp_path):
+    from lkca.analysis.step_counts import count_step
+
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False) as run:
+        model, optimizer = _fresh()
+        guard = run.nonfinite_steps(skip=False)
+        x = torch.randn(4, 3)
+        with count_step() as counts:
+            for _ in range(3):
+                loss = model(x).square().mean()
+                optimizer.zero_grad(set_to_none=True)
+                run.backward_and_step(loss, optimizer, model.parameters(), 1.0, guard)
+        assert counts.host_waits == 0, counts.host_wait_names
+
+
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_tf32_is_set_for_the_session_and_restored_after(tmp_path, precision, tf32):
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with Session(tmp_path / "run", device="cpu", batch_size=2, progress=False,
+                 precision=precision):
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32
+        assert torch.backends.cudnn.allow_tf32 is tf32  # torch's default (True) is not exact fp32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

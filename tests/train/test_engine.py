@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from lkca.cli import main
 from lkca.runtime import session
-from lkca.runtime.nonfinite import NonFiniteLoss
+from lkca.runtime.nonfinite import NonFiniteLoss, NonFiniteSteps
 from lkca.runtime.signals import Interrupted, StopRequest
 from lkca.train import engine
 from lkca.train.config import build_config
@@ -99,13 +99,13 @@ def test_signal_mid_epoch_saves_and_resume_is_exact(tiny_cfg, tmp_path, monkeypa
 SIGTERM_AT_STEP_9 = """
 import os, signal, sys
 from lkca.runtime.session import Session
-real, steps = Session.finite, [0]
-def finite(self, *args, **kwargs):
+real, steps = Session.backward_and_step, [0]
+def backward_and_step(self, *args, **kwargs):
     steps[0] += 1
     if steps[0] == 9:
         os.kill(os.getpid(), signal.SIGTERM)
     return real(self, *args, **kwargs)
-Session.finite = finite
+Session.backward_and_step = backward_and_step
 from lkca.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -222,3 +222,51 @@ def test_same_seed_gives_bit_identical_weights_on_cpu(tiny_cfg, tmp_path):
     a, b, c = (_weights(tmp_path / n) for n in "abc")
     _same(a, b)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_bad_step_between_checks_stops_naming_it_and_later_steps_change_nothing(
+        tiny_cfg, tmp_path, monkeypatch):
+    """With a check every 2 steps, a NaN loss at step 3 of 4 (epoch 1) is learnt at the check
+    after step 4: the message names step 3, and nothing after the check before it (step 2) was
+    applied: the weights at the raise equal those after step 2 of an unpoisoned run."""
+    monkeypatch.setattr(engine, "CHECK_EVERY", 2)
+    real = engine.mixed_cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    real_check, models, weights = NonFiniteSteps.check, [], []
+
+    def check(self, where):  # the weights each check finds
+        weights.append({k: v.clone() for k, v in models[-1].state_dict().items()})
+        return real_check(self, where)
+
+    real_build = engine.build_model
+
+    def build(*args, **kwargs):  # the last one built is the run's (the first: a memory probe)
+        model = real_build(*args, **kwargs)
+        models.append(model)
+        return model
+
+    monkeypatch.setattr(NonFiniteSteps, "check", check)
+    monkeypatch.setattr(engine, "build_model", build)
+    monkeypatch.setattr(engine, "mixed_cross_entropy", poisoned)
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at epoch 1 step 3, before any"):
+        train(tiny_cfg(epochs=1))
+    at_step_2, at_raise = weights
+    _same(at_step_2, at_raise)
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_ema_run_resumes_exactly(tiny_cfg, tmp_path):
+    train(tiny_cfg(out=str(tmp_path / "full"), ema_decay=0.9))
+    train(tiny_cfg(out=str(tmp_path / "part"), ema_decay=0.9, stop_after_epochs=1))
+    train(tiny_cfg(out=str(tmp_path / "part"), ema_decay=0.9), resume=True)
+    full, part = (torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=True)["ema"]
+                  for d in ("full", "part"))
+    _same(full, part)
+    assert int(full["n_averaged"]) == 3 * 4  # every step averaged in
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "part")

@@ -121,3 +121,35 @@ def test_resume_with_other_weight_decay_groups_is_a_clear_error(tmp_path):
     train(_cfg(tmp_path, weight_decay_1d=False, max_steps_per_epoch=1, stop_after_epochs=1))
     with pytest.raises(ConfigError, match="weight_decay_1d differs.*config.yaml"):
         train(_cfg(tmp_path, weight_decay_1d=True, max_steps_per_epoch=1), resume=True)
+
+
+def test_the_projection_skips_the_epoch_that_compiled():
+    from lkca.train.engine import projection_line
+
+    # eager: after the first epoch timed, from it (10 s so far, 3 left of 10 s)
+    assert projection_line([10.0], False, 3, 10.0) == (
+        "projected: 40.0 s for the whole run (10.0 s per epoch on this device, 3 epochs left)")
+    assert projection_line([10.0, 9.0], False, 2, 19.0) is None  # printed once
+    # --compile: epoch 1 (60 s) compiled, so nothing after it; after epoch 2 (10 s), from epoch 2
+    assert projection_line([60.0], True, 3, 60.0) is None
+    assert projection_line([60.0, 10.0], True, 2, 70.0) == (
+        "projected: 1.5 min for the whole run (10.0 s per epoch on this device, 2 epochs left; "
+        "from epoch 2 of this process: epoch 1, 1.0 min, compiled the model)")
+    assert projection_line([60.0, 10.0], True, 0, 70.0) is None  # nothing left to project
+
+
+def test_compile_compiles_the_eval_model_too_and_projects_from_epoch_2(tiny_cfg, monkeypatch,
+                                                                        capsys):
+    compiled = []
+    real = torch.compile
+
+    def spy(model, **kwargs):  # the eager backend: the engine's path, without inductor's wait
+        compiled.append(model)
+        return real(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    train(tiny_cfg(epochs=3, compile=True, ema_decay=0.9))
+    assert len(compiled) == 2 and type(compiled[1]).__name__ == "VisionTransformer"
+    assert type(compiled[1]) is type(compiled[0]) and compiled[1] is not compiled[0]  # the EMA's
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("projected:")]
+    assert len(lines) == 1 and "1 epoch left; from epoch 2 of this process" in lines[0]

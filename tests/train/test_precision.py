@@ -1,5 +1,5 @@
-"""``precision: fp32 | bf16 | fp16``: the forward's autocast, recorded, and refused as a change on
---resume (docs/recipe.md, "Precision")."""
+"""``precision: fp32 | tf32 | bf16 | fp16``: the forward's autocast (tf32: none, TF32 arithmetic),
+recorded, and refused as a change on --resume (docs/recipe.md, "Precision")."""
 
 from __future__ import annotations
 
@@ -22,14 +22,15 @@ def _autocast_dtypes(monkeypatch) -> list[torch.dtype | None]:
 
     def spy(device, precision):
         ctx = real(device, precision)
-        seen.append(None if precision == "fp32" else ctx.fast_dtype)  # type: ignore[attr-defined]
+        seen.append(None if precision in ("fp32", "tf32") else ctx.fast_dtype)  # type: ignore[attr-defined]
         return ctx
 
     monkeypatch.setattr("lkca.runtime.session.mixed_precision", spy)
     return seen
 
 
-@pytest.mark.parametrize(("precision", "dtype"), [("fp32", None), ("bf16", torch.bfloat16)])
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", None), ("tf32", None),
+                                                  ("bf16", torch.bfloat16)])
 def test_training_runs_in_the_configured_precision(tiny_cfg, tmp_path, monkeypatch,
                                                    precision: str, dtype) -> None:
     seen = _autocast_dtypes(monkeypatch)
@@ -54,7 +55,9 @@ def test_precision_from_yaml_and_set_and_refused_on_resume(tiny_cfg, tmp_path) -
     train(cfg)
     with pytest.raises(ConfigError, match="precision differs"):
         train(tiny_cfg(epochs=2, precision="bf16"), resume=True)
-    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="precision differs"):
+        train(tiny_cfg(epochs=2, precision="tf32"), resume=True)
+    with pytest.raises(ConfigError, match="precision must be one of fp32, tf32, bf16, fp16"):
         tiny_cfg(precision="fp64")
     config = tmp_path / "c.yaml"
     config.write_text("precision: bf16\ndataset: digits\n")

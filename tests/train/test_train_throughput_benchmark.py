@@ -15,7 +15,8 @@ def test_train_throughput_runs_at_a_tiny_setting(tmp_path):
     out = tmp_path / "train_throughput.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--batch", "8", "--pool", "16", "--rounds",
                            "1", "--warmup", "1", "--steps", "1", "--pipeline-reps", "1",
-                           "--epochs-projection", "--threads", "1", "--out", str(out)],
+                           "--epochs-projection", "--threads", "1", "--engine", "--engine-steps", "1",
+                           "--out", str(out)],
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, LKCA_AUTOTUNE_CACHE=""))
     assert out.is_file(), proc.stderr[-3000:]
@@ -26,3 +27,8 @@ def test_train_throughput_runs_at_a_tiny_setting(tmp_path):
     assert set(data["ratios"]) == {"pipeline_to_train vit_2p7m", "pipeline_to_train vit_lkca_2p7m",
                                    "lkca_to_vit_train"}
     assert all(data["epochs_projection"][m]["total_h"] > 0 for m in data["models"])
+    for m in data["models"]:  # lkca train's real step beside the model's bare step
+        engine = data["engine_step"][m]
+        assert engine["engine"]["steps_per_epoch"] == 1 and engine["bare"]["images_per_s"] > 0
+        assert engine["engine_to_bare"] == engine["engine"]["images_per_s"] / engine["bare"][
+            "images_per_s"]

@@ -6,8 +6,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -62,19 +62,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-# The precision of a run's forward passes (config key ``precision``, docs/recipe.md): fp32 (the
-# authors' runs, on an RTX 2080 Ti), bf16 or fp16 autocast; fp16 also scales the loss
-# (Session.backward_and_step).
-PRECISIONS = ("fp32", "bf16", "fp16")
+# The precision of a run's forward passes (config key ``precision``, docs/recipe.md "Precision"):
+# fp32 (the authors' runs, on an RTX 2080 Ti, which has no TF32), tf32 (fp32 storage, matrix
+# products and convolutions in TF32 on GPUs that have it), bf16 or fp16 autocast; fp16 also
+# scales the loss (Session.backward_and_step).
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def mixed_precision(device: torch.device, precision: str) -> AbstractContextManager:
-    """The autocast context of ``precision`` on ``device`` (nothing for fp32), on CPU and CUDA
-    alike. Reusable across ``with`` blocks."""
+    """The autocast context of ``precision`` on ``device`` (nothing for fp32 and tf32, whose
+    tensors stay fp32: :func:`float32_arithmetic`), on CPU and CUDA alike. Reusable across
+    ``with`` blocks."""
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
+    if precision in ("fp32", "tf32"):
         return nullcontext()
     return torch.autocast(device.type, dtype=_AUTOCAST[precision])
 
@@ -142,6 +144,24 @@ def cgroup_quota(cgroup_root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROU
             continue
         return quota / period if quota > 0 and period > 0 else None
     return None
+
+
+@contextmanager
+def float32_arithmetic(precision: str) -> Iterator[None]:
+    """Inside the block, CUDA matrix products and cuDNN convolutions of fp32 tensors run in TF32
+    when ``precision`` is ``tf32`` and in IEEE fp32 otherwise (torch's default lets cuDNN
+    convolutions use TF32, so a plain ``fp32`` run would not be exact fp32 on a GPU with TF32);
+    the settings before the block are restored after it. CPUs have no TF32: there ``tf32`` is
+    fp32. Under bf16 / fp16 it governs what autocast leaves in fp32."""
+    # the flags torch.compile's kernels read too (allow_tf32; setting torch's newer
+    # fp32_precision flags instead makes reading these an error)
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
+    matmul.allow_tf32 = cudnn.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before
 
 
 def cpu_threads(device: torch.device, *, sample_s: float = LOAD_SAMPLE_S,

@@ -35,7 +35,13 @@ from lkca.autotune.tuner import impl_choices
 from lkca.checkpoint.files import save_weights
 from lkca.errors import UserError
 from lkca.runtime.console import Console, plural
-from lkca.runtime.device import PRECISIONS, cpu_threads, mixed_precision, resolve_device
+from lkca.runtime.device import (
+    PRECISIONS,
+    cpu_threads,
+    float32_arithmetic,
+    mixed_precision,
+    resolve_device,
+)
 from lkca.runtime.distributed import (
     Dist,
     all_reduce_sum,
@@ -49,7 +55,7 @@ from lkca.runtime.impl_record import (
     share_impl_choices,
     start_impl_policy,
 )
-from lkca.runtime.nonfinite import check_finite
+from lkca.runtime.nonfinite import NonFiniteSteps, check_finite, not_finite
 from lkca.runtime.resume_policy import check_resume_config
 from lkca.runtime.run_dir import RunDir, claim_run_dir
 from lkca.runtime.run_lock import DirectoryLock
@@ -75,11 +81,12 @@ class Session:
     difference is refused, :mod:`lkca.runtime.resume_policy`); ``impl_policy``: how LKCA's
     ``impl="auto"`` chooses (:func:`lkca.set_impl_policy`); ``overwrite``: a new run may
     replace the run ``out`` holds (deleted first, :meth:`RunDir.check_new`), else a folder
-    holding a run is refused unless ``resume``; ``precision``: ``fp32 | bf16 | fp16``,
-    the autocast of :attr:`amp` (fp16 adds a loss scaler, :meth:`backward_and_step`);
-    ``next_free``: the default folder when ``out`` is a free default name
-    (:class:`~lkca.runtime.run_dir.RunPlace`): a race for it takes the next free name, and
-    :attr:`dir` is where the run went.
+    holding a run is refused unless ``resume``; ``precision``: ``fp32 | tf32 | bf16 | fp16``,
+    the autocast of :attr:`amp` (fp16 adds a loss scaler, :meth:`backward_and_step`) and, for
+    the session's length, whether fp32 matrix products and convolutions may use TF32
+    (:func:`lkca.runtime.device.float32_arithmetic`); ``next_free``: the default folder when
+    ``out`` is a free default name (:class:`~lkca.runtime.run_dir.RunPlace`): a race for it takes
+    the next free name, and :attr:`dir` is where the run went.
     """
 
     device: torch.device
@@ -119,6 +126,8 @@ class Session:
         self._torch_threads = torch.get_num_threads()  # restored on exit
         self.threads, self.threads_note = cpu_threads(self.device)
         torch.set_num_threads(self.threads)
+        self._arithmetic = float32_arithmetic(self.precision)  # TF32 or not; restored on exit
+        self._arithmetic.__enter__()
         try:
             self.stop = StopRequest().__enter__()  # first: SIGTERM in start-up ends as documented
             self.dir.check_resume(self.resume)
@@ -170,6 +179,7 @@ class Session:
                 self._lock.release()
         finally:
             torch.set_num_threads(self._torch_threads)
+            self._arithmetic.__exit__(None, None, None)
             leave_process_group(self.env, finished=not any(exc))
 
     @property
@@ -178,17 +188,53 @@ class Session:
         return mixed_precision(self.device, self.precision)
 
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                          parameters: Any, grad_clip: float | None) -> None:
+                          parameters: Any, grad_clip: float | None,
+                          guard: NonFiniteSteps | None = None) -> torch.Tensor | None:
         """``loss.backward()``, gradient clipping to ``grad_clip`` (when set) and
         ``optimizer.step()``; under fp16 through :attr:`scaler`: the loss scaled, the gradients
         unscaled before clipping, a step whose gradients overflowed skipped (and the scale
-        lowered)."""
+        lowered).
+
+        With ``guard`` (:meth:`nonfinite_steps`) nothing waits for the host: the step is masked
+        on the device when its loss or gradients are not finite or the guard has halted, and its
+        verdict recorded in ``guard``; returns the mask (a device bool: True when the step
+        changed no weight). Under fp16 the scaler's own check covers the gradients (an overflow
+        is its business, not a bad step) and a bad loss poisons a gradient so the scaler skips
+        the step too. The mask rides on the fused optimiser's ``found_inf``; an optimiser
+        without it reads the mask on the host."""
+        params = [p for p in parameters if p.requires_grad]
+        loss_bad = guard.loss_bad(loss) if guard is not None else None
         self.scaler.scale(loss).backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        fp16 = self.scaler.is_enabled()
+        if guard is not None and loss_bad is not None and fp16 and grads:
+            grads[0].masked_fill_(guard.mask(loss_bad), float("nan"))  # before the scaler's check
+        norm = None
         if grad_clip:
             self.scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(parameters, grad_clip)
-        self.scaler.step(optimizer)
-        self.scaler.update()
+            norm = nn.utils.clip_grad_norm_(params, grad_clip)
+        if guard is None or loss_bad is None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            return None
+        if fp16:
+            grads_bad = torch.zeros_like(loss_bad)
+            skip = guard.mask(loss_bad)
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            if norm is None:
+                norm = nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+            grads_bad = not_finite(norm)
+            skip = guard.mask(loss_bad | grads_bad)
+            masked_step(optimizer, skip)
+        guard.record(loss_bad, grads_bad)
+        return skip
+
+    def nonfinite_steps(self, skip: bool) -> NonFiniteSteps:
+        """The device-side non-finite policy of this run (:class:`NonFiniteSteps`): ``skip``
+        bad steps, or stop at the first with the last good checkpoint kept."""
+        return NonFiniteSteps(self.device, self.env, self.dir.state(), skip)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel under torchrun, else itself."""
@@ -312,3 +358,18 @@ class Session:
         directory itself holds whatever happens to the file, :mod:`lkca.runtime.run_lock`)."""
         if self._lock is not None:
             self._lock.check_held()
+
+
+def masked_step(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()`` unless the device bool ``skip``: through the fused kernel's
+    ``found_inf`` (weights, moments and step count left as they were, no host wait), else, for
+    an optimiser without it, read on the host."""
+    if getattr(optimizer, "_step_supports_amp_scaling", False):
+        optimizer.grad_scale = None  # type: ignore[attr-defined]
+        optimizer.found_inf = skip.to(torch.float32)  # type: ignore[attr-defined]
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.grad_scale, optimizer.found_inf  # type: ignore[attr-defined]
+    elif not skip.item():
+        optimizer.step()

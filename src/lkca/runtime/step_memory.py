@@ -51,7 +51,7 @@ def step_bytes(model: nn.Module, batch_shape: tuple[int, ...], precision: str = 
             model.train()(torch.empty(batch_shape, device=next(model.parameters()).device))
     except Exception:  # noqa: BLE001 - an operation the meta device cannot run (no meta kernel,
         return None  # a value read back): the step is not estimated, and the run goes on
-    activations = sum(kept.values()) // (1 if precision == "fp32" else 2)
+    activations = sum(kept.values()) // (1 if precision in ("fp32", "tf32") else 2)  # fp32 storage
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return activations + 4 * params
 

@@ -81,8 +81,8 @@ class TrainConfig:
     # how LKCA's impl="auto" chooses: autotune | rule | conv | toeplitz | fft (docs/benchmarks.md,
     # "How auto chooses"); the choices made are recorded and replayed on --resume
     impl_policy: str = "autotune"
-    # fp32 | bf16 | fp16: the forward's autocast (docs/recipe.md "Precision"); the authors trained
-    # in fp32 (SPT main.py has no autocast); refused as a change on --resume
+    # fp32 | tf32 | bf16 | fp16: the forward's autocast and TF32 (docs/recipe.md "Precision"); the
+    # authors trained in fp32 (SPT main.py has no autocast); refused as a change on --resume
     precision: str = "fp32"
 
     def __post_init__(self) -> None:

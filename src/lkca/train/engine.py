@@ -12,12 +12,12 @@ evaluation.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lkca.builder import build_model as build_from_record
 from lkca.builder import check_model_size
@@ -34,12 +34,20 @@ from lkca.models.registry import resolve_name
 from lkca.pretrained import export_checkpoint
 from lkca.runtime.compile_cache import use_inductor_cache
 from lkca.runtime.console import plural
+from lkca.runtime.distributed import Dist, all_reduce_sum
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
 from lkca.runtime.step_memory import check_step_memory
 from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
+from lkca.train.ema import WeightEMA
 from lkca.train.optim import build_optimizer, build_scheduler
+
+# Steps between the host's reads of the device (the non-finite verdicts, the progress bar's
+# loss). A read drains the device's queue once, costing at most about one step's overlap of
+# host and device, so at most 1 / CHECK_EVERY of the time: under 1% at 100. A run that stops on
+# a non-finite step learns of it within CHECK_EVERY steps (or at the epoch's end).
+CHECK_EVERY = 100
 
 
 def model_meta(cfg: TrainConfig, info: DatasetInfo, num_classes: int, img_size: int,
@@ -64,17 +72,27 @@ def device_tensors(cfg: TrainConfig, split: str, device: torch.device):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             transform: nn.Module, batch_size: int, amp: Any) -> tuple[float, float]:
-    """Top-1 (%) and mean cross-entropy on uint8 images resident on the device."""
+             transform: nn.Module, batch_size: int, amp: Any, env: Dist | None = None
+             ) -> tuple[float, float]:
+    """Top-1 (%) and mean cross-entropy on uint8 images resident on the device.
+
+    Under torchrun (``env``) each rank evaluates its contiguous share of the images and the
+    counts (correct, loss sum) are summed over the ranks on the device; the host reads them
+    once, at the end (tests/train/test_ddp.py: the same top-1 as one process, the same loss up
+    to the order of the sums)."""
     model.eval()
-    correct, loss_sum = 0, 0.0
-    for start in range(0, len(images), batch_size):
-        x = transform(images[start : start + batch_size])
-        y = labels[start : start + batch_size]
+    env = env or Dist()
+    share = -(-len(images) // env.world_size)
+    begin, end = env.rank * share, min(len(images), (env.rank + 1) * share)
+    sums = torch.zeros(2, dtype=torch.float64, device=images.device)  # correct, loss sum
+    for start in range(begin, end, batch_size):
+        x = transform(images[start : min(start + batch_size, end)])
+        y = labels[start : min(start + batch_size, end)]
         with amp:
             logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        sums[0] += (logits.argmax(1) == y).sum()
+        sums[1] += F.cross_entropy(logits, y, reduction="sum").double()
+    correct, loss_sum = all_reduce_sum(sums, env).tolist()
     return 100.0 * correct / len(images), loss_sum / len(images)
 
 
@@ -139,63 +157,81 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             pos = run.restore(parts, cfg.to_dict(), pos)
         start_epoch, best_top1, wall_before = pos["epoch"], pos["best_top1"], pos["wall_s"]
         net = run.wrap(model)
-        if cfg.compile:
+        eval_model = ema.module if ema is not None else model  # EMA weights when EMA is on
+        eval_net = eval_model
+        if cfg.compile:  # training's model and evaluation's (OptimizedModules)
             use_inductor_cache()  # not the system's temporary folder
-            net = cast(nn.Module, torch.compile(net))  # an OptimizedModule
+            net = cast(nn.Module, torch.compile(net))
+            eval_net = cast(nn.Module, torch.compile(eval_model))
+        guard = run.nonfinite_steps(cfg.skip_nonfinite)
         run.begin(cfg.to_dict(), resumed_at=start_epoch if resume else None)
         run.console.print(describe_recipe(recipe))
 
         t_run = time.perf_counter()
         top1 = 0.0
+        timed: list[float] = []  # epochs timed in this process (training and evaluation)
         for epoch in range(start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
             net.train()
             stream.set_epoch(epoch)
             first = pos["step"] if epoch == start_epoch else 0
             bar = run.console.progress(steps_per_epoch, first, f"epoch {epoch + 1}/{cfg.epochs}")
-            loss_sum, seen, skipped, t0 = 0.0, 0, 0, time.perf_counter()
+            # the running loss stays on the device: read every CHECK_EVERY steps and at the end
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            seen = 0  # images of the steps applied (the skipped ones subtracted at each check)
             if first:  # resumed mid-epoch: carry the epoch's running loss
-                loss_sum, seen = pos["loss_sum"], pos["seen"]
+                loss_sum += pos["loss_sum"]
+                seen = pos["seen"]
+            skipped, window, t0 = 0, first, time.perf_counter()
             seen_here = 0  # images this process trained on this epoch: the speed's numerator
+
             # step: this rank's share of the global batch, augmented and mixed (TrainStream)
             for step, batch in enumerate(stream.iter_from(first, steps_per_epoch), start=first):
                 with run.amp:
                     logits = net(batch.images)
                 loss = mixed_cross_entropy(logits.float(), batch, cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                if not run.finite(loss, f"epoch {epoch + 1} step {step + 1}", cfg.skip_nonfinite):
-                    skipped += 1
-                    scheduler.step()
-                    continue
-                run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
-                scheduler.step()
+                # no host wait: a non-finite step is masked on the device (changes no weight)
+                masked = run.backward_and_step(loss, optimizer, model.parameters(),
+                                               cfg.grad_clip, guard)
+                assert masked is not None
+                scheduler.step()  # skipped steps step the schedule too
                 if ema is not None:
-                    ema.update_parameters(model)
-                loss_sum += loss.item() * cfg.batch_size
+                    ema.update_parameters(model, masked)
+                loss_sum.add_(loss.detach().masked_fill(masked, 0.0), alpha=cfg.batch_size)
                 seen += cfg.batch_size
                 seen_here += cfg.batch_size
                 run.stepped()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}",
-                                img_s=f"{seen_here / (time.perf_counter() - t0):.0f}")
+                if (step + 1 - window) % CHECK_EVERY == 0:  # one host wait per CHECK_EVERY steps
+                    bad = guard.check(partial(_step_name, epoch, window))
+                    skipped, seen, window = skipped + bad, seen - bad * cfg.batch_size, step + 1
+                    bar.set_postfix(loss=f"{loss_sum.item() / max(seen, 1):.3f}",
+                                    img_s=f"{seen_here / (time.perf_counter() - t0):.0f}")
                 if run.stop_requested:  # SIGTERM / Ctrl-C: save where we are, then stop
                     bar.close()
+                    # a bad step since the last check stops the run unsaved instead
+                    bad = guard.check(partial(_step_name, epoch, window))
+                    skipped, seen = skipped + bad, seen - bad * cfg.batch_size
                     run.save(parts, meta, {"epoch": epoch, "step": step + 1, "best_top1": best_top1,
                                            "wall_s": wall_before + time.perf_counter() - t_run,
-                                           "loss_sum": loss_sum, "seen": seen})
+                                           "loss_sum": loss_sum.item(), "seen": seen})
                     raise run.interrupted(f"epoch {epoch + 1} step {step + 1}")
             bar.close()
+            bad = guard.check(partial(_step_name, epoch, window))
+            skipped, seen = skipped + bad, seen - bad * cfg.batch_size
+            train_loss = loss_sum.item() / max(seen, 1)
             train_s = time.perf_counter() - t0
 
-            # evaluate (the EMA weights when EMA is on)
-            eval_model = ema.module if ema is not None else model
-            top1, test_loss = evaluate(eval_model, test_x, test_y, eval_transform,
-                                       cfg.eval_batch_size, run.amp)
+            # evaluate (the EMA weights when EMA is on), sharded over the processes
+            top1, test_loss = evaluate(eval_net, test_x, test_y, eval_transform,
+                                       cfg.eval_batch_size, run.amp, env)
             is_best = top1 > best_top1
             best_top1 = max(best_top1, top1)
 
             # log, then checkpoint: a kill between the two leaves a record past the checkpoint,
             # which --resume drops (Session.begin), never a checkpoint without its record.
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+            record = {"epoch": epoch + 1, "train_loss": train_loss,
                       "test_loss": test_loss, "test_top1": top1,
                       "lr": optimizer.param_groups[0]["lr"],
                       "images_per_s": seen_here * env.world_size / max(train_s, 1e-9)}
@@ -213,9 +249,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> di
             run.console.print(f"epoch {epoch + 1}/{cfg.epochs}  train_loss "
                               f"{record['train_loss']:.4f}  test_top1 {top1:.2f}%  "
                               f"({record['images_per_s']:.0f} img/s)")
-            if epoch == start_epoch and first == 0 and epoch + 1 < cfg.epochs:  # first timed
-                run.console.print(describe_projection(time.perf_counter() - t_run,
-                                                      cfg.epochs - epoch - 1, wall_before))
+            if first == 0:  # a whole epoch timed in this process
+                timed.append(time.perf_counter() - t_epoch)
+            line = projection_line(timed, cfg.compile, cfg.epochs - epoch - 1,
+                                   wall_before + time.perf_counter() - t_run)
+            if line:
+                run.console.print(line)
             if cfg.stop_after_epochs and cfg.stop_after_epochs <= epoch + 1 < cfg.epochs:
                 run.console.print(f"stopping after epoch {epoch + 1} as asked "
                                   "(stop_after_epochs); continue with --resume")
@@ -266,12 +305,27 @@ def describe_recipe(recipe: dict[str, Any]) -> str:
             "over the data)")
 
 
-def describe_projection(epoch_s: float, epochs_left: int, wall_before: float) -> str:
-    """One line: the run's projected end from the first epoch timed in this process (training
-    and evaluation), a projection that assumes every epoch takes as long."""
-    total = wall_before + epoch_s * (epochs_left + 1)
+def projection_line(timed: list[float], compiled: bool, epochs_left: int,
+                    elapsed_s: float) -> str | None:
+    """The ``projected:`` line, printed once, after the first epoch this process timed whole
+    (training and evaluation), or with ``compiled`` (``--compile``) after the second: the first
+    includes compiling the model, so projecting from it overstates the run (a 4-epoch CPU demo
+    said 2.0 min for 37 s); the line says so and gives the compiling epoch's time. None on the
+    other epochs and when no epoch is left."""
+    needed = 2 if compiled else 1
+    if len(timed) != needed or epochs_left <= 0:
+        return None
+    epoch_s = timed[-1]
+    total = elapsed_s + epoch_s * epochs_left
+    note = (f"; from epoch 2 of this process: epoch 1, {_hours(timed[0])}, compiled the model"
+            if compiled else "")
     return (f"projected: {_hours(total)} for the whole run ({_hours(epoch_s)} per epoch on this "
-            f"device, {plural(epochs_left, 'epoch')} left)")
+            f"device, {plural(epochs_left, 'epoch')} left{note})")
+
+
+def _step_name(epoch: int, window: int, index: int) -> str:
+    """The name of step ``index`` of the check window that starts at step ``window``."""
+    return f"epoch {epoch + 1} step {window + index + 1}"
 
 
 def _hours(seconds: float) -> str:
@@ -293,8 +347,6 @@ def _augmentation(cfg: TrainConfig, info: DatasetInfo, device: torch.device
                                               cfg.cutmix_beta)
 
 
-def _build_ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+def _build_ema(model: nn.Module, decay: float | None) -> WeightEMA | None:
     """An exponential moving average of the weights (``None`` when ``decay`` is off)."""
-    if not decay:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return WeightEMA(model, decay) if decay else None

@@ -12,7 +12,6 @@ import torch
 
 from lkca.analysis.step_counts import count_step, model_step_counts
 from lkca.data import dataset_info
-from lkca.data.mix import MixedBatch
 from lkca.train import engine
 from lkca.train.config import TrainConfig
 
@@ -71,7 +70,6 @@ def test_the_engine_step_itself_never_waits_for_the_host(tmp_path, monkeypatch):
     fused AdamW, schedule, running loss) with augmentation and mixing off: no host wait, and
     within 1.25x the aten ops of the model's own step (measured 1.19x; it was 1.15x with three
     host waits per step)."""
-    monkeypatch.setattr(engine, "mix_batch", lambda x, y, cfg: MixedBatch(x, y, y, 1.0, "none"))
     waits, ops, floor, names = _per_step(tmp_path, monkeypatch, autoaugment="none", erasing_p=0.0,
                                          mix_prob=0.0, hflip=False, crop_padding=0)
     assert waits == 0, dict(names)

@@ -1,5 +1,9 @@
 """`lkca seg train` killed with SIGKILL inside a checkpoint write and at random moments, then
-resumed: the final weights and metrics equal an uninterrupted run's; no file is half-written."""
+resumed: the final weights and metrics equal an uninterrupted run's; no file is half-written.
+
+The runs compared are separate runs, so they choose LKCA's implementation by the fixed rule
+(``impl_policy: rule``): autotune times its candidates on the machine as it is, and on a busy one
+two runs may choose differently (a resumed run replays its own run's choices, not another's)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ iters: 40
 eval_interval: 4
 device: cpu
 progress: false
+impl_policy: rule
 """
 BASE = Path(__file__).resolve().parents[2] / "configs" / "seg" / "ade20k" / "base.yaml"
 

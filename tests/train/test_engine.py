@@ -115,7 +115,7 @@ def test_sigterm_to_the_process_then_resume_is_exact(tmp_path):
     """A real `lkca train` process gets SIGTERM mid-epoch, exits cleanly, and resumes exactly."""
     args = ["train", "--model", "lkca_digits", "--epochs", "3", "--batch-size", "32",
             "--device", "cpu", "--no-progress", "--set", "model_args.depth=1",
-            "max_steps_per_epoch=6", "warmup_epochs=1"]
+            "max_steps_per_epoch=6", "warmup_epochs=1", "impl_policy=rule"]  # runs compared
 
     def run(head, out, *extra):
         return subprocess.run([sys.executable, *head, *args, "--out", str(out), *extra],

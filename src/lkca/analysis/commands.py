@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from lkca.analysis.erf import THRESHOLDS, area_ratios, effective_receptive_field, real_images
+from lkca.analysis.erf import (
+    ERF_BATCH,
+    THRESHOLDS,
+    area_ratios,
+    effective_receptive_field,
+    real_images,
+)
 from lkca.analysis.paper_report import render_tables
 from lkca.analysis.paper_results import SEG_READINGS
 from lkca.analysis.plots import (
@@ -37,6 +44,7 @@ from lkca.models.registry import create_model, list_models, model_aliases, paper
 from lkca.pretrained import load_trained
 from lkca.runtime.console import plural
 from lkca.runtime.device import resolve_device
+from lkca.runtime.step_memory import check_forward_memory, meta_copy
 from lkca.seg.backbone import BACKBONES
 from lkca.seg.segmentor import HEADS, segmentor_params
 
@@ -118,6 +126,9 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     img0, classes0 = paper.get("counted_at", (paper.get("img_size", 32), paper.get("num_classes")))
     img = args.img_size or img0
     classes = args.num_classes or classes0
+    # profile() runs one image through the model on the CPU, LKCA as its matrix (toeplitz)
+    check_forward_memory(lambda: create_model(args.model, num_classes=classes, img_size=img),
+                         (1, 3, img, img), "cpu", args.model, impl="toeplitz")
     model = create_model(args.model, num_classes=classes, img_size=img)
     stats = profile(model, img)
     at_paper = img == img0 and classes == classes0  # the paper's figures hold there only
@@ -222,6 +233,7 @@ def _erf_models(args: argparse.Namespace, device):
         if kind == "checkpoint":  # refuses segmentation checkpoints
             model, meta = load_trained(value, device, task="classification")
             dataset, size = args.dataset or meta.get("dataset") or "digits", meta["img_size"]
+            _check_erf_memory(partial(meta_copy, model), args, size, device, meta["model"])
             yield model, f"{meta['model']} ({_run_name(Path(value))})", dataset, size
             if args.with_init:  # the same architecture (model_args included) before training
                 torch.manual_seed(args.seed)
@@ -229,9 +241,19 @@ def _erf_models(args: argparse.Namespace, device):
             continue
         info = dataset_info(args.dataset or "digits")
         img_size = args.img_size or info.img_size
+        _check_erf_memory(partial(create_model, value, num_classes=info.num_classes,
+                                  img_size=img_size), args, img_size, device, value)
         torch.manual_seed(args.seed)
         model = create_model(value, num_classes=info.num_classes, img_size=img_size)
         yield model.to(device).eval(), f"{value} (init)", info.name, img_size
+
+
+def _check_erf_memory(build, args: argparse.Namespace, img_size: int, device, name: str) -> None:
+    """Refused in one line when one batch of effective_receptive_field (its forward and the
+    gradient of its input) cannot fit ``device``: before the model and the images are made."""
+    batch = min(ERF_BATCH, args.num_images) if args.num_images > 0 else 1
+    check_forward_memory(build, (batch, 3, img_size, img_size), device, name, input_grad=True,
+                         fix="pass a smaller --img-size (or --num-images)")
 
 
 def _run_folder(path: str | Path) -> Path:
@@ -265,6 +287,8 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
                 meta["model"] or "VisionTransformer")
         title = f"{name} ({_run_name(Path(args.checkpoint))})"
     else:
+        check_forward_memory(lambda: create_model(args.model, img_size=args.img_size), None,
+                             "cpu", args.model)  # the model is built, nothing runs
         torch.manual_seed(args.seed)
         model = create_model(args.model, img_size=args.img_size)
         name, title = args.model, f"{args.model} (init, seed {args.seed})"

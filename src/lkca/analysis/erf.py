@@ -41,8 +41,11 @@ def token_map(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return out
 
 
+ERF_BATCH = 32  # images per forward and backward of effective_receptive_field
+
+
 def effective_receptive_field(model: nn.Module, images: torch.Tensor,
-                              batch_size: int = 32) -> torch.Tensor:
+                              batch_size: int = ERF_BATCH) -> torch.Tensor:
     """The ERF of ``model`` over ``images`` (B, C, H, W) (normalised, as the model sees them).
 
     For each image: ``g = d(sum_c out[c, h // 2, w // 2]) / d image``, the centre token (for an even

@@ -20,6 +20,7 @@ from lkca.export.onnx_export import (
     require_onnx,
 )
 from lkca.pretrained import load_trained
+from lkca.runtime.step_memory import check_forward_memory, meta_copy
 
 # The lowest ONNX opset lkca exports: 18, the opset torch.onnx's exporter writes natively (lower
 # ones go through onnx's version converter, which lkca does not test); the highest is the
@@ -63,12 +64,27 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if record["task"] == "seg":
         raise UserError(f"{source} is a segmentor; `lkca export` exports classifiers "
                         "(checkpoints of `lkca train`)")
+    check = not args.no_check and importlib.util.find_spec("onnxruntime") is not None
+    _check_export_memory(model, record.get("model") or type(model).__name__, args.img_size,
+                         args.impl, check)
     path = export_onnx(model, args.out, args.img_size, args.impl, args.opset)
     shape = onnx_input_shape(path)  # as the graph says, not as we meant it
     dynamic = [str(d) for d in shape if isinstance(d, str)]
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, input 'images' "
           f"({', '.join(map(str, shape))}), dynamic axes: {', '.join(dynamic) or 'none'}, "
           f"output 'logits', LKCA impl {args.impl})")
-    if not args.no_check and importlib.util.find_spec("onnxruntime") is not None:
+    if check:
         diff = onnx_max_abs_diff(model, path, (1, 3), args.img_size)
         print(f"onnxruntime vs PyTorch, batch 1 and 3: max abs diff {diff:.2e}")
+
+
+def _check_export_memory(model, name: str, img_size: int | None, impl: str, check: bool) -> None:
+    """Refused in one line, before anything is written, when what the export runs cannot fit this
+    machine: with the onnxruntime check, PyTorch's forward of its largest batch (3, on the CPU,
+    LKCA as ``impl``); without, the model alone (the exporter traces on shapes)."""
+    cfg = getattr(model, "cfg", None)
+    size = img_size or getattr(cfg, "img_size", None)
+    if size is None:  # export_onnx refuses it, naming --img-size
+        return
+    shape = (3, int(getattr(cfg, "in_chans", 3)), size, size) if check else None
+    check_forward_memory(lambda: meta_copy(model), shape, "cpu", name, impl=impl)

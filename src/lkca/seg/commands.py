@@ -19,6 +19,7 @@ from lkca.errors import DataFormatError
 from lkca.pretrained import load_trained
 from lkca.runtime.device import resolve_device
 from lkca.runtime.signals import StartupStop
+from lkca.runtime.step_memory import check_forward_memory, meta_copy
 from lkca.seg.config import build_seg_config
 from lkca.seg.segmentor import Segmentor
 
@@ -118,9 +119,29 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     model, meta = load_trained(args.checkpoint, resolve_device(args.device), task="seg")
     assert isinstance(model, Segmentor)
     image = _bounded(load_image, image_path)
-    pred = predict_image(model, image, args.mode, *eval_pipeline(meta))
+    crop, stride, scale = eval_pipeline(meta)
+    _check_predict_memory(model, meta, image.shape[:2], args.mode, crop, scale)
+    pred = predict_image(model, image, args.mode, crop, stride, scale)
     save_png(side_by_side(image, pred, meta["num_classes"]), out)
     print(f"wrote {out} (image | prediction, {2 * image.shape[1]}x{image.shape[0]})")
+
+
+def _check_predict_memory(model: Segmentor, meta: dict[str, Any], size: tuple[int, int],
+                          mode: str, crop: int, scale: tuple[int, int]) -> None:
+    """Refused in one line, before the PNG is written, when one forward of predict_image (the
+    image resized to the test scale and padded to the patch multiple; with --mode slide, one
+    window of it) cannot fit the model's device."""
+    from lkca.seg.transforms import rescale_size
+
+    h, w = rescale_size(size[0], size[1], scale)
+    if mode == "slide":
+        h, w = min(h, crop), min(w, crop)
+    d = model.size_divisor  # each forward's input is zero-padded to it
+    h, w = h + (-h) % d, w + (-w) % d
+    check_forward_memory(lambda: meta_copy(model), (1, 3, h, w), next(model.parameters()).device,
+                         f"{meta['head']} + {meta['backbone']}",
+                         fix="predict with --mode slide (one crop at a time)" if mode == "whole"
+                         else "predict on a device with more memory (--device)")
 
 
 def _bounded(load: Callable[[Path], Any], path: Path) -> Any:

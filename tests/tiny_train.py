@@ -54,3 +54,21 @@ def assert_refused(capsys, argv: list[str], expected: str, root) -> str:
     err = assert_one_line_error(capsys, argv, expected)
     assert snapshot(root) == before, err
     return err
+
+
+# A seconds-long `lkca seg train` on the tiny ADE20K fixtures (tests/seg/conftest.py write_pair):
+# a 4-block LKCA-S with an FPN head on 32x32 crops; a test fills in the iterations and adds keys.
+TINY_SEG_YAML = """base: {base}
+backbone: lkca_s_seg
+head: fpn
+model_args: {{depth: 4, dim: 32, num_heads: 2, head_channels: 16}}
+crop_size: 32
+img_scale: [64, 32]
+batch_size: 2
+warmup_iters: 2
+slide_stride: 16
+iters: {iters}
+eval_interval: {eval_interval}
+device: cpu
+progress: false
+"""

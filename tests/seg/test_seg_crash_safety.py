@@ -11,22 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_train import TINY_SEG_YAML
 
-CONFIG = """base: {base}
-backbone: lkca_s_seg
-head: fpn
-model_args: {{depth: 4, dim: 32, num_heads: 2, head_channels: 16}}
-crop_size: 32
-img_scale: [64, 32]
-batch_size: 2
-warmup_iters: 2
-slide_stride: 16
-iters: 40
-eval_interval: 4
-device: cpu
-progress: false
-impl_policy: rule
-"""
 BASE = Path(__file__).resolve().parents[2] / "configs" / "seg" / "ade20k" / "base.yaml"
 
 
@@ -39,6 +25,7 @@ def test_seg_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, write_p
                    label=rng.integers(1, 4, (32, 40), dtype=np.uint8))
     write_pair(root, "validation", "ADE_val_00000001", (32, 32), seed=9)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(CONFIG.format(base=BASE))
+    cfg.write_text(TINY_SEG_YAML.format(base=BASE, iters=40, eval_interval=4)
+                   + "impl_policy: rule\n")
     argv = ["seg", "train", "--config", str(cfg), "--data-dir", str(tmp_path / "data")]
     crash_kit.killed_run_equals_uninterrupted(argv, tmp_path)

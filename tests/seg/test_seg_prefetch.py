@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_train import assert_one_line_error
+from tiny_train import TINY_SEG_YAML, assert_one_line_error
 
 from lkca.checkpoint.files import read_weights
 from lkca.cli import main
@@ -22,20 +22,7 @@ from lkca.seg import engine
 from lkca.seg.transforms import TrainTransform
 
 BASE = Path(__file__).resolve().parents[2] / "configs" / "seg" / "ade20k" / "base.yaml"
-CONFIG = f"""base: {BASE}
-backbone: lkca_s_seg
-head: fpn
-model_args: {{depth: 4, dim: 32, num_heads: 2, head_channels: 16}}
-crop_size: 32
-img_scale: [64, 32]
-batch_size: 2
-warmup_iters: 2
-slide_stride: 16
-iters: 4
-eval_interval: 2
-device: cpu
-progress: false
-"""
+CONFIG = TINY_SEG_YAML.format(base=BASE, iters=4, eval_interval=2)
 THREAD = "lkca-seg-train-input"
 
 

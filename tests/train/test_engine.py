@@ -175,18 +175,25 @@ def test_default_recipe_learns_digits(tmp_path):
     assert summary["top1"] >= 90.0, summary
 
 
-def test_nonfinite_loss_stops_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, monkeypatch):
-    train(tiny_cfg(epochs=2, stop_after_epochs=1))
-    saved = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+def _poison_loss(monkeypatch, at_call: int) -> dict[str, int]:
+    """The engine's loss made NaN at its ``at_call``-th call (the calls counted in the returned
+    dict, which a test may reset)."""
     real = engine.mixed_cross_entropy
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 2 else loss
+        return loss * float("nan") if calls["n"] == at_call else loss
 
     monkeypatch.setattr(engine, "mixed_cross_entropy", poisoned)
+    return calls
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    train(tiny_cfg(epochs=2, stop_after_epochs=1))
+    saved = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    calls = _poison_loss(monkeypatch, at_call=2)
     with pytest.raises(NonFiniteLoss, match="non-finite loss at epoch 2 step 2"):
         train(tiny_cfg(epochs=2), resume=True)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == saved
@@ -230,13 +237,6 @@ def test_a_bad_step_between_checks_stops_naming_it_and_later_steps_change_nothin
     after step 4: the message names step 3, and nothing after the check before it (step 2) was
     applied: the weights at the raise equal those after step 2 of an unpoisoned run."""
     monkeypatch.setattr(engine, "CHECK_EVERY", 2)
-    real = engine.mixed_cross_entropy
-    calls = {"n": 0}
-
-    def poisoned(*args, **kwargs):
-        calls["n"] += 1
-        loss = real(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 3 else loss
 
     real_check, models, weights = NonFiniteSteps.check, [], []
 
@@ -253,7 +253,7 @@ def test_a_bad_step_between_checks_stops_naming_it_and_later_steps_change_nothin
 
     monkeypatch.setattr(NonFiniteSteps, "check", check)
     monkeypatch.setattr(engine, "build_model", build)
-    monkeypatch.setattr(engine, "mixed_cross_entropy", poisoned)
+    _poison_loss(monkeypatch, at_call=3)
     with pytest.raises(NonFiniteLoss, match="non-finite loss at epoch 1 step 3, before any"):
         train(tiny_cfg(epochs=1))
     at_step_2, at_raise = weights

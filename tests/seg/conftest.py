@@ -39,3 +39,16 @@ def ade(tmp_path: Path) -> Path:
     _write_pair(root, "training", "ADE_train_00000001", label=label, seed=1)
     _write_pair(root, "validation", "ADE_val_00000001", size=(40, 16), seed=3)
     return tmp_path
+
+
+@pytest.fixture
+def tiny_train_data(tmp_path: Path) -> Path:
+    """``tmp_path / "data"``: 4 training pairs of 32x40 with labels 1..3 and one validation pair,
+    the data of the short real trainings (tests/tiny_train.py TINY_SEG_YAML)."""
+    root = tmp_path / "data" / "ADEChallengeData2016"
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        _write_pair(root, "training", f"ADE_train_{i:08d}", (32, 40), seed=i,
+                    label=rng.integers(1, 4, (32, 40), dtype=np.uint8))
+    _write_pair(root, "validation", "ADE_val_00000001", (32, 32), seed=9)
+    return tmp_path / "data"

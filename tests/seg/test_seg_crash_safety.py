@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from tiny_train import TINY_SEG_YAML
 
@@ -17,13 +16,8 @@ BASE = Path(__file__).resolve().parents[2] / "configs" / "seg" / "ade20k" / "bas
 
 
 @pytest.mark.slow
-def test_seg_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, write_pair, crash_kit):
-    root = tmp_path / "data" / "ADEChallengeData2016"
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        write_pair(root, "training", f"ADE_train_{i:08d}", (32, 40), seed=i,
-                   label=rng.integers(1, 4, (32, 40), dtype=np.uint8))
-    write_pair(root, "validation", "ADE_val_00000001", (32, 32), seed=9)
+def test_seg_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, tiny_train_data,
+                                                                crash_kit):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY_SEG_YAML.format(base=BASE, iters=40, eval_interval=4)
                    + "impl_policy: rule\n")

@@ -10,7 +10,6 @@ import signal
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from tiny_train import TINY_SEG_YAML, assert_one_line_error
@@ -35,13 +34,7 @@ def _one_thread():
 
 
 @pytest.fixture
-def data(tmp_path, write_pair) -> Path:
-    root = tmp_path / "data" / "ADEChallengeData2016"
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        write_pair(root, "training", f"ADE_train_{i:08d}", (32, 40), seed=i,
-                   label=rng.integers(1, 4, (32, 40), dtype=np.uint8))
-    write_pair(root, "validation", "ADE_val_00000001", (32, 32), seed=9)
+def data(tmp_path, tiny_train_data) -> Path:
     (tmp_path / "c.yaml").write_text(CONFIG)
     return tmp_path
 

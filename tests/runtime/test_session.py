@@ -10,7 +10,7 @@ import torch.distributed as dist
 from lkca.errors import CheckpointError, UserError
 from lkca.runtime.console import Console
 from lkca.runtime.distributed import Dist, check_global_batch
-from lkca.runtime.nonfinite import NonFiniteLoss, check_finite
+from lkca.runtime.nonfinite import NonFiniteLoss, NonFiniteSteps
 from lkca.runtime.run_dir import RunDir
 from lkca.runtime.session import Session
 
@@ -24,23 +24,31 @@ def test_only_the_main_process_prints_and_shows_progress(capsys):
     assert type(bar).__name__ == "_NoBar"
 
 
+def _one_step(skip, checkpoint, loss, where="iter 1"):
+    """One step's verdict through the policy (lkca.runtime.nonfinite.NonFiniteSteps): the
+    number of bad steps skipped, or its NonFiniteLoss."""
+    guard = NonFiniteSteps(torch.device("cpu"), Dist(), checkpoint, skip)
+    guard.record(guard.loss_bad(loss), torch.tensor(False))
+    return guard.check(lambda i: where)
+
+
 @pytest.mark.parametrize("skip, returned, fix", [
-    (True, False, None), (False, None, "or set skip_nonfinite: true"), (None, None, "lower --lr or set"),
+    (True, 1, None), (False, None, "or set skip_nonfinite: true"), (None, None, "lower --lr or set"),
 ])
 def test_non_finite_policy(skip, returned, fix, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"saved")
-    assert check_finite(torch.tensor(1.0), Dist(), "iter 1", tmp_path / "last.pt", skip)
+    assert _one_step(skip, tmp_path / "last.pt", torch.tensor(1.0)) == 0
     nan = torch.tensor(float("nan"))
     if fix is None:
-        assert check_finite(nan, Dist(), "iter 1", tmp_path / "last.pt", skip) is returned
+        assert _one_step(skip, tmp_path / "last.pt", nan) == returned
         return
     with pytest.raises(NonFiniteLoss, match=f"non-finite loss at iter 1; .*{fix}.*then --resume"):
-        check_finite(nan, Dist(), "iter 1", tmp_path / "last.pt", skip)
+        _one_step(skip, tmp_path / "last.pt", nan)
 
 
 def test_non_finite_loss_before_any_checkpoint_does_not_advise_resume(tmp_path):
     with pytest.raises(NonFiniteLoss) as err:
-        check_finite(torch.tensor(float("nan")), Dist(), "epoch 1 step 2", tmp_path / "last.pt")
+        _one_step(None, tmp_path / "last.pt", torch.tensor(float("nan")), "epoch 1 step 2")
     message = str(err.value)
     assert "before any checkpoint was saved" in message and "start the run again" in message
     assert "--resume" not in message and "last.pt" not in message

@@ -1,13 +1,13 @@
 """The non-finite-loss policy: stop with the last good checkpoint kept, or skip the step.
 
-Two forms of one policy. :func:`check_finite` reads the loss on the host before the backward (a
-host wait per step; the segmentation engine's). :class:`NonFiniteSteps` keeps the verdicts on
-the device, so a step never waits for the host (the classification engine's): the optimiser
-step of a step whose loss or gradients are not finite is masked on the device (fused AdamW's
-``found_inf``, :meth:`lkca.runtime.session.Session.backward_and_step`), and the host reads the
-verdicts only at :meth:`NonFiniteSteps.check`, every few steps and at the epoch's end.
+:class:`NonFiniteSteps` keeps the verdicts on the device, so a step never waits for the host
+(both engines): the optimiser step of a step whose loss or gradients are not finite is masked on
+the device (fused AdamW's ``found_inf``,
+:meth:`lkca.runtime.session.Session.backward_and_step`), and the host reads the verdicts only at
+:meth:`NonFiniteSteps.check`, every :data:`CHECK_EVERY` steps and before anything is saved or
+evaluated.
 
-When the run stops (``skip`` false), the host learns of a bad step at the next check, after
+When the run stops (``skip`` not true), the host learns of a bad step at the next check, after
 the steps between. Those steps change no weight either: the first bad step latches
 :attr:`NonFiniteSteps.halted`, and every later step's update (weights, optimiser moments, EMA)
 is masked until the check raises :class:`NonFiniteLoss` naming the first bad step; nothing is
@@ -24,27 +24,15 @@ import torch
 from lkca.errors import UserError
 from lkca.runtime.distributed import Dist, all_reduce_sum
 
+# Steps between the host's reads of the device (the non-finite verdicts, a progress bar's
+# loss). A read drains the device's queue once, costing at most about one step's overlap of
+# host and device, so at most 1 / CHECK_EVERY of the time: under 1% at 100. A run that stops on
+# a non-finite step learns of it within CHECK_EVERY steps (or at the next save or evaluation).
+CHECK_EVERY = 100
+
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or inf; the last checkpoint is left as it was."""
-
-
-def all_finite(loss: torch.Tensor, env: Dist) -> bool:
-    """One verdict for all ranks, so every process skips or stops together (no DDP hang)."""
-    bad = (~torch.isfinite(loss.detach())).float()
-    return all_reduce_sum(bad, env).item() == 0
-
-
-def check_finite(loss: torch.Tensor, env: Dist, where: str, checkpoint: Path,
-                 skip: bool | None = None) -> bool:
-    """True when ``loss`` is finite on every rank. Otherwise False when ``skip`` (the caller
-    skips the step), else :class:`NonFiniteLoss` naming ``where`` and the checkpoint kept;
-    ``skip=None``: the task has no skip option, so the message does not offer one."""
-    if all_finite(loss, env):
-        return True
-    if skip:
-        return False
-    raise non_finite_error("loss", where, checkpoint, skip)
 
 
 def non_finite_error(what: str, where: str, checkpoint: Path, skip: bool | None) -> NonFiniteLoss:
@@ -69,13 +57,15 @@ def not_finite(x: torch.Tensor) -> torch.Tensor:
 class NonFiniteSteps:
     """The device-side verdicts of a run's steps since the last :meth:`check`.
 
-    ``skip``: skip bad steps (counted) and go on, or stop at the first. :meth:`mask` is what an
+    ``skip``: skip bad steps (counted) and go on, or stop at the first (``None``: the task has no
+    skip option, so the stop's message does not offer one). :meth:`mask` is what an
     optimiser step must not apply; :meth:`record` adds one step's verdict. Every rank holds the
     same verdicts (the loss's is all-reduced, the gradients are DDP's all-reduced ones), so
     every rank stops or skips together.
     """
 
-    def __init__(self, device: torch.device, env: Dist, checkpoint: Path, skip: bool) -> None:
+    def __init__(self, device: torch.device, env: Dist, checkpoint: Path,
+                 skip: bool | None) -> None:
         self.env, self.checkpoint, self.skip = env, checkpoint, skip
         zero = torch.zeros((), dtype=torch.int64, device=device)
         self.steps = zero.clone()  # steps recorded since the last check
@@ -114,7 +104,7 @@ class NonFiniteSteps:
                                               self.first_loss.to(torch.int64)]).tolist()
         if bad and not self.skip:
             raise non_finite_error("loss" if first_loss else "gradients", where(first),
-                                   self.checkpoint, False)
+                                   self.checkpoint, self.skip)
         for counter in (self.steps, self.bad, self.first):
             counter.zero_()
         return bad

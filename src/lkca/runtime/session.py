@@ -8,7 +8,7 @@
         position = run.restore(parts, cfg.to_dict(), fresh) if resume else fresh
         run.begin(cfg.to_dict(), resumed_at=...)   # config.yaml, metrics.jsonl
         for ...:                               # the task's loop
-            if not run.finite(loss, where, skip): ...
+            run.backward_and_step(loss, optimizer, params, clip, guard)  # guard: run.nonfinite_steps
             if run.stop_requested: run.save(...); raise run.interrupted(where)
         run.finish(summary)                    # summary.json
 
@@ -55,7 +55,7 @@ from lkca.runtime.impl_record import (
     share_impl_choices,
     start_impl_policy,
 )
-from lkca.runtime.nonfinite import NonFiniteSteps, check_finite, not_finite
+from lkca.runtime.nonfinite import NonFiniteSteps, not_finite
 from lkca.runtime.resume_policy import check_resume_config
 from lkca.runtime.run_dir import RunDir, claim_run_dir
 from lkca.runtime.run_lock import DirectoryLock
@@ -231,9 +231,10 @@ class Session:
         guard.record(loss_bad, grads_bad)
         return skip
 
-    def nonfinite_steps(self, skip: bool) -> NonFiniteSteps:
+    def nonfinite_steps(self, skip: bool | None) -> NonFiniteSteps:
         """The device-side non-finite policy of this run (:class:`NonFiniteSteps`): ``skip``
-        bad steps, or stop at the first with the last good checkpoint kept."""
+        bad steps, or stop at the first with the last good checkpoint kept (``None``: the task
+        has no skip option)."""
         return NonFiniteSteps(self.device, self.env, self.dir.state(), skip)
 
     def wrap(self, model: nn.Module) -> nn.Module:
@@ -300,11 +301,6 @@ class Session:
         """The records of ``metrics.jsonl`` so far (main process; [] elsewhere or before any)."""
         path = self.dir.metrics
         return read_metrics(path, self._step_key) if self.env.main and path.exists() else []
-
-    def finite(self, loss: torch.Tensor, where: str, skip: bool | None = None) -> bool:
-        """The non-finite-loss policy (:func:`lkca.runtime.nonfinite.check_finite`) with this
-        run's processes and checkpoint."""
-        return check_finite(loss, self.env, where, self.dir.state(), skip)
 
     def stepped(self) -> None:
         """Call after every training step: after the first, every rank pins rank 0's LKCA

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, cast
 
 import torch
@@ -34,6 +34,7 @@ from lkca.models.profile import count_params
 from lkca.runtime.console import progress_bar
 from lkca.runtime.device import mixed_precision
 from lkca.runtime.distributed import all_reduce_sum
+from lkca.runtime.nonfinite import CHECK_EVERY
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
 from lkca.runtime.step_memory import check_step_memory
@@ -211,6 +212,7 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
         # rounding of a Python float sum) and read on the host only before an evaluation or a
         # save: no wait for the device inside the step
         loss_sum = torch.tensor(pos["loss_sum"], dtype=torch.float64, device=device)
+        guard, window = run.nonfinite_steps(None), done  # window: the first unchecked iteration
         model.train()
         with Prefetch(make_batch, range(pos["iter"], cfg.iters), cfg.prefetch_batches,
                       "lkca-seg-train-input") as batches:
@@ -221,9 +223,10 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
                 with run.amp:
                     losses = step(images, labels)
                 loss = losses["loss"]
-                run.finite(loss, f"iter {it + 1}")  # raises NonFiniteLoss: no skip option here
                 optimizer.zero_grad(set_to_none=True)
-                run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip)
+                # no host wait: a non-finite step is masked on the device (changes no weight)
+                # and stops the run at the next check (no skip option here)
+                run.backward_and_step(loss, optimizer, model.parameters(), cfg.grad_clip, guard)
                 scheduler.step()
                 loss_sum += loss.detach().double()
                 pos["loss_count"] += 1
@@ -231,7 +234,13 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
                 evaluating = cfg.evaluates_at(done)
                 stopping = (cfg.stop_after_iters is not None
                             and cfg.stop_after_iters <= done < cfg.iters)
-                if stopping or evaluating:  # the host waits for the device: inside the timing
+                # the host reads the device: every CHECK_EVERY iterations, and before a loss
+                # sum is read, an evaluation or a save (inside the timing)
+                signalled = run.stop_requested  # read once: a signal after this waits a step
+                if stopping or evaluating or signalled or (done - window) % CHECK_EVERY == 0:
+                    guard.check(partial(_iter_name, window))
+                    window = done
+                if stopping or evaluating:
                     pos["loss_sum"] = float(loss_sum)
                 pos["train_s"] += time.perf_counter() - t0
                 run.stepped()
@@ -248,7 +257,6 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
                     loss_sum.zero_()
 
                 # at each evaluation, at the end, and before stopping
-                signalled = run.stop_requested
                 if signalled or stopping or evaluating:
                     pos["loss_sum"] = float(loss_sum)
                     run.save(parts, meta, dict(pos, iter=done, last_eval=last_eval,
@@ -272,6 +280,11 @@ def train(cfg: SegConfig, resume: bool = False, overwrite: bool = False) -> dict
                        "wall_s": pos["wall_s"] + time.perf_counter() - t_run}
             run.finish(summary)
     return summary
+
+
+def _iter_name(window: int, i: int) -> str:
+    """The name of the ``i``-th iteration since ``window`` (the first one unchecked)."""
+    return f"iter {window + i + 1}"
 
 
 def _evaluate_and_log(cfg: SegConfig, model: Segmentor, val_set: ADE20K, run: Session, done: int,

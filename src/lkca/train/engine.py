@@ -35,6 +35,7 @@ from lkca.pretrained import export_checkpoint
 from lkca.runtime.compile_cache import use_inductor_cache
 from lkca.runtime.console import plural
 from lkca.runtime.distributed import Dist, all_reduce_sum
+from lkca.runtime.nonfinite import CHECK_EVERY  # steps between the host's reads of the device
 from lkca.runtime.run_dir import choose_run_dir
 from lkca.runtime.session import Session
 from lkca.runtime.step_memory import check_step_memory
@@ -42,12 +43,6 @@ from lkca.runtime.training_state import TrainingParts
 from lkca.train.config import RESUMABLE, TrainConfig
 from lkca.train.ema import WeightEMA
 from lkca.train.optim import build_optimizer, build_scheduler
-
-# Steps between the host's reads of the device (the non-finite verdicts, the progress bar's
-# loss). A read drains the device's queue once, costing at most about one step's overlap of
-# host and device, so at most 1 / CHECK_EVERY of the time: under 1% at 100. A run that stops on
-# a non-finite step learns of it within CHECK_EVERY steps (or at the epoch's end).
-CHECK_EVERY = 100
 
 
 def model_meta(cfg: TrainConfig, info: DatasetInfo, num_classes: int, img_size: int,
